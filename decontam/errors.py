@@ -1,0 +1,30 @@
+"""Errors the library raises. Each carries the wrong value in its message and a hint with the fix.
+
+The CLI turns them into ``Error: ...`` / ``Hint: ...`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class DecontamError(Exception):
+    """Base error: ``message`` says what is wrong and where, ``hint`` says how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class InputError(DecontamError):
+    """A corpus or test-set input cannot be read or understood."""
+
+
+class IndexFormatError(DecontamError):
+    """An index folder is missing, from another format version, or fails its checksums."""
+
+
+class ParameterError(DecontamError):
+    """An option has a value the library cannot use."""

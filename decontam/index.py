@@ -1,0 +1,244 @@
+"""The index folder: item parts, vocabulary, layers and a manifest with checksums.
+
+Layout of ``INDEX_DIR``::
+
+    manifest.json        format version, decontam version, normalization, layer parameters,
+                         benchmarks (source, revision, counts) and the sha256 of every file below
+    parts.parquet        one row per indexed item part: benchmark, subset, item_id, part, kind, text
+    vocabulary.parquet   the tokens of all parts; a token's id is its row number + 1
+    ngram/*.npy          exact n-gram layer
+    minhash/*.npy        MinHash layer
+
+Nothing is pickled: numpy arrays are loaded with ``allow_pickle=False`` and Parquet holds plain
+columns, so loading an index from someone else cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from . import __version__
+from .errors import IndexFormatError, ParameterError
+from .layers import MinHashLayer, MinHashParams, NgramLayer, NgramParams
+from .ngrams import build_vocabulary, encode_batch
+from .normalize import NORMALIZATION_VERSION
+from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer}
+DEFAULT_METHODS = ("ngram", "minhash")
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Build-time parameters; stored in the manifest and checked when a scan loads the index."""
+
+    ngram: NgramParams = field(default_factory=NgramParams)
+    minhash: MinHashParams = field(default_factory=MinHashParams)
+    min_part_tokens: int = 5  # shorter parts ("Paris", "4") match everywhere and are not indexed
+    methods: tuple[str, ...] = DEFAULT_METHODS
+
+    def validate(self) -> None:
+        self.ngram.validate()
+        self.minhash.validate()
+        unknown = set(self.methods) - set(LAYER_CLASSES)
+        if unknown or not self.methods:
+            raise ParameterError(f"unknown method(s) {sorted(unknown) or '(none given)'}", f"choose from {', '.join(LAYER_CLASSES)}")
+        if self.min_part_tokens < 1:
+            raise ParameterError(f"min_part_tokens={self.min_part_tokens} must be at least 1", "5 is the default")
+
+
+class Index:
+    """A loaded index: parts table, vocabulary and layers, ready to scan against."""
+
+    def __init__(self, path: Path | None, manifest: dict, parts: pl.DataFrame, vocabulary: pl.Series, layers: dict):
+        self.path = path
+        self.manifest = manifest
+        self.parts = parts
+        self.vocabulary = vocabulary
+        self.layers = layers
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.layers)
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return [b["name"] for b in self.manifest["benchmarks"]]
+
+    def save(self, path: Path) -> None:
+        """Write the index to ``path`` (replacing what is there) with checksums in the manifest."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp-build")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        files = []
+        self.parts.write_parquet(tmp / "parts.parquet", statistics=False)
+        pl.DataFrame({"token": self.vocabulary}).write_parquet(tmp / "vocabulary.parquet", statistics=False)
+        files += ["parts.parquet", "vocabulary.parquet"]
+        for name, layer in self.layers.items():
+            files += layer.save(tmp / name)
+        manifest = dict(self.manifest)
+        manifest["files"] = {name: _sha256(tmp / name) for name in sorted(files)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        if path.exists():
+            if not (path / MANIFEST).exists() and any(path.iterdir()):
+                shutil.rmtree(tmp)
+                raise IndexFormatError(f"{path} exists and is not an index folder; refusing to overwrite it",
+                                       "choose a new or empty folder")
+            shutil.rmtree(path)
+        tmp.rename(path)
+        self.path = path
+        self.manifest = manifest
+
+
+def build_index(
+    path: str | Path | None,
+    sources: Iterable[str | SourceSpec | LoadedTestSet],
+    *,
+    params: IndexParams | None = None,
+) -> Index:
+    """Load the test sets, build every layer and (when ``path`` is given) save the index there.
+
+    >>> index = build_index("indexes/mine", ["gsm8k=../shared/data/benchmarks/gsm8k/test.jsonl.gz"])  # doctest: +SKIP
+    """
+    params = params or IndexParams()
+    params.validate()
+    loaded = [s if isinstance(s, LoadedTestSet) else load_test_set(parse_source(s) if isinstance(s, str) else s) for s in sources]
+    if not loaded:
+        raise ParameterError("no test set given", "add at least one --source NAME=PATH_OR_HF_ID")
+    names = [t.spec.name for t in loaded]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ParameterError(f"benchmark name(s) {dup} given twice", "give each --source its own NAME")
+
+    rows = []
+    for item_no, (test_set, item) in enumerate((t, i) for t in loaded for i in t.items):
+        for part in item.parts:
+            rows.append((item.benchmark, item.subset, item.item_id, part.name, part.kind, part.text, item_no))
+    parts = pl.DataFrame(rows, orient="row", schema={
+        "benchmark": pl.String, "subset": pl.String, "item_id": pl.String, "part": pl.String,
+        "kind": pl.String, "text": pl.String, "item_no": pl.Int64})
+    vocabulary = pl.Series("token", build_vocabulary(parts["text"].to_list()))
+    encoded = encode_batch(parts["text"].to_list(), vocabulary)
+    keep = encoded.lengths >= params.min_part_tokens
+    parts = parts.with_columns(pl.Series("n_tokens", encoded.lengths))
+    short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
+    parts = parts.filter(pl.Series(keep))
+    encoded = encode_batch(parts["text"].to_list(), vocabulary)
+
+    layers: dict = {}
+    if "ngram" in params.methods:
+        layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy())
+    if "minhash" in params.methods:
+        layers["minhash"] = MinHashLayer.build(params.minhash, encoded)
+
+    skipped = dict(zip(short_counts["benchmark"].to_list(), short_counts["len"].to_list()))
+    benchmarks = []
+    for test_set in loaded:
+        name = test_set.spec.name
+        mine = parts.filter(pl.col("benchmark") == name)
+        benchmarks.append({
+            "name": name,
+            "source": ("hf:" if test_set.spec.hub else "") + test_set.spec.location,
+            "config": test_set.spec.config,
+            "split": test_set.spec.split,
+            "revision": test_set.revision,
+            "field_map": dict(test_set.spec.field_map),
+            "items": len(test_set.items),
+            "parts": mine.height,
+            "parts_by_name": dict(sorted(mine.group_by("part").len().iter_rows())),
+            "parts_too_short": int(skipped.get(name, 0)),
+        })
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "decontam_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "normalization": NORMALIZATION_VERSION,
+        "min_part_tokens": params.min_part_tokens,
+        "layers": {name: layer.manifest_entry() for name, layer in layers.items()},
+        "benchmarks": benchmarks,
+    }
+    parts = parts.drop("item_no")
+    index = Index(None, manifest, parts, vocabulary, layers)
+    if path is not None:
+        index.save(Path(path))
+    return index
+
+
+def load_index(path: str | Path, *, verify: bool = True) -> Index:
+    """Open an index folder, checking its format version and (by default) every file's checksum."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise IndexFormatError(f"index folder {path} does not exist", "build one with `decontam index build` or drop --index to use the shipped default")
+    if not manifest_path.exists():
+        raise IndexFormatError(f"{path} is not a decontam index (no {MANIFEST})", "point --index at a folder written by `decontam index build`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{manifest_path} is not valid JSON: {exc}", "rebuild the index") from exc
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path} has index format version {version}; this decontam ({__version__}) reads version {FORMAT_VERSION}",
+            "rebuild the index with this decontam version, or install the version that built it",
+        )
+    if manifest.get("normalization") != NORMALIZATION_VERSION:
+        raise IndexFormatError(f"{path} was built with normalization {manifest.get('normalization')!r}, this decontam uses {NORMALIZATION_VERSION!r}",
+                               "rebuild the index with this decontam version")
+    if verify:
+        problems = verify_files(path, manifest)
+        if problems:
+            raise IndexFormatError(f"index {path} fails its checksums: {'; '.join(problems)}",
+                                   "the files were changed or damaged; rebuild the index or fetch it again")
+    parts = pl.read_parquet(path / "parts.parquet")
+    vocabulary = pl.read_parquet(path / "vocabulary.parquet")["token"]
+    layers = {name: LAYER_CLASSES[name].load(path / name, entry) for name, entry in manifest["layers"].items() if name in LAYER_CLASSES}
+    return Index(path, manifest, parts, vocabulary, layers)
+
+
+def verify_files(path: Path, manifest: dict) -> list[str]:
+    """Problems with the files listed in the manifest: missing, changed, or unlisted layer files."""
+    problems = []
+    listed = manifest.get("files", {})
+    for name, digest in listed.items():
+        file = path / name
+        if not file.exists():
+            problems.append(f"{name} is missing")
+        elif _sha256(file) != digest:
+            problems.append(f"{name} changed (sha256 differs from the manifest)")
+    for file in sorted(path.rglob("*")):
+        rel = file.relative_to(path).as_posix()
+        if file.is_file() and rel != MANIFEST and rel not in listed:
+            problems.append(f"{rel} is not listed in the manifest")
+    return problems
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_index_path() -> Path:
+    """The index that ships with decontam (``indexes/default`` in the repository)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "indexes" / "default", here / "data" / "default_index"):
+        if (candidate / MANIFEST).exists():
+            return candidate
+    raise IndexFormatError("the default index that ships with decontam was not found",
+                           "reinstall from the repository (pip install -e .), or pass --index INDEX_DIR")

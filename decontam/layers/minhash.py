@@ -1,0 +1,211 @@
+"""MinHash layer: near-duplicates with small edits or reordering, found by LSH and verified exactly.
+
+Shingles are word ``shingle_size``-grams (the same token ids and hashes as the n-gram layer).
+Signatures follow datasketch's ``affine32`` scheme bit for bit (``MinHash(num_perm, seed,
+scheme="affine32")`` fed the 32-bit shingle hashes gives the same hash values; a test checks it),
+computed for a whole batch with numpy instead of one ``MinHash`` object per segment. The band count
+``b`` and rows per band ``r`` are datasketch's own optimum for the threshold (``MinHashLSH``).
+
+Before any signature is computed, a segment must pass an exact bound: Jaccard(A, B) <= |A ∩ U| / |A|
+where U is the union of all indexed shingles, so segments whose shingles are mostly unknown to the
+index are skipped with no loss of recall. Every LSH candidate is then verified by exact Jaccard over
+the full shingle sets; only verified pairs become findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from datasketch import MinHash, MinHashLSH
+
+from ..errors import ParameterError
+from ..ngrams import TokenBatch, ngram_hashes, splitmix64
+
+NAME = "minhash"
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    num_perm: int = 128
+    seed: int = 1
+    shingle_size: int = 3
+    min_jaccard: float = 0.5  # LSH is tuned for this threshold; a scan may ask for more, not less
+
+    def validate(self) -> None:
+        if self.num_perm < 16:
+            raise ParameterError(f"num_perm={self.num_perm} is too small for a useful estimate", "128 is the default")
+        if not 1 <= self.shingle_size <= 16:
+            raise ParameterError(f"shingle_size={self.shingle_size} is outside 1..16", "3 is the default")
+        if not 0.0 < self.min_jaccard < 1.0:
+            raise ParameterError(f"min_jaccard={self.min_jaccard} must be in (0, 1)", "0.5 is the default")
+
+    def bands(self) -> tuple[int, int]:
+        lsh = MinHashLSH(threshold=self.min_jaccard, num_perm=self.num_perm)
+        return lsh.b, lsh.r
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, as datasketch applies it before the affine32 permutations."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint32(16))
+        h = h * np.uint32(0x85EBCA6B)
+        h = h ^ (h >> np.uint32(13))
+        h = h * np.uint32(0xC2B2AE35)
+        return h ^ (h >> np.uint32(16))
+
+
+def shingle32(hashes: np.ndarray) -> np.ndarray:
+    """64-bit shingle hashes folded to the 32-bit values MinHash consumes."""
+    return ((hashes >> np.uint64(32)) ^ (hashes & _MASK32)).astype(np.uint32)
+
+
+def signatures(values32: np.ndarray, group: np.ndarray, n_groups: int, params: MinHashParams) -> np.ndarray:
+    """MinHash signatures of many sets at once.
+
+    values32: [m] uint32 shingle values; group: [m] int set number, sorted ascending.
+    Returns [n_groups, num_perm] uint32 (all-ones for an empty set, as datasketch).
+    """
+    perm_a, perm_b = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32").permutations
+    out = np.full((n_groups, params.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    mixed = _fmix32(values32.astype(np.uint32))
+    chunk = 1 << 14  # keeps the [chunk, num_perm] temporary near 8 MB
+    with np.errstate(over="ignore"):
+        for lo in range(0, len(mixed), chunk):
+            hv = mixed[lo : lo + chunk, None]
+            phv = hv * perm_a[None, :] + perm_b[None, :]  # [chunk, num_perm] uint32, wraps mod 2^32
+            g = group[lo : lo + chunk]
+            starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+            mins = np.minimum.reduceat(phv, starts, axis=0)
+            np.minimum.at(out, g[starts], mins)
+    return out
+
+
+def band_keys(sigs: np.ndarray, b: int, r: int) -> np.ndarray:
+    """[n, b] uint64 keys: band j of two signatures is equal iff their keys are (up to 2^-64)."""
+    n = len(sigs)
+    keys = np.empty((n, b), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(b):
+            h = np.full(n, band + 1, dtype=np.uint64)
+            for j in range(r):
+                h = splitmix64(h * np.uint64(0x100000001B3) + sigs[:, band * r + j].astype(np.uint64))
+            keys[:, band] = h
+    return keys
+
+
+class MinHashLayer:
+    name = NAME
+
+    def __init__(self, params: MinHashParams, part_ix: np.ndarray, sigs: np.ndarray, shingles: np.ndarray,
+                 shingle_offsets: np.ndarray):
+        self.params = params
+        self.part_ix = part_ix  # [k] int32; parts that have at least one shingle
+        self.sigs = sigs  # [k, num_perm] uint32
+        self.shingles = shingles  # [s] uint64; each part's distinct shingles, part after part
+        self.shingle_offsets = shingle_offsets  # [k + 1] int64
+        self.b, self.r = params.bands()
+        sizes = np.diff(shingle_offsets)
+        self._part_sizes = pl.DataFrame({"part_ix": part_ix, "size_b": sizes})
+        self._shingle_table = pl.DataFrame({"part_ix": np.repeat(part_ix, sizes), "h": shingles})
+        self._known = self._shingle_table.select("h").unique()
+        self._size_range = (int(sizes.min()), int(sizes.max())) if len(sizes) else (1, 0)
+        keys = band_keys(sigs, self.b, self.r)
+        self._bands = pl.DataFrame({
+            "part_ix": np.repeat(part_ix, self.b),
+            "band": np.tile(np.arange(self.b, dtype=np.int32), len(part_ix)),
+            "key": keys.reshape(-1),
+        })
+
+    # -- build ------------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, params: MinHashParams, parts: TokenBatch) -> MinHashLayer:
+        params.validate()
+        grams = ngram_hashes(parts, params.shingle_size)
+        table = pl.DataFrame({"part_ix": grams.text_ix.astype(np.int32), "h": grams.hashes}).unique().sort("part_ix", "h")
+        part_ix, counts = np.unique(table["part_ix"].to_numpy(), return_counts=True)
+        offsets = np.zeros(len(part_ix) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        shingles = table["h"].to_numpy()
+        group = np.repeat(np.arange(len(part_ix)), counts)
+        sigs = signatures(shingle32(shingles), group, len(part_ix), params)
+        return cls(params, part_ix.astype(np.int32), sigs, shingles, offsets)
+
+    # -- disk -------------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> list[str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"part_ix": self.part_ix, "signatures": self.sigs, "shingles": self.shingles,
+                 "shingle_offsets": self.shingle_offsets}
+        for name, array in files.items():
+            np.save(folder / f"{name}.npy", array)
+        return [f"{NAME}/{name}.npy" for name in files]
+
+    def manifest_entry(self) -> dict:
+        return {**asdict(self.params), "bands": self.b, "rows_per_band": self.r, "scheme": "datasketch-affine32",
+                "n_parts": int(len(self.part_ix))}
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict) -> MinHashLayer:
+        params = MinHashParams(entry["num_perm"], entry["seed"], entry["shingle_size"], entry["min_jaccard"])
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
+                  for name in ("part_ix", "signatures", "shingles", "shingle_offsets")}
+        return cls(params, arrays["part_ix"], arrays["signatures"], arrays["shingles"], arrays["shingle_offsets"])
+
+    # -- scan -------------------------------------------------------------------------------------
+
+    def match(self, batch: TokenBatch, min_jaccard: float) -> pl.DataFrame:
+        """Verified near-duplicates: columns text_ix, part_ix, score (exact Jaccard)."""
+        if min_jaccard < self.params.min_jaccard:
+            raise ParameterError(
+                f"the scan asks for min_jaccard={min_jaccard} but the index's LSH was built for {self.params.min_jaccard}",
+                f"scan with --min-jaccard >= {self.params.min_jaccard}, or rebuild the index with --min-jaccard {min_jaccard}",
+            )
+        grams = ngram_hashes(batch, self.params.shingle_size)
+        if len(grams.hashes) == 0 or len(self.part_ix) == 0:
+            return _empty_matches()
+        seg = pl.DataFrame({"text_ix": grams.text_ix, "h": grams.hashes}).unique()
+        lo, hi = self._size_range
+        sizes = (
+            seg.with_columns(pl.col("h").is_in(self._known["h"].implode()).alias("known"))
+            .group_by("text_ix")
+            .agg(pl.len().alias("size_a"), pl.col("known").sum().alias("n_known"))
+            # exact bounds: J <= |A∩U|/|A| and J <= min(|A|,|B|)/max(|A|,|B|)
+            .filter((pl.col("n_known") >= min_jaccard * pl.col("size_a"))
+                    & (pl.col("size_a") >= min_jaccard * lo) & (pl.col("size_a") * min_jaccard <= hi))
+        )
+        if sizes.is_empty():
+            return _empty_matches()
+        seg = seg.join(sizes.select("text_ix", "size_a"), on="text_ix", how="inner").sort("text_ix", "h")
+        text_ids, group = np.unique(seg["text_ix"].to_numpy(), return_inverse=True)
+        sigs = signatures(shingle32(seg["h"].to_numpy()), group, len(text_ids), self.params)
+        keys = band_keys(sigs, self.b, self.r)
+        query = pl.DataFrame({
+            "text_ix": np.repeat(text_ids, self.b),
+            "band": np.tile(np.arange(self.b, dtype=np.int32), len(text_ids)),
+            "key": keys.reshape(-1),
+        })
+        candidates = query.join(self._bands, on=["band", "key"], how="inner").select("text_ix", "part_ix").unique()
+        if candidates.is_empty():
+            return _empty_matches()
+        inter = (
+            candidates.join(seg.select("text_ix", "h"), on="text_ix")
+            .join(self._shingle_table, on=["part_ix", "h"], how="inner")
+            .group_by("text_ix", "part_ix").agg(pl.len().alias("inter"))
+        )
+        scored = (
+            candidates.join(inter, on=["text_ix", "part_ix"], how="left").fill_null(0)
+            .join(sizes.select("text_ix", "size_a"), on="text_ix")
+            .join(self._part_sizes, on="part_ix")
+            .with_columns((pl.col("inter") / (pl.col("size_a") + pl.col("size_b") - pl.col("inter"))).alias("score"))
+            .filter(pl.col("score") >= min_jaccard)
+        )
+        return scored.select(pl.col("text_ix").cast(pl.Int64), pl.col("part_ix").cast(pl.Int32), pl.col("score").cast(pl.Float64))
+
+
+def _empty_matches() -> pl.DataFrame:
+    return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64})

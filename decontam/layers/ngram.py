@@ -1,0 +1,141 @@
+"""Exact n-gram layer: verbatim and lightly edited copies, items inside longer prompts, leaked answers.
+
+Score of (segment, item part) = share of the part's distinct n-grams that occur in the segment, so a
+test item pasted inside a long prompt still scores 1.0. Parts shorter than ``ngram_size`` tokens are
+matched whole (one "n-gram" of their own length). n-grams that occur in ``boilerplate_min_items`` or
+more different test items ("which of the following is not a ...") are dropped from the table and from
+each part's denominator: they say nothing about which item leaked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import ParameterError
+from ..ngrams import TokenBatch, ngram_hashes
+
+NAME = "ngram"
+
+
+@dataclass(frozen=True)
+class NgramParams:
+    ngram_size: int = 8
+    boilerplate_min_items: int = 10
+    min_score: float = 0.5  # default scan threshold, stored so a scan can report what the index advises
+
+    def validate(self) -> None:
+        if not 2 <= self.ngram_size <= 64:
+            raise ParameterError(f"ngram_size={self.ngram_size} is outside 2..64", "8 is the default; 13 is the GPT-3 rule")
+        if self.boilerplate_min_items < 2:
+            raise ParameterError(f"boilerplate_min_items={self.boilerplate_min_items} must be at least 2",
+                                 "an n-gram shared by this many items is treated as boilerplate; 10 is the default")
+        if not 0.0 < self.min_score <= 1.0:
+            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.5 is the default")
+
+
+class NgramLayer:
+    name = NAME
+
+    def __init__(self, params: NgramParams, hashes: np.ndarray, part_ix: np.ndarray, part_ngrams: np.ndarray,
+                 short_lengths: list[int]):
+        self.params = params
+        self.hashes = hashes  # [m] uint64; sorted n-gram (or whole short part) hashes
+        self.part_ix = part_ix  # [m] int32; the part each hash belongs to
+        self.part_ngrams = part_ngrams  # [n_parts] int32; distinct non-boilerplate n-grams per part
+        self.short_lengths = short_lengths  # token counts of parts shorter than ngram_size
+        self._table = pl.DataFrame({"h": hashes, "part_ix": part_ix})
+
+    # -- build ------------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, params: NgramParams, parts: TokenBatch, item_of_part: np.ndarray) -> NgramLayer:
+        """``parts``: token ids of every indexed part; ``item_of_part``: [n_parts] item number, for
+        counting in how many distinct items an n-gram occurs."""
+        params.validate()
+        n = params.ngram_size
+        lengths = parts.lengths
+        frames = []
+        grams = ngram_hashes(parts, n)
+        frames.append(pl.DataFrame({"h": grams.hashes, "part_ix": grams.text_ix.astype(np.int32)}))
+        short_lengths = sorted({int(x) for x in lengths[(lengths > 0) & (lengths < n)]})
+        for length in short_lengths:
+            whole = ngram_hashes(parts, length)
+            is_whole = lengths[whole.text_ix] == length  # only parts that are exactly this long
+            frames.append(pl.DataFrame({"h": whole.hashes[is_whole], "part_ix": whole.text_ix[is_whole].astype(np.int32)}))
+        table = pl.concat(frames).unique()
+        table = table.with_columns(pl.Series("item", item_of_part)[table["part_ix"]].alias("item"))
+        item_df = table.group_by("h").agg(pl.col("item").n_unique().alias("df"))
+        common = item_df.filter(pl.col("df") >= params.boilerplate_min_items).select("h")
+        table = table.join(common, on="h", how="anti").select("h", "part_ix").sort("h", "part_ix")
+        part_ngrams = np.bincount(table["part_ix"].to_numpy(), minlength=len(parts)).astype(np.int32)
+        return cls(params, table["h"].to_numpy(), table["part_ix"].to_numpy().astype(np.int32), part_ngrams, short_lengths)
+
+    # -- disk -------------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> list[str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "hashes.npy", self.hashes)
+        np.save(folder / "part_ix.npy", self.part_ix)
+        np.save(folder / "part_ngrams.npy", self.part_ngrams)
+        return [f"{NAME}/hashes.npy", f"{NAME}/part_ix.npy", f"{NAME}/part_ngrams.npy"]
+
+    def manifest_entry(self) -> dict:
+        return {**asdict(self.params), "short_lengths": self.short_lengths, "n_hashes": int(len(self.hashes)),
+                "parts_without_distinctive_ngrams": int((self.part_ngrams == 0).sum())}
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict) -> NgramLayer:
+        params = NgramParams(entry["ngram_size"], entry["boilerplate_min_items"], entry["min_score"])
+        return cls(
+            params,
+            np.load(folder / "hashes.npy", allow_pickle=False),
+            np.load(folder / "part_ix.npy", allow_pickle=False),
+            np.load(folder / "part_ngrams.npy", allow_pickle=False),
+            list(entry["short_lengths"]),
+        )
+
+    # -- scan -------------------------------------------------------------------------------------
+
+    def match(self, batch: TokenBatch, min_score: float) -> pl.DataFrame:
+        """Matches of a batch: columns text_ix, part_ix, score, tok_start, tok_end (token positions)."""
+        frames = []
+        for length in [self.params.ngram_size, *self.short_lengths]:
+            grams = ngram_hashes(batch, length)
+            known = grams.known
+            if not known.any():
+                continue
+            frames.append(pl.DataFrame({
+                "h": grams.hashes[known],
+                "text_ix": grams.text_ix[known],
+                "tok_start": grams.start[known],
+                "tok_end": grams.start[known] + length,
+            }))
+        if not frames:
+            return _empty_matches()
+        hits = pl.concat(frames).join(self._table, on="h", how="inner")
+        if hits.is_empty():
+            return _empty_matches()
+        matches = hits.group_by("text_ix", "part_ix").agg(
+            pl.col("h").n_unique().alias("n"), pl.col("tok_start").min(), pl.col("tok_end").max()
+        )
+        den = self.part_ngrams[matches["part_ix"].to_numpy()]
+        score = np.minimum(matches["n"].to_numpy() / np.maximum(den, 1), 1.0)
+        matches = matches.with_columns(pl.Series("score", score)).filter(pl.col("score") >= min_score)
+        return matches.select("text_ix", "part_ix", "score", "tok_start", "tok_end")
+
+
+def _empty_matches() -> pl.DataFrame:
+    return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64,
+                                "tok_start": pl.Int64, "tok_end": pl.Int64})
+
+
+def check_scan_params(layer: NgramLayer, ngram_size: int | None) -> None:
+    if ngram_size is not None and ngram_size != layer.params.ngram_size:
+        raise ParameterError(
+            f"the scan asks for ngram_size={ngram_size} but the index was built with ngram_size={layer.params.ngram_size}",
+            f"drop --ngram-size, or rebuild the index with --ngram-size {ngram_size}",
+        )

@@ -1,0 +1,118 @@
+"""Text normalization and tokenization, shared by index build and scan.
+
+Everything runs as polars string expressions over a whole batch (Rust regex, all cores), because a
+per-record Python loop costs 5-10x (see ../shared/MEASUREMENTS.md). ``normalize(text)`` for one
+string goes through the very same expressions, so index and scan can never disagree.
+
+Steps, in order (the version string below is stored in every index manifest):
+
+1. Unicode NFKC: fullwidth letters and digits, ligatures, NBSP and other compatibility forms fold.
+2. Zero-width characters and soft hyphens are removed, and so are GSM8K-style calculator
+   annotations (``<<48/2=24>>``), which some copies of a solution carry and others do not.
+3. Chat-template tokens (``<|im_start|>user``, ``[INST]``, ``<</SYS>>``, ``<s>``) and role tags at
+   the start of a line (``Human:``, ``Assistant:``, ``### Instruction:``) are removed.
+4. Multiple-choice labels (``(A)``, ``A.`` or ``A)`` at the start of a line, ``(b)`` anywhere) are
+   removed, so "A. Paris" and "(a) Paris" and a plain choice list all read "paris".
+5. Lower case (plus ß -> ss, the one common case-folding difference).
+6. CJK characters become one token each (Chinese has no spaces between words).
+7. Every run of characters that are not letters, digits or combining marks becomes one space: this
+   folds punctuation, curly vs straight quotes, markdown and every kind of line wrapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import polars as pl
+
+NORMALIZATION_VERSION = "nfkc-lower-punct-v1"
+
+_ZERO_WIDTH = r"[\x{00AD}\x{200B}-\x{200F}\x{2060}-\x{2064}\x{FEFF}]"
+_CALCULATOR = r"<<[^<>\n]{1,80}>>"
+_CHAT_TOKENS = (
+    r"(?i)<\|im_start\|>[ \t]*(?:system|user|assistant)?"
+    r"|<\|start_header_id\|>[^<]{0,20}<\|end_header_id\|>"
+    r"|<start_of_turn>[ \t]*(?:user|model)?|<end_of_turn>"
+    r"|<\|[a-z_]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>"
+)
+_ROLE_TAGS = (
+    r"(?im)^[ \t]*(?:human|assistant|user|system|gpt|bot)[ \t]*:"
+    r"|(?im)^[ \t]*#{1,4}[ \t]*(?:instruction|input|response|output)[ \t]*:?"
+)
+_MC_LABELS = r"(?m)^[ \t]*(?:\(?[A-Ja-j]\)|[A-Ja-j][.:])[ \t]+|\([A-Ja-j]\)"
+_CJK = r"([\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}])"
+_NOT_WORD = r"[^\p{L}\p{N}\p{M}]+"
+
+
+def normalized_expr(expr: pl.Expr) -> pl.Expr:
+    """The normalization pipeline as one polars expression over a string column."""
+    return (
+        expr.fill_null("")
+        .str.normalize("NFKC")
+        .str.replace_all(_ZERO_WIDTH, "")
+        .str.replace_all(_CALCULATOR, " ")
+        .str.replace_all(_CHAT_TOKENS, " ")
+        .str.replace_all(_ROLE_TAGS, " ")
+        .str.replace_all(_MC_LABELS, " ")
+        .str.to_lowercase()
+        .str.replace_all("ß", "ss", literal=True)
+        .str.normalize("NFKC")  # lower-casing can leave a non-NFKC string behind
+        .str.replace_all(_CJK, " ${1} ")
+        .str.replace_all(_NOT_WORD, " ")
+        .str.strip_chars(" ")
+    )
+
+
+def tokens_expr(expr: pl.Expr) -> pl.Expr:
+    """Normalized text split into a list of tokens (empty list for empty text)."""
+    return normalized_expr(expr).str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+
+
+def normalize_batch(texts: Sequence[str]) -> list[str]:
+    """Normalize many strings at once."""
+    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
+    return frame.select(normalized_expr(pl.col("text"))).to_series().to_list()
+
+
+def normalize(text: str) -> str:
+    """Normalize one string: ``normalize("Janet’s  DUCKS\\nlay")`` -> ``"janet s ducks lay"``."""
+    return normalize_batch([text])[0]
+
+
+def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
+    """Tokens of many strings: words of normalized text, one token per CJK character."""
+    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
+    return frame.select(tokens_expr(pl.col("text"))).to_series().to_list()
+
+
+def tokenize(text: str) -> list[str]:
+    return tokenize_batch([text])[0]
+
+
+# A raw token of the original text: one CJK character, or a run of letters/digits (with marks).
+_RAW_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+")
+
+
+def token_offsets(text: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """Character span in ``text`` of each of its normalized ``tokens`` (as ``tokenize(text)`` gives them).
+
+    Normalization drops and folds characters, so the mapping is recovered by walking the raw words of
+    the original text alongside the tokens; a token that cannot be placed gets its predecessor's span.
+    Used only to show evidence for findings, never for matching.
+    """
+    raw = [(m.start(), m.end(), m.group()) for m in _RAW_TOKEN.finditer(text)]
+    normalized = tokenize_batch([piece for _, _, piece in raw]) if raw else []
+    placed = [(tok, start, end) for (start, end, _), toks in zip(raw, normalized) for tok in toks]
+    out: list[tuple[int, int]] = []
+    j = 0
+    for tok in tokens:
+        k = j
+        while k < len(placed) and k < j + 64 and placed[k][0] != tok:
+            k += 1
+        if k < len(placed) and placed[k][0] == tok:
+            out.append((placed[k][1], placed[k][2]))
+            j = k + 1
+        else:
+            out.append(out[-1] if out else (0, 0))
+    return out

@@ -1,0 +1,216 @@
+"""Corpus inputs -> ``Record``s -> ``Segment``s.
+
+Inputs: JSONL and JSONL.gz files, Parquet files (read row group by row group), folders and globs of
+those, ``-`` for JSONL on stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a
+``save_to_disk`` folder). Records are streamed: nothing holds a whole corpus in memory.
+
+Segments: every string inside a record becomes a segment with its field path (``prompt``,
+``chosen``, ``messages[2].content``) and a role when it can be told: message ``role``/``from``
+fields, hh-rlhf transcripts (``\\n\\nHuman: ... \\n\\nAssistant: ...``, split into turns as
+``chosen.turn[0]``, ``chosen.turn[1]``...), and field names (prompt/instruction/input are user text,
+chosen/rejected/output/response/completion are assistant text).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import gzip
+import io
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from .errors import InputError
+from .types import MalformedRow, Record, Segment
+
+CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".parquet")
+RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
+USER_FIELDS = {"prompt", "instruction", "input", "question", "query", "problem", "human", "user"}
+ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "answer", "solution",
+                    "assistant", "gpt", "response_a", "response_b", "response1", "response2", "target"}
+ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "bot": "assistant",
+                "model": "assistant", "chatgpt": "assistant", "system": "system"}
+# Fields that describe a record rather than hold its text.
+META_FIELDS = {"id", "_id", "uuid", "idx", "key", "uid", "source", "model", "model_id", "dataset", "split",
+               "label", "lang", "language", "url", "timestamp", "tstamp", "license", "category", "role", "from"}
+_TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
+MIN_SEGMENT_CHARS = 8
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """Files behind the inputs: folders are walked, globs expanded; hub ids and ``-`` pass through."""
+    out: list[str] = []
+    for spec in inputs:
+        if spec == "-" or spec.startswith("hf:"):
+            out.append(spec)
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+                out.append(spec)  # a datasets.save_to_disk folder
+                continue
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
+            if not files:
+                raise InputError(f"folder {spec} holds no corpus file", f"corpus files end in {', '.join(CORPUS_SUFFIXES)}")
+            out += files
+        elif any(ch in spec for ch in "*?["):
+            files = sorted(p for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
+            if not files:
+                raise InputError(f"pattern {spec} matches no file", "check the glob (quote it so the shell does not expand it)")
+            out += files
+        elif not path.exists():
+            raise InputError(f"corpus file {spec} does not exist", "check the path; hub datasets are written hf:owner/name?split=train")
+        elif not path.name.endswith(CORPUS_SUFFIXES) and not path.name.endswith(".json"):
+            raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES)}")
+        else:
+            out.append(spec)
+    return out
+
+
+def iter_records(source: str) -> Iterator[Record | MalformedRow]:
+    """Records of one input (file, ``-``, hub id or ``save_to_disk`` folder), or a ``MalformedRow``
+    for every row that cannot be read. Row numbers are 0-based positions in the source."""
+    if source.startswith("hf:") or Path(source).is_dir():
+        yield from _iter_dataset(source)
+    elif source.endswith(".parquet"):
+        yield from _iter_parquet(source)
+    else:
+        yield from _iter_jsonl(source)
+
+
+def _iter_jsonl(source: str) -> Iterator[Record | MalformedRow]:
+    if source == "-":
+        handle: io.BufferedIOBase = sys.stdin.buffer
+    elif source.endswith(".gz"):
+        handle = gzip.open(source, "rb")
+    else:
+        handle = open(source, "rb")
+    name = "<stdin>" if source == "-" else source
+    with handle:
+        for row, line in enumerate(handle):
+            line_no = row + 1
+            if not line.strip():
+                yield MalformedRow(name, line_no, "empty line")
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield MalformedRow(name, line_no, f"not valid JSON ({exc})")
+                continue
+            if not isinstance(data, dict):
+                yield MalformedRow(name, line_no, f"a JSON {type(data).__name__}, not an object")
+                continue
+            yield Record(name, row, data, record_id_of(data))
+
+
+def _iter_parquet(source: str) -> Iterator[Record | MalformedRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(source)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
+    row = 0
+    for group in range(parquet.num_row_groups):
+        for data in parquet.read_row_group(group).to_pylist():
+            yield Record(source, row, data, record_id_of(data))
+            row += 1
+
+
+def _iter_dataset(source: str) -> Iterator[Record | MalformedRow]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise InputError(f"reading {source} needs the `datasets` package", 'pip install "decontam[hf]"') from exc
+    try:
+        if source.startswith("hf:"):
+            hub_id, _, query = source[3:].lstrip("/").partition("?")
+            params = {k: v[-1] for k, v in parse_qs(query).items()}
+            dataset = datasets.load_dataset(hub_id, params.get("config"), split=params.get("split", "train"),
+                                            revision=params.get("revision"), streaming=True)
+        else:
+            dataset = datasets.load_from_disk(source)
+            if isinstance(dataset, datasets.DatasetDict):
+                raise InputError(f"{source} holds several splits {list(dataset)}", f"name one split folder, e.g. {source}/{next(iter(dataset))}")
+    except InputError:
+        raise
+    except Exception as exc:  # datasets raises many types (network, missing config, missing split)
+        raise InputError(f"cannot load dataset {source}: {exc}", "check the id, config and split; offline, point at a local copy") from exc
+    for row, data in enumerate(dataset):
+        yield Record(source, row, dict(data), record_id_of(data))
+
+
+def record_id_of(data: Mapping[str, Any]) -> str | None:
+    for key in RECORD_ID_KEYS:
+        value = data.get(key)
+        if value is not None and not isinstance(value, (dict, list)):
+            return str(value)
+    return None
+
+
+def segments_of(data: Mapping[str, Any], fields: Iterable[str] | None = None) -> list[Segment]:
+    """Every text segment of a record, with its field path and role."""
+    out: list[Segment] = []
+    keys = list(fields) if fields is not None else [k for k in data if str(k).lower() not in META_FIELDS]
+    for key in keys:
+        if key in data:
+            _walk(data[key], str(key), _role_from_name(str(key)), out)
+    return out
+
+
+def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
+    if isinstance(value, str):
+        if len(value) < MIN_SEGMENT_CHARS:
+            return
+        turns = _split_transcript(value)
+        if turns is None:
+            out.append(Segment(path, role, value))
+        else:
+            out += [Segment(f"{path}.turn[{i}]", turn_role, text) for i, (turn_role, text) in enumerate(turns)]
+    elif isinstance(value, Mapping):
+        message_role = value.get("role", value.get("from"))
+        if isinstance(message_role, str):
+            role = ROLE_ALIASES.get(message_role.lower(), message_role.lower())
+        for key, child in value.items():
+            if str(key).lower() in META_FIELDS:
+                continue
+            child_role = role if role is not None else _role_from_name(str(key))
+            _walk(child, f"{path}.{key}", child_role, out)
+    elif isinstance(value, (list, tuple)):
+        for i, child in enumerate(value):
+            _walk(child, f"{path}[{i}]", role, out)
+
+
+def _split_transcript(text: str) -> list[tuple[str, str]] | None:
+    """hh-rlhf style "\\n\\nHuman: ... \\n\\nAssistant: ..." -> [(role, text)], None for other text."""
+    if "Human:" not in text and "User:" not in text:
+        return None
+    marks = list(_TRANSCRIPT_TURN.finditer(text))
+    if len(marks) < 2 or marks[0].start() > 2:
+        return None
+    turns = []
+    for mark, nxt in zip(marks, marks[1:] + [None]):
+        body = text[mark.end() : nxt.start() if nxt else len(text)].strip()
+        if body:
+            turns.append((ROLE_ALIASES[mark.group(1).lower()], body))
+    return turns
+
+
+def _role_from_name(name: str) -> str | None:
+    lowered = name.lower().replace(" ", "_")
+    if lowered in USER_FIELDS:
+        return "user"
+    if lowered in ASSISTANT_FIELDS or lowered.startswith("response"):
+        return "assistant"
+    if lowered == "system":
+        return "system"
+    return None
+
+
+def describe_keys(data: Mapping[str, Any]) -> list[str]:
+    return sorted(str(k) for k in data)

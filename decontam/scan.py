@@ -1,0 +1,224 @@
+"""Scanning: corpus records are cut into segments, batched, and run through the index's layers.
+
+``scan_records`` is the shard function every engine uses: it takes an iterable of records and
+yields findings per batch, holding only one batch of records in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .errors import InputError, ParameterError
+from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
+from .index import Index, default_index_path, load_index
+from .layers.ngram import check_scan_params
+from .ngrams import encode_batch
+from .normalize import token_offsets, tokenize_batch
+from .readers import describe_keys, expand_inputs, iter_records, segments_of
+from .types import MalformedRow, Record, Segment
+
+MAX_EXAMPLES = 20  # malformed / text-less rows listed in the summary (all of them are counted)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    methods: tuple[str, ...] | None = None  # default: every layer in the index
+    min_score: float | None = None  # n-gram share threshold; default: the index's
+    min_jaccard: float | None = None  # MinHash threshold; default: the index's
+    ngram_size: int | None = None  # only checked against the index
+    fields: tuple[str, ...] | None = None  # scan only these top-level fields
+    batch_size: int = 2000  # records per batch
+    strict: bool = False  # a malformed row is an error instead of a count
+    evidence_chars: int = 200
+
+    def validate(self, index: Index) -> None:
+        methods = self.methods or tuple(index.methods)
+        missing = [m for m in methods if m not in index.layers]
+        if missing:
+            raise ParameterError(f"method(s) {missing} are not in index {index.path}; it has {index.methods}",
+                                 f"choose from {', '.join(index.methods)} or rebuild the index with them")
+        if self.batch_size < 1:
+            raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "2000 is the default")
+        if self.min_score is not None and not 0 < self.min_score <= 1:
+            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.5 is the default")
+        if "ngram" in methods:
+            check_scan_params(index.layers["ngram"], self.ngram_size)
+
+
+@dataclass
+class ScanCounts:
+    rows_read: int = 0
+    rows_malformed: int = 0
+    rows_without_text: int = 0
+    segments: int = 0
+    malformed_examples: list[dict] = field(default_factory=list)
+    without_text_examples: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ScanResult:
+    findings: pl.DataFrame
+    counts: ScanCounts
+    index: Index
+
+    def summary(self, *, fail_min_score: float = 0.0) -> dict:
+        items = {b["name"]: b["items"] for b in self.index.manifest["benchmarks"]}
+        return summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score)
+
+
+def resolve_index(index: Index | str | Path | None) -> Index:
+    if isinstance(index, Index):
+        return index
+    return load_index(default_index_path() if index is None else index)
+
+
+def scan(
+    inputs: str | Sequence[str],
+    *,
+    index: Index | str | Path | None = None,
+    options: ScanOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Scan corpus files (or ``-``, globs, folders, ``hf:`` datasets) against an index.
+
+    ``progress`` is called with the number of records done after every batch.
+    """
+    index = resolve_index(index)
+    options = options or ScanOptions()
+    options.validate(index)
+    sources = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    counts = ScanCounts()
+    frames = []
+
+    def records() -> Iterator[Record]:
+        for source in sources:
+            for record in iter_records(source):
+                if isinstance(record, MalformedRow):
+                    counts.rows_read += 1
+                    counts.rows_malformed += 1
+                    if options.strict:
+                        raise InputError(f"{record.location()}: {record.problem}", "fix the row, or drop --strict to count and skip malformed rows")
+                    if len(counts.malformed_examples) < MAX_EXAMPLES:
+                        counts.malformed_examples.append({"location": record.location(), "problem": record.problem})
+                    continue
+                yield record
+
+    for batch_findings in scan_records(records(), index, options, counts, progress):
+        frames.append(batch_findings)
+    findings = pl.concat(frames) if frames else empty_findings()
+    return ScanResult(findings.sort(SORT_KEYS), counts, index)
+
+
+def scan_records(
+    records: Iterable[Record],
+    index: Index,
+    options: ScanOptions,
+    counts: ScanCounts | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The shard function: findings for each batch of ``options.batch_size`` records."""
+    counts = counts if counts is not None else ScanCounts()
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= options.batch_size:
+            yield scan_batch(batch, index, options, counts)
+            if progress:
+                progress(counts.rows_read)
+            batch = []
+    if batch:
+        yield scan_batch(batch, index, options, counts)
+        if progress:
+            progress(counts.rows_read)
+
+
+def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts: ScanCounts) -> pl.DataFrame:
+    """Findings for one batch of records."""
+    seg_record: list[int] = []
+    segments: list[Segment] = []
+    for position, record in enumerate(records):
+        counts.rows_read += 1
+        found = segments_of(record.data, options.fields)
+        if not found:
+            counts.rows_without_text += 1
+            if len(counts.without_text_examples) < MAX_EXAMPLES:
+                counts.without_text_examples.append({"location": f"{record.source}:{record.row + 1}", "keys": describe_keys(record.data)})
+        segments += found
+        seg_record += [position] * len(found)
+    counts.segments += len(segments)
+    if not segments:
+        return empty_findings()
+
+    encoded = encode_batch([s.text for s in segments], index.vocabulary)
+    methods = options.methods or tuple(index.methods)
+    matches = []
+    if "ngram" in methods:
+        layer = index.layers["ngram"]
+        found = layer.match(encoded, options.min_score if options.min_score is not None else layer.params.min_score)
+        matches.append(found.with_columns(pl.lit("ngram").alias("method")))
+    if "minhash" in methods:
+        layer = index.layers["minhash"]
+        found = layer.match(encoded, options.min_jaccard if options.min_jaccard is not None else layer.params.min_jaccard)
+        matches.append(found.with_columns(pl.lit("minhash").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"),
+                                          pl.lit(None, pl.Int64).alias("tok_end")))
+    matched = pl.concat([m.select("text_ix", "part_ix", "score", "tok_start", "tok_end", "method") for m in matches])
+    if matched.is_empty():
+        return empty_findings()
+    return _to_findings(matched, records, segments, seg_record, index, options)
+
+
+def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Sequence[Segment], seg_record: list[int],
+                 index: Index, options: ScanOptions) -> pl.DataFrame:
+    text_ix = matched["text_ix"].to_numpy()
+    part_rows = index.parts.select("benchmark", "subset", "item_id", "part", "kind")[matched["part_ix"].to_numpy()]
+    flagged = sorted(set(text_ix.tolist()))
+    token_lists = dict(zip(flagged, tokenize_batch([segments[i].text for i in flagged])))
+    offsets_cache: dict[int, list[tuple[int, int]]] = {}
+    spans_start, spans_end, evidence = [], [], []
+    for t, tok_start, tok_end in zip(text_ix.tolist(), matched["tok_start"].to_list(), matched["tok_end"].to_list()):
+        text = segments[t].text
+        if tok_start is None:  # whole-segment methods
+            start, end = 0, len(text)
+        else:
+            if t not in offsets_cache:
+                offsets_cache[t] = token_offsets(text, token_lists[t])
+            offsets = offsets_cache[t]
+            start, end = offsets[tok_start][0], offsets[max(tok_end - 1, tok_start)][1]
+        spans_start.append(start)
+        spans_end.append(end)
+        evidence.append(_shorten(text[start:end], options.evidence_chars))
+    seg_rec = np.asarray(seg_record)[text_ix]
+    frame = pl.DataFrame({
+        "source": [records[r].source for r in seg_rec],
+        "row": [records[r].row for r in seg_rec],
+        "record_id": [records[r].record_id for r in seg_rec],
+        "field": [segments[t].field for t in text_ix],
+        "role": [segments[t].role for t in text_ix],
+        "benchmark": part_rows["benchmark"],
+        "subset": part_rows["subset"],
+        "item_id": part_rows["item_id"],
+        "item_part": part_rows["part"],
+        "method": matched["method"],
+        "kind": part_rows["kind"],
+        "score": matched["score"].round(4),
+        "span_start": spans_start,
+        "span_end": spans_end,
+        "evidence": evidence,
+    }, schema=FINDINGS_SCHEMA)
+    return frame
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"

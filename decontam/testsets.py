@@ -1,0 +1,335 @@
+"""Benchmark test sets -> ``TestItem``s. The only module that reaches the Hugging Face hub for test sets.
+
+A source is ``NAME=SPEC`` where SPEC is a local file (JSONL, JSONL.gz, JSON, Parquet, CSV), a folder
+of such files, a folder written by ``datasets.save_to_disk``, or a hub dataset: ``hf:ID`` with
+optional ``?config=...&split=...&revision=...`` (a bare ``owner/name`` that is not a local path is
+read as a hub id too).
+
+The parts of an item (question, choices, answers, turns) are found from common field names, including
+nested ones (ARC's ``question.stem``, Arena-Hard's ``turns[].content``); ``field_map`` overrides them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from .errors import InputError
+from .types import ItemPart, TestItem
+
+QUESTION_KEYS = (
+    "question", "problem", "prompt", "instruction", "query", "text", "input",
+    "prompt_template", "jinja", "template",
+)  # fmt: skip
+ANSWER_KEYS = (
+    "answer", "solution", "canonical_solution", "best answer", "best_answer", "output",
+    "reference", "code", "completion", "target", "response", "chosen", "rejected",
+)  # fmt: skip
+RESPONSE_PAIR_KEYS = re.compile(r"^response[ _]?([ab12])$", re.IGNORECASE)
+CHOICE_COLUMN = re.compile(r"^(?:choice|option)[ _]?([0-9a-j])$", re.IGNORECASE)
+ID_KEYS = ("id", "question_id", "task_id", "key", "idx", "pair_id", "unique_id", "uid", "_id")
+SUBSET_KEYS = ("subset", "subject", "category", "source", "type", "dataset", "skill", "config")
+MAP_ROLES = ("question", "choices", "answer", "id", "subset")
+FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where one benchmark's test set comes from."""
+
+    name: str
+    location: str  # a local path, or a hub id
+    hub: bool = False
+    config: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    field_map: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedTestSet:
+    """A benchmark's items plus what the manifest records about where they came from."""
+
+    __test__ = False
+
+    spec: SourceSpec
+    items: list[TestItem]
+    revision: str  # hub revision, or sha256 of the local files
+
+
+def parse_source(text: str, field_map: Mapping[str, str] | None = None) -> SourceSpec:
+    """Parse ``NAME=PATH_OR_HF_ID`` as given to ``--source``."""
+    name, sep, spec = text.partition("=")
+    name, spec = name.strip(), spec.strip()
+    if not sep or not name or not spec:
+        raise InputError(
+            f"--source {text!r} is not NAME=PATH_OR_HF_ID",
+            "write e.g. --source gsm8k=data/gsm8k/test.jsonl or --source gsm8k=hf:openai/gsm8k?config=main&split=test",
+        )
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise InputError(f"benchmark name {name!r} in --source {text!r} has characters other than letters, digits, _ . -",
+                         "pick a short name such as gsm8k or mmlu")
+    fmap = dict(field_map or {})
+    for role in fmap:
+        if role not in MAP_ROLES:
+            raise InputError(f"unknown field role {role!r} in the mapping for {name}", f"use one of {', '.join(MAP_ROLES)}")
+    if spec.startswith("hf:") or spec.startswith("hf://"):
+        hub_id = spec.split(":", 1)[1].lstrip("/")
+        if hub_id.startswith("datasets/"):
+            hub_id = hub_id[len("datasets/"):]
+        hub_id, _, query = hub_id.partition("?")
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        unknown = set(params) - {"config", "split", "revision"}
+        if unknown:
+            raise InputError(f"unknown hub option(s) {sorted(unknown)} in --source {text!r}", "use config=, split= and revision=")
+        return SourceSpec(name, hub_id, hub=True, config=params.get("config"), split=params.get("split", "test"),
+                          revision=params.get("revision"), field_map=fmap)
+    if not Path(spec).exists() and not any(ch in spec for ch in "*?[") and re.fullmatch(r"[\w.\-]+/[\w.\-]+", spec):
+        return SourceSpec(name, spec, hub=True, split="test", field_map=fmap)
+    return SourceSpec(name, spec, field_map=fmap)
+
+
+def load_test_set(spec: SourceSpec) -> LoadedTestSet:
+    """Read a test set and turn every row into a ``TestItem``."""
+    if spec.hub:
+        rows, revision = _read_hub(spec)
+        where = f"hf:{spec.location}"
+    else:
+        files = _local_files(spec.location)
+        rows, revision = _read_local(files), _sha256_of(files)
+        where = spec.location
+    items = []
+    for position, row in enumerate(rows):
+        items.append(item_from_row(row, benchmark=spec.name, position=position, field_map=spec.field_map, where=where))
+    if not items:
+        raise InputError(f"test set {spec.name} at {where} has no rows", "check the path, split or config")
+    return LoadedTestSet(spec=spec, items=items, revision=revision)
+
+
+def item_from_row(
+    row: Mapping[str, Any], *, benchmark: str, position: int, field_map: Mapping[str, str] | None = None, where: str = ""
+) -> TestItem:
+    """Find the parts, id and subset of one test-set row."""
+    if not isinstance(row, Mapping):
+        raise InputError(f"{where}: row {position} is a {type(row).__name__}, not an object", "each row must be a JSON object / table row")
+    fmap = field_map or {}
+    parts = _mapped_parts(row, fmap, where, position) if ("question" in fmap or "answer" in fmap or "choices" in fmap) else _detected_parts(row)
+    if not parts:
+        raise InputError(
+            f"{where}: cannot tell which fields of row {position} hold the test item; keys seen: {sorted(row)}",
+            "map them explicitly, e.g. --map " + benchmark + ":question=<field> (and :answer=, :choices=, :id=, :subset=)",
+        )
+    item_id = _lookup(row, fmap["id"]) if "id" in fmap else _first(row, ID_KEYS)
+    subset = _lookup(row, fmap["subset"]) if "subset" in fmap else _first(row, SUBSET_KEYS)
+    return TestItem(
+        benchmark=benchmark,
+        item_id=str(item_id) if item_id is not None else str(position),
+        parts=tuple(parts),
+        subset=None if subset is None or isinstance(subset, (dict, list)) else str(subset),
+    )
+
+
+# -- part detection ---------------------------------------------------------------------------------
+
+
+def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
+    lower = {str(k).lower(): k for k in row}
+    parts: list[ItemPart] = []
+    for key in QUESTION_KEYS:
+        if key in lower:
+            value = row[lower[key]]
+            if isinstance(value, Mapping) and "stem" in value:  # ARC / OpenBookQA layout
+                parts += _text_part("question", "item", value["stem"])
+                parts += _choices_part(value.get("choices"))
+            else:
+                parts += _text_part("question", "item", value)
+            if parts:
+                break
+    if "turns" in lower:
+        parts += _turn_parts("turn", "item", row[lower["turns"]])
+    if "choices" in lower:
+        choices = row[lower["choices"]]
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) and "turns" in choices[0]:
+            parts += _turn_parts("answer_turn", "answer", choices[0]["turns"])  # FastChat model-answer layout
+        else:
+            parts += _choices_part(choices)
+    choice_columns = sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k))))
+    if choice_columns:
+        parts += _choices_part([row[k] for _, k in choice_columns])
+    for key in ANSWER_KEYS:
+        if key in lower:
+            value = row[lower[key]]
+            name = key.replace(" ", "_")
+            if isinstance(value, list):
+                parts += _turn_parts(name, "answer", value)
+            else:
+                parts += _text_part(name, "answer", value)
+    for key in row:
+        if m := RESPONSE_PAIR_KEYS.match(str(key)):
+            label = {"1": "a", "2": "b"}.get(m.group(1).lower(), m.group(1).lower())
+            parts += _text_part(f"response_{label}", "answer", row[key])
+    return parts
+
+
+def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, position: int) -> list[ItemPart]:
+    parts: list[ItemPart] = []
+    for role, kind in (("question", "item"), ("choices", "item"), ("answer", "answer")):
+        if role not in fmap:
+            continue
+        value = _lookup(row, fmap[role])
+        if value is None:
+            raise InputError(f"{where}: row {position} has no field {fmap[role]!r} (mapped as {role}); keys seen: {sorted(row)}",
+                             "fix the field path in --map; nested fields are written a.b or a[0].b")
+        if role == "choices":
+            parts += _choices_part(value)
+        elif isinstance(value, list):
+            parts += _turn_parts(role if role == "answer" else "turn", kind, value)
+        else:
+            parts += _text_part(role, kind, value)
+    return parts
+
+
+def _text_part(name: str, kind: str, value: Any) -> list[ItemPart]:
+    if isinstance(value, Mapping):
+        value = value.get("content") or value.get("text") or value.get("value")
+    if not isinstance(value, str) or not value.strip():
+        return []
+    return [ItemPart(name=name, kind=kind, text=value)]  # type: ignore[arg-type]
+
+
+def _turn_parts(prefix: str, kind: str, value: Any) -> list[ItemPart]:
+    if isinstance(value, str):
+        return _text_part(prefix, kind, value)
+    if not isinstance(value, list):
+        return []
+    parts = []
+    for i, turn in enumerate(value, start=1):
+        parts += _text_part(f"{prefix}{i}" if len(value) > 1 or prefix == "turn" else prefix, kind, turn)
+    return parts
+
+
+def _choices_part(choices: Any) -> list[ItemPart]:
+    if isinstance(choices, Mapping) and isinstance(choices.get("text"), list):  # HF ARC layout
+        texts = choices["text"]
+    elif isinstance(choices, list):
+        texts = [c.get("text") if isinstance(c, Mapping) else c for c in choices]
+    else:
+        return []
+    texts = [str(t) for t in texts if t is not None and str(t).strip()]
+    return _text_part("choices", "item", "\n".join(texts)) if texts else []
+
+
+def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    lower = {str(k).lower(): k for k in row}
+    for key in keys:
+        if key in lower and row[lower[key]] is not None and row[lower[key]] != "":
+            return row[lower[key]]
+    return None
+
+
+def _lookup(row: Any, path: str) -> Any:
+    """Value at a field path such as ``question.stem`` or ``turns[0].content``; None when absent."""
+    value = row
+    for piece in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if piece.startswith("["):
+            index = int(piece[1:-1])
+            value = value[index] if isinstance(value, list) and index < len(value) else None
+        else:
+            value = value.get(piece) if isinstance(value, Mapping) else None
+        if value is None:
+            return None
+    return value
+
+
+# -- reading rows -----------------------------------------------------------------------------------
+
+
+def _local_files(location: str) -> list[Path]:
+    path = Path(location)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(FILE_SUFFIXES))
+        if not files:
+            raise InputError(f"folder {location} holds no test-set file", f"put {', '.join(FILE_SUFFIXES)} files there or name a file")
+        return files
+    if any(ch in location for ch in "*?["):
+        files = sorted(Path(p) for p in __import__("glob").glob(location, recursive=True))
+        if not files:
+            raise InputError(f"pattern {location} matches no file", "check the glob")
+        return files
+    if not path.exists():
+        raise InputError(f"test-set file {location} does not exist", "check the path, or write hf:owner/name for a hub dataset")
+    if not path.name.endswith(FILE_SUFFIXES):
+        raise InputError(f"cannot read test-set file {location}: unknown format", f"use one of {', '.join(FILE_SUFFIXES)}")
+    return [path]
+
+
+def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
+    for path in files:
+        name = path.name
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            yield from pq.read_table(path).to_pylist()
+        elif name.endswith((".csv", ".csv.gz")):
+            with _open_text(path) as handle:
+                yield from csv.DictReader(handle)
+        elif name.endswith((".json", ".json.gz")) and _starts_with_bracket(path):
+            data = orjson.loads(_read_bytes(path))
+            yield from data
+        else:
+            with _open_text(path) as handle:
+                for line_no, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{line_no}: not valid JSON ({exc})", "fix or remove that line of the test set") from exc
+
+
+def _read_hub(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise InputError(f"reading hf:{spec.location} needs the `datasets` package", 'pip install "decontam[hf]"') from exc
+    try:
+        dataset = datasets.load_dataset(spec.location, spec.config, split=spec.split or "test", revision=spec.revision)
+    except Exception as exc:  # datasets raises many types (network, missing config, missing split)
+        raise InputError(f"cannot load hub dataset {spec.location} (config={spec.config}, split={spec.split}): {exc}",
+                         "check the id, config and split; offline, point --source at a local copy") from exc
+    revision = spec.revision or getattr(dataset, "_fingerprint", None) or "unknown"
+    return list(dataset), str(revision)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _read_bytes(path: Path) -> bytes:
+    return gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
+        return handle.read(64).lstrip().startswith(b"[")
+
+
+def _sha256_of(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
