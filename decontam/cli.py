@@ -85,6 +85,7 @@ def index_build(
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = MinHashParams.num_perm,
     shingle_size: Annotated[int, typer.Option(help="Words per MinHash shingle.")] = MinHashParams.shingle_size,
     min_jaccard: Annotated[float, typer.Option(help="Jaccard threshold the LSH is tuned for.")] = MinHashParams.min_jaccard,
+    min_shingles: Annotated[int, typer.Option(help="Texts with fewer distinct shingles are left to the n-gram layer.")] = MinHashParams.min_shingles,
 ) -> None:
     """Build an index over benchmark test sets."""
     try:
@@ -96,7 +97,7 @@ def index_build(
         specs = [type(s)(**{**s.__dict__, "field_map": maps.get(s.name, {})}) for s in specs]
         params = IndexParams(
             ngram=NgramParams(ngram_size, boilerplate_min_items, min_score),
-            minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard),
+            minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard, min_shingles=min_shingles),
             min_part_tokens=min_part_tokens,
             methods=_split_csv(methods) or (),
         )

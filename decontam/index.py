@@ -29,7 +29,7 @@ import polars as pl
 from . import __version__
 from .errors import IndexFormatError, ParameterError
 from .layers import MinHashLayer, MinHashParams, NgramLayer, NgramParams
-from .ngrams import build_vocabulary, encode_batch
+from .ngrams import build_vocabulary, encode_batch, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
 from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 
@@ -46,6 +46,12 @@ class IndexParams:
     ngram: NgramParams = field(default_factory=NgramParams)
     minhash: MinHashParams = field(default_factory=MinHashParams)
     min_part_tokens: int = 5  # shorter parts ("Paris", "4") match everywhere and are not indexed
+    # Parts that are mostly numbers or symbols ("[1, 2], [1, 3]", "\\frac{1}{2}") match code and
+    # arithmetic everywhere: at least this share of a part's tokens must contain a letter.
+    min_alpha_share: float = 0.5
+    # A short reference answer is ordinary text or code ("return sum(range(n + 1))", a textbook
+    # recursive Fibonacci): answers need more words than questions before they are indexed.
+    min_answer_tokens: int = 12
     methods: tuple[str, ...] = DEFAULT_METHODS
 
     def validate(self) -> None:
@@ -132,7 +138,10 @@ def build_index(
         "kind": pl.String, "text": pl.String, "item_no": pl.Int64})
     vocabulary = pl.Series("token", build_vocabulary(parts["text"].to_list()))
     encoded = encode_batch(parts["text"].to_list(), vocabulary)
-    keep = encoded.lengths >= params.min_part_tokens
+    alpha_share = _alpha_share(parts["text"].to_list())
+    is_answer = (parts["kind"] == "answer").to_numpy()
+    min_tokens = np.where(is_answer, max(params.min_answer_tokens, params.min_part_tokens), params.min_part_tokens)
+    keep = (encoded.lengths >= min_tokens) & (alpha_share >= params.min_alpha_share)
     parts = parts.with_columns(pl.Series("n_tokens", encoded.lengths))
     short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
     parts = parts.filter(pl.Series(keep))
@@ -159,7 +168,7 @@ def build_index(
             "items": len(test_set.items),
             "parts": mine.height,
             "parts_by_name": dict(sorted(mine.group_by("part").len().iter_rows())),
-            "parts_too_short": int(skipped.get(name, 0)),
+            "parts_too_short": int(skipped.get(name, 0)),  # or mostly numbers / symbols
         })
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -167,6 +176,8 @@ def build_index(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "normalization": NORMALIZATION_VERSION,
         "min_part_tokens": params.min_part_tokens,
+        "min_alpha_share": params.min_alpha_share,
+        "min_answer_tokens": params.min_answer_tokens,
         "layers": {name: layer.manifest_entry() for name, layer in layers.items()},
         "benchmarks": benchmarks,
     }
@@ -175,6 +186,15 @@ def build_index(
     if path is not None:
         index.save(Path(path))
     return index
+
+
+def _alpha_share(texts: list[str]) -> np.ndarray:
+    """[n] float: share of each text's tokens that contain a letter (0 for a text with no token)."""
+    tokens = tokenize_frame(texts).with_columns(pl.col("tok").str.contains(r"\p{L}").alias("alpha"))
+    share = tokens.group_by("text_ix").agg(pl.col("alpha").mean())
+    out = np.zeros(len(texts))
+    out[share["text_ix"].to_numpy()] = share["alpha"].to_numpy()
+    return out
 
 
 def load_index(path: str | Path, *, verify: bool = True) -> Index:

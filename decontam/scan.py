@@ -45,7 +45,7 @@ class ScanOptions:
         if self.batch_size < 1:
             raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "2000 is the default")
         if self.min_score is not None and not 0 < self.min_score <= 1:
-            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.5 is the default")
+            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
         if "ngram" in methods:
             check_scan_params(index.layers["ngram"], self.ngram_size)
 

@@ -34,12 +34,17 @@ class MinHashParams:
     seed: int = 1
     shingle_size: int = 3
     min_jaccard: float = 0.5  # LSH is tuned for this threshold; a scan may ask for more, not less
+    # Jaccard over a handful of shingles is noise ("What is the best medicine?" vs "Laughter is the
+    # best medicine."): shorter parts and segments are left to the exact n-gram layer.
+    min_shingles: int = 10
 
     def validate(self) -> None:
         if self.num_perm < 16:
             raise ParameterError(f"num_perm={self.num_perm} is too small for a useful estimate", "128 is the default")
         if not 1 <= self.shingle_size <= 16:
             raise ParameterError(f"shingle_size={self.shingle_size} is outside 1..16", "3 is the default")
+        if self.min_shingles < 1:
+            raise ParameterError(f"min_shingles={self.min_shingles} must be at least 1", "10 is the default")
         if not 0.0 < self.min_jaccard < 1.0:
             raise ParameterError(f"min_jaccard={self.min_jaccard} must be in (0, 1)", "0.5 is the default")
 
@@ -126,7 +131,8 @@ class MinHashLayer:
     def build(cls, params: MinHashParams, parts: TokenBatch) -> MinHashLayer:
         params.validate()
         grams = ngram_hashes(parts, params.shingle_size)
-        table = pl.DataFrame({"part_ix": grams.text_ix.astype(np.int32), "h": grams.hashes}).unique().sort("part_ix", "h")
+        table = pl.DataFrame({"part_ix": grams.text_ix.astype(np.int32), "h": grams.hashes}).unique()
+        table = table.filter(pl.len().over("part_ix") >= params.min_shingles).sort("part_ix", "h")
         part_ix, counts = np.unique(table["part_ix"].to_numpy(), return_counts=True)
         offsets = np.zeros(len(part_ix) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -151,7 +157,7 @@ class MinHashLayer:
 
     @classmethod
     def load(cls, folder: Path, entry: dict) -> MinHashLayer:
-        params = MinHashParams(entry["num_perm"], entry["seed"], entry["shingle_size"], entry["min_jaccard"])
+        params = MinHashParams(entry["num_perm"], entry["seed"], entry["shingle_size"], entry["min_jaccard"], entry["min_shingles"])
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
                   for name in ("part_ix", "signatures", "shingles", "shingle_offsets")}
         return cls(params, arrays["part_ix"], arrays["signatures"], arrays["shingles"], arrays["shingle_offsets"])
@@ -176,7 +182,8 @@ class MinHashLayer:
             .agg(pl.len().alias("size_a"), pl.col("known").sum().alias("n_known"))
             # exact bounds: J <= |A∩U|/|A| and J <= min(|A|,|B|)/max(|A|,|B|)
             .filter((pl.col("n_known") >= min_jaccard * pl.col("size_a"))
-                    & (pl.col("size_a") >= min_jaccard * lo) & (pl.col("size_a") * min_jaccard <= hi))
+                    & (pl.col("size_a") >= max(min_jaccard * lo, self.params.min_shingles))
+                    & (pl.col("size_a") * min_jaccard <= hi))
         )
         if sizes.is_empty():
             return _empty_matches()

@@ -4,7 +4,9 @@ Score of (segment, item part) = share of the part's distinct n-grams that occur 
 test item pasted inside a long prompt still scores 1.0. Parts shorter than ``ngram_size`` tokens are
 matched whole (one "n-gram" of their own length). n-grams that occur in ``boilerplate_min_items`` or
 more different test items ("which of the following is not a ...") are dropped from the table and from
-each part's denominator: they say nothing about which item leaked.
+each part's denominator: they say nothing about which item leaked. A short part matched whole must be
+unique to one item: "Which of the following statements is true?" is the whole question of several
+MMLU items and identifies none of them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ NAME = "ngram"
 class NgramParams:
     ngram_size: int = 8
     boilerplate_min_items: int = 10
-    min_score: float = 0.5  # default scan threshold, stored so a scan can report what the index advises
+    # Default scan threshold, stored in the index: the PaLM rule (70% of 8-grams). Measured with
+    # benchmarks/core_quality.py: 0.5 flags GSM8K *train* problems that share a template with a test
+    # problem; 0.7 keeps recall 1.0 on every planted disguise.
+    min_score: float = 0.7
 
     def validate(self) -> None:
         if not 2 <= self.ngram_size <= 64:
@@ -34,7 +39,7 @@ class NgramParams:
             raise ParameterError(f"boilerplate_min_items={self.boilerplate_min_items} must be at least 2",
                                  "an n-gram shared by this many items is treated as boilerplate; 10 is the default")
         if not 0.0 < self.min_score <= 1.0:
-            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.5 is the default")
+            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
 
 
 class NgramLayer:
@@ -60,16 +65,17 @@ class NgramLayer:
         lengths = parts.lengths
         frames = []
         grams = ngram_hashes(parts, n)
-        frames.append(pl.DataFrame({"h": grams.hashes, "part_ix": grams.text_ix.astype(np.int32)}))
+        frames.append(pl.DataFrame({"h": grams.hashes, "part_ix": grams.text_ix.astype(np.int32), "whole": False}))
         short_lengths = sorted({int(x) for x in lengths[(lengths > 0) & (lengths < n)]})
         for length in short_lengths:
             whole = ngram_hashes(parts, length)
             is_whole = lengths[whole.text_ix] == length  # only parts that are exactly this long
-            frames.append(pl.DataFrame({"h": whole.hashes[is_whole], "part_ix": whole.text_ix[is_whole].astype(np.int32)}))
+            frames.append(pl.DataFrame({"h": whole.hashes[is_whole], "part_ix": whole.text_ix[is_whole].astype(np.int32),
+                                        "whole": True}))
         table = pl.concat(frames).unique()
         table = table.with_columns(pl.Series("item", item_of_part)[table["part_ix"]].alias("item"))
-        item_df = table.group_by("h").agg(pl.col("item").n_unique().alias("df"))
-        common = item_df.filter(pl.col("df") >= params.boilerplate_min_items).select("h")
+        item_df = table.group_by("h").agg(pl.col("item").n_unique().alias("df"), pl.col("whole").any())
+        common = item_df.filter((pl.col("df") >= params.boilerplate_min_items) | (pl.col("whole") & (pl.col("df") >= 2))).select("h")
         table = table.join(common, on="h", how="anti").select("h", "part_ix").sort("h", "part_ix")
         part_ngrams = np.bincount(table["part_ix"].to_numpy(), minlength=len(parts)).astype(np.int32)
         return cls(params, table["h"].to_numpy(), table["part_ix"].to_numpy().astype(np.int32), part_ngrams, short_lengths)
