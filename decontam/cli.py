@@ -18,6 +18,7 @@ from .errors import DecontamError, ParameterError
 from .findings import write_findings
 from .index import IndexParams, build_index, load_index, verify_files
 from .layers import MinHashParams, NgramParams
+from .readers import expand_inputs
 from .scan import ScanOptions, ScanResult, resolve_index, scan
 from .testsets import MAP_ROLES, parse_source
 
@@ -166,9 +167,10 @@ def scan_command(
     options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, ngram_size=ngram_size,
                           fields=_split_csv(fields), batch_size=batch_size, strict=strict)
     try:
+        sources = expand_inputs(corpus)  # a typo in a path fails before the index is loaded
         loaded = resolve_index(index)
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
-        result = _scan_with_progress(corpus, loaded, options)
+        result = _scan_with_progress(sources, loaded, options)
         if out is not None:
             write_findings(result.findings, out)
             _err(f"Wrote {result.findings.height} findings to {out}")

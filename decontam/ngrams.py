@@ -10,12 +10,12 @@ position in the n-gram (n operations per batch, not one Python step per n-gram).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from .normalize import tokens_expr
+from .normalize import chunked_frame, tokens_expr
 
 UNKNOWN_BIT = np.uint64(1 << 63)
 _P = np.uint64(0x100000001B3)  # FNV-64 prime: odd, mixes well as a polynomial base
@@ -27,6 +27,14 @@ class TokenBatch:
 
     ids: np.ndarray  # [n_tokens] uint64; vocabulary id, or hash | UNKNOWN_BIT
     offsets: np.ndarray  # [n_texts + 1] int64; tokens of text i are ids[offsets[i]:offsets[i+1]]
+    _ngrams: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def ngrams(self, sizes: Sequence[int]) -> dict[int, NgramHashes]:
+        """n-gram hashes of this batch, computed once and shared by every layer that asks."""
+        missing = [n for n in sizes if n not in self._ngrams]
+        if missing:
+            self._ngrams.update(ngram_hashes_multi(self, missing))
+        return {n: self._ngrams[n] for n in sizes}
 
     @property
     def lengths(self) -> np.ndarray:
@@ -50,9 +58,8 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 def tokenize_frame(texts: Sequence[str]) -> pl.DataFrame:
     """Exploded tokens: one row per token with the index of its text (texts with no token drop out)."""
-    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
     return (
-        frame.select(tokens_expr(pl.col("text")).alias("tok"))
+        chunked_frame(texts).select(tokens_expr(pl.col("text")).alias("tok"))
         .with_row_index("text_ix")
         .explode("tok")
         .drop_nulls("tok")
@@ -94,30 +101,36 @@ class NgramHashes:
 
 def ngram_hashes(batch: TokenBatch, n: int) -> NgramHashes:
     """Hashes of every run of ``n`` consecutive tokens that lies inside one text."""
+    return ngram_hashes_multi(batch, [n])[n]
+
+
+def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, NgramHashes]:
+    """n-gram hashes for several sizes in one pass: the rolling hash of the first L tokens is
+    extended by one token per step, and each wanted size is finished (length mixed in) on the way."""
     ids = batch.ids
     total = len(ids)
-    if total < n:
-        empty = np.zeros(0, dtype=np.int64)
-        return NgramHashes(np.zeros(0, dtype=np.uint64), empty, empty, np.zeros(0, dtype=bool))
-    count = total - n + 1
+    wanted = sorted(set(sizes))
+    out: dict[int, NgramHashes] = {}
+    empty = np.zeros(0, dtype=np.int64)
+    for n in wanted:
+        if total < n:
+            out[n] = NgramHashes(np.zeros(0, dtype=np.uint64), empty, empty, np.zeros(0, dtype=bool))
+    wanted = [n for n in wanted if total >= n]
+    if not wanted:
+        return out
     mixed = splitmix64(ids)
-    h = np.full(count, n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(n):
-            h = h * _P + mixed[j : j + count]
-    h = splitmix64(h)
-
     text_of = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lengths)
-    inside = text_of[:count] == text_of[n - 1 : n - 1 + count]
+    position = np.arange(total, dtype=np.int64) - batch.offsets[text_of]
     unknown_before = np.concatenate(([0], np.cumsum(ids >= UNKNOWN_BIT)))
-    known = (unknown_before[n : n + count] - unknown_before[:count]) == 0
-    starts = np.arange(count, dtype=np.int64) - batch.offsets[text_of[:count]]
-    return NgramHashes(
-        hashes=h[inside], text_ix=text_of[:count][inside], start=starts[inside], known=known[inside]
-    )
-
-
-def whole_text_hash(ids: np.ndarray) -> np.uint64:
-    """Hash of a whole token sequence, equal to ``ngram_hashes`` of n=len(ids) at its only position."""
-    batch = TokenBatch(ids=ids.astype(np.uint64), offsets=np.array([0, len(ids)], dtype=np.int64))
-    return ngram_hashes(batch, len(ids)).hashes[0]
+    h = np.zeros(total, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for length in range(1, wanted[-1] + 1):
+            count = total - length + 1
+            h = h[:count] * _P + mixed[length - 1 : length - 1 + count]
+            if length in wanted:
+                inside = text_of[:count] == text_of[length - 1 : length - 1 + count]
+                known = (unknown_before[length : length + count] - unknown_before[:count]) == 0
+                finished = splitmix64(h + np.uint64(length) * np.uint64(0x9E3779B97F4A7C15))
+                out[length] = NgramHashes(hashes=finished[inside], text_ix=text_of[:count][inside],
+                                          start=position[:count][inside], known=known[inside])
+    return out

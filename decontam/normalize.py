@@ -6,17 +6,18 @@ string goes through the very same expressions, so index and scan can never disag
 
 Steps, in order (the version string below is stored in every index manifest):
 
-1. Unicode NFKC: fullwidth letters and digits, ligatures, NBSP and other compatibility forms fold.
-2. Zero-width characters and soft hyphens are removed, and so are GSM8K-style calculator
-   annotations (``<<48/2=24>>``), which some copies of a solution carry and others do not.
+1. Zero-width characters and soft hyphens are removed.
+2. GSM8K-style calculator annotations (``<<48/2=24>>``) are removed: some copies of a solution carry
+   them and others do not.
 3. Chat-template tokens (``<|im_start|>user``, ``[INST]``, ``<</SYS>>``, ``<s>``) and role tags at
    the start of a line (``Human:``, ``Assistant:``, ``### Instruction:``) are removed.
 4. Multiple-choice labels (``(A)``, ``A.`` or ``A)`` at the start of a line, ``(b)`` anywhere) are
    removed, so "A. Paris" and "(a) Paris" and a plain choice list all read "paris".
-5. Lower case (plus ß -> ss, the one common case-folding difference).
-6. CJK characters become one token each (Chinese has no spaces between words).
-7. Every run of characters that are not letters, digits or combining marks becomes one space: this
-   folds punctuation, curly vs straight quotes, markdown and every kind of line wrapping.
+5. Lower case and Unicode NFKC (fullwidth letters and digits, ligatures, NBSP and other
+   compatibility forms fold), plus ß -> ss, the one common case-folding difference.
+6. Tokens are runs of letters, digits and combining marks; everything else (punctuation, curly vs
+   straight quotes, markdown, every kind of line wrapping) only separates tokens. Each CJK character
+   is a token of its own (Chinese has no spaces between words).
 """
 
 from __future__ import annotations
@@ -26,53 +27,58 @@ from collections.abc import Sequence
 
 import polars as pl
 
-NORMALIZATION_VERSION = "nfkc-lower-punct-v1"
+NORMALIZATION_VERSION = "nfkc-lower-punct-v2"
 
 _ZERO_WIDTH = r"[\x{00AD}\x{200B}-\x{200F}\x{2060}-\x{2064}\x{FEFF}]"
-_CALCULATOR = r"<<[^<>\n]{1,80}>>"
-_CHAT_TOKENS = (
-    r"(?i)<\|im_start\|>[ \t]*(?:system|user|assistant)?"
-    r"|<\|start_header_id\|>[^<]{0,20}<\|end_header_id\|>"
-    r"|<start_of_turn>[ \t]*(?:user|model)?|<end_of_turn>"
-    r"|<\|[a-z_]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>"
-)
-_ROLE_TAGS = (
-    r"(?im)^[ \t]*(?:human|assistant|user|system|gpt|bot)[ \t]*:"
-    r"|(?im)^[ \t]*#{1,4}[ \t]*(?:instruction|input|response|output)[ \t]*:?"
-)
-_MC_LABELS = r"(?m)^[ \t]*(?:\(?[A-Ja-j]\)|[A-Ja-j][.:])[ \t]+|\([A-Ja-j]\)"
-_CJK = r"([\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}])"
-_NOT_WORD = r"[^\p{L}\p{N}\p{M}]+"
-
-
-def normalized_expr(expr: pl.Expr) -> pl.Expr:
-    """The normalization pipeline as one polars expression over a string column."""
-    return (
-        expr.fill_null("")
-        .str.normalize("NFKC")
-        .str.replace_all(_ZERO_WIDTH, "")
-        .str.replace_all(_CALCULATOR, " ")
-        .str.replace_all(_CHAT_TOKENS, " ")
-        .str.replace_all(_ROLE_TAGS, " ")
-        .str.replace_all(_MC_LABELS, " ")
-        .str.to_lowercase()
-        .str.replace_all("ß", "ss", literal=True)
-        .str.normalize("NFKC")  # lower-casing can leave a non-NFKC string behind
-        .str.replace_all(_CJK, " ${1} ")
-        .str.replace_all(_NOT_WORD, " ")
-        .str.strip_chars(" ")
-    )
+# Everything that becomes a space before tokenization, as one regex so the text is scanned once:
+# calculator annotations, chat-template tokens, role tags at line start, multiple-choice labels.
+_MARKUP = "|".join([
+    r"<<[^<>\n]{1,80}>>",
+    r"(?i:<\|im_start\|>[ \t]*(?:system|user|assistant)?)",
+    r"(?i:<\|start_header_id\|>[^<]{0,20}<\|end_header_id\|>)",
+    r"(?i:<start_of_turn>[ \t]*(?:user|model)?|<end_of_turn>)",
+    r"(?i:<\|[a-z_]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>)",
+    r"(?im:^[ \t]*(?:human|assistant|user|system|gpt|bot)[ \t]*:)",
+    r"(?im:^[ \t]*#{1,4}[ \t]*(?:instruction|input|response|output)[ \t]*:?)",
+    r"(?m:^[ \t]*(?:\(?[A-Ja-j]\)|[A-Ja-j][.:])[ \t]+)",
+    r"\([A-Ja-j]\)",
+])
+_CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
+# A token: one CJK character, or a run of letters, digits and combining marks.
+_TOKEN = rf"[{_CJK_CLASS}]|[[\p{{L}}\p{{N}}\p{{M}}]--[{_CJK_CLASS}]]+"
 
 
 def tokens_expr(expr: pl.Expr) -> pl.Expr:
-    """Normalized text split into a list of tokens (empty list for empty text)."""
-    return normalized_expr(expr).str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+    """The normalization pipeline as one polars expression: a string column -> list of tokens."""
+    return (
+        expr.fill_null("")
+        .str.replace_all(_ZERO_WIDTH, "")
+        .str.replace_all(_MARKUP, " ")
+        .str.to_lowercase()  # before NFKC, so that NFKC sees fewer distinct characters
+        .str.normalize("NFKC")
+        .str.to_lowercase()  # NFKC can produce capitals ("㎒" -> "MHz")
+        .str.replace_all("ß", "ss", literal=True)
+        .str.extract_all(_TOKEN)
+    )
+
+
+def normalized_expr(expr: pl.Expr) -> pl.Expr:
+    """Normalized text: the tokens joined by single spaces."""
+    return tokens_expr(expr).list.join(" ")
+
+
+def chunked_frame(texts: Sequence[str]) -> pl.DataFrame:
+    """A one-column frame in several chunks: polars runs string expressions chunk-parallel."""
+    texts = list(texts)
+    n_chunks = max(1, min(pl.thread_pool_size(), len(texts) // 2048))
+    size = -(-len(texts) // n_chunks) if texts else 0
+    frames = [pl.DataFrame({"text": texts[i : i + size]}, schema={"text": pl.String}) for i in range(0, len(texts), size or 1)]
+    return pl.concat(frames, rechunk=False) if frames else pl.DataFrame(schema={"text": pl.String})
 
 
 def normalize_batch(texts: Sequence[str]) -> list[str]:
     """Normalize many strings at once."""
-    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
-    return frame.select(normalized_expr(pl.col("text"))).to_series().to_list()
+    return chunked_frame(texts).select(normalized_expr(pl.col("text"))).to_series().to_list()
 
 
 def normalize(text: str) -> str:
@@ -82,8 +88,7 @@ def normalize(text: str) -> str:
 
 def tokenize_batch(texts: Sequence[str]) -> list[list[str]]:
     """Tokens of many strings: words of normalized text, one token per CJK character."""
-    frame = pl.DataFrame({"text": list(texts)}, schema={"text": pl.String})
-    return frame.select(tokens_expr(pl.col("text"))).to_series().to_list()
+    return chunked_frame(texts).select(tokens_expr(pl.col("text"))).to_series().to_list()
 
 
 def tokenize(text: str) -> list[str]:

@@ -96,7 +96,9 @@ def parse_source(text: str, field_map: Mapping[str, str] | None = None) -> Sourc
                           revision=params.get("revision"), field_map=fmap)
     if not Path(spec).exists() and not any(ch in spec for ch in "*?[") and re.fullmatch(r"[\w.\-]+/[\w.\-]+", spec):
         return SourceSpec(name, spec, hub=True, split="test", field_map=fmap)
-    return SourceSpec(name, spec, field_map=fmap)
+    path, _, query = spec.partition("?")
+    split = parse_qs(query).get("split", [None])[-1] if query and Path(path).is_dir() else None
+    return SourceSpec(name, path if split else spec, split=split, field_map=fmap)
 
 
 def load_test_set(spec: SourceSpec) -> LoadedTestSet:
@@ -104,6 +106,9 @@ def load_test_set(spec: SourceSpec) -> LoadedTestSet:
     if spec.hub:
         rows, revision = _read_hub(spec)
         where = f"hf:{spec.location}"
+    elif _is_saved_dataset(Path(spec.location)):
+        rows, revision = _read_saved_dataset(spec)
+        where = spec.location
     else:
         files = _local_files(spec.location)
         rows, revision = _read_local(files), _sha256_of(files)
@@ -309,6 +314,26 @@ def _read_hub(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
                          "check the id, config and split; offline, point --source at a local copy") from exc
     revision = spec.revision or getattr(dataset, "_fingerprint", None) or "unknown"
     return list(dataset), str(revision)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def _read_saved_dataset(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict and a split)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise InputError(f"reading the saved dataset {spec.location} needs the `datasets` package", 'pip install "decontam[hf]"') from exc
+    dataset = datasets.load_from_disk(spec.location)
+    if isinstance(dataset, datasets.DatasetDict):
+        split = spec.split or "test"
+        if split not in dataset:
+            raise InputError(f"saved dataset {spec.location} has no split {split!r}; it has {sorted(dataset)}",
+                             f"add ?split=NAME, e.g. --source NAME={spec.location}?split={next(iter(dataset))}")
+        dataset = dataset[split]
+    return list(dataset), f"fingerprint:{dataset._fingerprint}"
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -6,10 +6,10 @@ scheme="affine32")`` fed the 32-bit shingle hashes gives the same hash values; a
 computed for a whole batch with numpy instead of one ``MinHash`` object per segment. The band count
 ``b`` and rows per band ``r`` are datasketch's own optimum for the threshold (``MinHashLSH``).
 
-Before any signature is computed, a segment must pass an exact bound: Jaccard(A, B) <= |A ∩ U| / |A|
-where U is the union of all indexed shingles, so segments whose shingles are mostly unknown to the
-index are skipped with no loss of recall. Every LSH candidate is then verified by exact Jaccard over
-the full shingle sets; only verified pairs become findings.
+Before any signature is computed, a segment must have min_shingles shingles, at least a share
+min_jaccard of them present in the index (Jaccard(A, B) <= |A ∩ U| / |A| where U is the union of all
+indexed shingles), so ordinary text costs a few numpy operations. Every LSH candidate is then
+verified by exact Jaccard over the full, distinct shingle sets; only verified pairs become findings.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from datasketch import MinHash, MinHashLSH
 
 from ..errors import ParameterError
 from ..ngrams import TokenBatch, ngram_hashes, splitmix64
+from .ngram import hash_bitmap, in_bitmap
 
 NAME = "minhash"
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -113,11 +114,7 @@ class MinHashLayer:
         self.shingles = shingles  # [s] uint64; each part's distinct shingles, part after part
         self.shingle_offsets = shingle_offsets  # [k + 1] int64
         self.b, self.r = params.bands()
-        sizes = np.diff(shingle_offsets)
-        self._part_sizes = pl.DataFrame({"part_ix": part_ix, "size_b": sizes})
-        self._shingle_table = pl.DataFrame({"part_ix": np.repeat(part_ix, sizes), "h": shingles})
-        self._known = self._shingle_table.select("h").unique()
-        self._size_range = (int(sizes.min()), int(sizes.max())) if len(sizes) else (1, 0)
+        self._bitmap = hash_bitmap(shingles)
         keys = band_keys(sigs, self.b, self.r)
         self._bands = pl.DataFrame({
             "part_ix": np.repeat(part_ix, self.b),
@@ -171,25 +168,25 @@ class MinHashLayer:
                 f"the scan asks for min_jaccard={min_jaccard} but the index's LSH was built for {self.params.min_jaccard}",
                 f"scan with --min-jaccard >= {self.params.min_jaccard}, or rebuild the index with --min-jaccard {min_jaccard}",
             )
-        grams = ngram_hashes(batch, self.params.shingle_size)
+        grams = batch.ngrams([self.params.shingle_size])[self.params.shingle_size]
         if len(grams.hashes) == 0 or len(self.part_ix) == 0:
             return _empty_matches()
-        seg = pl.DataFrame({"text_ix": grams.text_ix, "h": grams.hashes}).unique()
-        lo, hi = self._size_range
-        sizes = (
-            seg.with_columns(pl.col("h").is_in(self._known["h"].implode()).alias("known"))
-            .group_by("text_ix")
-            .agg(pl.len().alias("size_a"), pl.col("known").sum().alias("n_known"))
-            # exact bounds: J <= |A∩U|/|A| and J <= min(|A|,|B|)/max(|A|,|B|)
-            .filter((pl.col("n_known") >= min_jaccard * pl.col("size_a"))
-                    & (pl.col("size_a") >= max(min_jaccard * lo, self.params.min_shingles))
-                    & (pl.col("size_a") * min_jaccard <= hi))
-        )
-        if sizes.is_empty():
+        # Prefilter on shingle occurrences (numpy, no sorting): a near-duplicate of an indexed part
+        # has at least min_shingles shingles and at least a share min_jaccard of them in the index
+        # (checked against a bitmap of the index's shingles, which can only say yes too often).
+        # Repeats are counted here, so a copy padded with one phrase repeated many times can slip
+        # past this layer; the n-gram layer still sees it.
+        hit = grams.known & in_bitmap(self._bitmap, grams.hashes)
+        n_texts = len(batch)
+        known_count = np.bincount(grams.text_ix, weights=hit, minlength=n_texts)
+        all_count = np.bincount(grams.text_ix, minlength=n_texts)
+        hopeful = (all_count >= self.params.min_shingles) & (known_count >= min_jaccard * all_count)
+        take = hopeful[grams.text_ix]
+        if not take.any():
             return _empty_matches()
-        seg = seg.join(sizes.select("text_ix", "size_a"), on="text_ix", how="inner").sort("text_ix", "h")
-        text_ids, group = np.unique(seg["text_ix"].to_numpy(), return_inverse=True)
-        sigs = signatures(shingle32(seg["h"].to_numpy()), group, len(text_ids), self.params)
+        text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
+        text_ids, group = np.unique(text_ix, return_inverse=True)
+        sigs = signatures(shingle32(values), group, len(text_ids), self.params)  # repeats do not change a minimum
         keys = band_keys(sigs, self.b, self.r)
         query = pl.DataFrame({
             "text_ix": np.repeat(text_ids, self.b),
@@ -199,15 +196,28 @@ class MinHashLayer:
         candidates = query.join(self._bands, on=["band", "key"], how="inner").select("text_ix", "part_ix").unique()
         if candidates.is_empty():
             return _empty_matches()
+        return self._verify(candidates, text_ix, values, min_jaccard)
+
+    def _verify(self, candidates: pl.DataFrame, text_ix: np.ndarray, values: np.ndarray, min_jaccard: float) -> pl.DataFrame:
+        """Exact Jaccard of every LSH candidate pair over the full (distinct) shingle sets."""
+        wanted_texts = np.isin(text_ix, candidates["text_ix"].unique().to_numpy())
+        seg = pl.DataFrame({"text_ix": text_ix[wanted_texts], "h": values[wanted_texts]}).unique()
+        size_a = seg.group_by("text_ix").agg(pl.len().alias("size_a"))
+        layer_rows = np.searchsorted(self.part_ix, candidates["part_ix"].unique().to_numpy())
+        starts, ends = self.shingle_offsets[layer_rows], self.shingle_offsets[layer_rows + 1]
+        lengths = ends - starts
+        gather = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        part_shingles = pl.DataFrame({"part_ix": np.repeat(self.part_ix[layer_rows], lengths), "h": self.shingles[gather]})
+        size_b = pl.DataFrame({"part_ix": self.part_ix[layer_rows], "size_b": lengths})
         inter = (
-            candidates.join(seg.select("text_ix", "h"), on="text_ix")
-            .join(self._shingle_table, on=["part_ix", "h"], how="inner")
+            candidates.join(seg, on="text_ix")
+            .join(part_shingles, on=["part_ix", "h"], how="inner")
             .group_by("text_ix", "part_ix").agg(pl.len().alias("inter"))
         )
         scored = (
             candidates.join(inter, on=["text_ix", "part_ix"], how="left").fill_null(0)
-            .join(sizes.select("text_ix", "size_a"), on="text_ix")
-            .join(self._part_sizes, on="part_ix")
+            .join(size_a, on="text_ix")
+            .join(size_b, on="part_ix")
             .with_columns((pl.col("inter") / (pl.col("size_a") + pl.col("size_b") - pl.col("inter"))).alias("score"))
             .filter(pl.col("score") >= min_jaccard)
         )

@@ -53,6 +53,7 @@ class NgramLayer:
         self.part_ngrams = part_ngrams  # [n_parts] int32; distinct non-boilerplate n-grams per part
         self.short_lengths = short_lengths  # token counts of parts shorter than ngram_size
         self._table = pl.DataFrame({"h": hashes, "part_ix": part_ix})
+        self._bitmap = hash_bitmap(hashes)
 
     # -- build ------------------------------------------------------------------------------------
 
@@ -109,16 +110,17 @@ class NgramLayer:
     def match(self, batch: TokenBatch, min_score: float) -> pl.DataFrame:
         """Matches of a batch: columns text_ix, part_ix, score, tok_start, tok_end (token positions)."""
         frames = []
-        for length in [self.params.ngram_size, *self.short_lengths]:
-            grams = ngram_hashes(batch, length)
-            known = grams.known
-            if not known.any():
+        for length, grams in batch.ngrams([self.params.ngram_size, *self.short_lengths]).items():
+            # A bitmap of the index's hashes rejects almost every corpus n-gram with a few numpy
+            # operations; only the survivors (true hits and ~1% false ones) go to the exact join.
+            keep = grams.known & in_bitmap(self._bitmap, grams.hashes)
+            if not keep.any():
                 continue
             frames.append(pl.DataFrame({
-                "h": grams.hashes[known],
-                "text_ix": grams.text_ix[known],
-                "tok_start": grams.start[known],
-                "tok_end": grams.start[known] + length,
+                "h": grams.hashes[keep],
+                "text_ix": grams.text_ix[keep],
+                "tok_start": grams.start[keep],
+                "tok_end": grams.start[keep] + length,
             }))
         if not frames:
             return _empty_matches()
@@ -132,6 +134,22 @@ class NgramLayer:
         score = np.minimum(matches["n"].to_numpy() / np.maximum(den, 1), 1.0)
         matches = matches.with_columns(pl.Series("score", score)).filter(pl.col("score") >= min_score)
         return matches.select("text_ix", "part_ix", "score", "tok_start", "tok_end")
+
+
+_BITMAP_SHIFT = np.uint64(64 - 27)  # 2^27 bits = 16 MB; ~1M index hashes fill under 1% of it
+
+
+def hash_bitmap(hashes: np.ndarray) -> np.ndarray:
+    """[2^24] uint8: bit (h >> 37) set for every index hash h."""
+    slots = hashes >> _BITMAP_SHIFT
+    bitmap = np.zeros(1 << 24, dtype=np.uint8)
+    np.bitwise_or.at(bitmap, (slots >> np.uint64(3)).astype(np.int64), (np.uint8(1) << (slots & np.uint64(7)).astype(np.uint8)))
+    return bitmap
+
+
+def in_bitmap(bitmap: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    slots = hashes >> _BITMAP_SHIFT
+    return ((bitmap[(slots >> np.uint64(3)).astype(np.int64)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
 
 
 def _empty_matches() -> pl.DataFrame:

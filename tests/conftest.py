@@ -1,0 +1,55 @@
+"""Shared fixtures. Everything is offline: real files from ../shared/data, small hand-written rows."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+import decontam
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+BENCH = DATA / "benchmarks"
+
+INDEX_SOURCES = {
+    "gsm8k": BENCH / "gsm8k/test.jsonl.gz",
+    "mmlu": BENCH / "mmlu/test.jsonl.gz",
+    "truthfulqa": BENCH / "truthfulqa/TruthfulQA.jsonl.gz",
+    "humaneval": BENCH / "humaneval/HumanEval.jsonl.gz",
+    "mt_bench": BENCH / "mt_bench/question.jsonl.gz",
+    "arena_hard": BENCH / "arena_hard/question.jsonl.gz",
+    "arc": BENCH / "arc/ARC-Challenge-Test.jsonl.gz",
+}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("index") / "idx"
+    decontam.build_index(path, [f"{name}={file}" for name, file in INDEX_SOURCES.items()])
+    return path
+
+
+@pytest.fixture(scope="session")
+def index(index_dir) -> decontam.Index:
+    return decontam.load_index(index_dir)
+
+
+@pytest.fixture(scope="session")
+def gsm8k() -> list[dict]:
+    return read_jsonl(INDEX_SOURCES["gsm8k"])

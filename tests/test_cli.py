@@ -1,0 +1,133 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+from typer.testing import CliRunner
+
+from decontam.cli import app
+from decontam.findings import FINDINGS_SCHEMA
+
+from .conftest import INDEX_SOURCES, write_jsonl
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_clean_corpus_exits_0(tmp_path, index_dir):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "A note about watering tomato plants in summer."}])
+    result = run("scan", corpus, "--index", index_dir)
+    assert result.exit_code == 0
+    assert result.stdout == "Scanned 1 rows (1 text segments).\nNo contamination found.\n"
+
+
+def test_contaminated_corpus_exits_1_with_summary(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "prompt": gsm8k[0]["question"]}, {"text": "plain row of text"}])
+    result = run("scan", corpus, "--index", index_dir, "--methods", "ngram")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["Scanned 2 rows (2 text segments).", "Flagged 1 rows (50.00%) with 1 findings."]
+    assert "  gsm8k                     1 / 1319          1" in lines
+    assert f"  {corpus}:1 prompt (user) <- gsm8k gsm8k_test_0 [question] ngram 1.00" in lines
+
+
+def test_json_summary_on_stdout_and_findings_file(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[5]["question"]}])
+    out = tmp_path / "f.parquet"
+    result = run("scan", corpus, "--index", index_dir, "--json", "--out", out)
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["rows_flagged"] == 1 and summary["benchmarks"]["gsm8k"]["items_found"] == 1
+    findings = pl.read_parquet(out)
+    assert dict(findings.schema) == FINDINGS_SCHEMA and set(findings["item_id"]) == {"gsm8k_test_5"}
+    assert "Wrote" in result.stderr and "findings to" in result.stderr
+
+
+def test_gate_threshold(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[5]["question"]}])
+    assert run("scan", corpus, "--index", index_dir, "--fail-min-score", "1.01").exit_code == 0
+
+
+def test_missing_corpus_exits_2_with_error_and_hint(tmp_path, index_dir):
+    result = run("scan", tmp_path / "missing.jsonl", "--index", index_dir)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: corpus file {tmp_path / 'missing.jsonl'} does not exist\n"
+                             "Hint: check the path; hub datasets are written hf:owner/name?split=train\n")
+
+
+def test_folder_that_is_not_an_index_exits_2(tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
+    result = run("scan", corpus, "--index", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {tmp_path} is not a decontam index (no manifest.json)\n")
+
+
+def test_strict_makes_malformed_rows_exit_2(tmp_path, index_dir):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "fine row here"}\n{oops\n')
+    relaxed = run("scan", corpus, "--index", index_dir)
+    assert relaxed.exit_code == 0
+    assert "1 malformed rows were skipped:" in relaxed.stdout and f"  {corpus}:2: not valid JSON" in relaxed.stdout
+    strict = run("scan", corpus, "--index", index_dir, "--strict")
+    assert strict.exit_code == 2 and f"\nError: {corpus}:2: not valid JSON" in strict.stderr
+
+
+def test_unknown_method_exits_2(tmp_path, index_dir):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
+    result = run("scan", corpus, "--index", index_dir, "--methods", "magic")
+    assert result.exit_code == 2 and "Error: method(s) ['magic'] are not in index" in result.stderr
+
+
+def test_index_build_info_verify(tmp_path):
+    idx = tmp_path / "idx"
+    result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"Wrote index {idx} (ngram, minhash; 2 benchmarks)\n"
+    assert "gsm8k: 1319 items" in result.stderr
+    info = run("index", "info", idx)
+    assert info.exit_code == 0 and "gsm8k" in info.stdout and "1319 items" in info.stdout
+    assert json.loads(run("index", "info", idx, "--json").stdout)["format_version"] == 1
+    ok = run("index", "verify", idx)
+    assert ok.exit_code == 0 and ok.stdout.startswith("OK ")
+    hashes = np.load(idx / "ngram/hashes.npy")
+    np.save(idx / "ngram/hashes.npy", hashes[::-1].copy())
+    bad = run("index", "verify", idx)
+    assert bad.exit_code == 1 and bad.stdout == "FAILED ngram/hashes.npy changed (sha256 differs from the manifest)\n"
+
+
+def test_index_build_with_mapping_and_errors(tmp_path):
+    src = write_jsonl(tmp_path / "w.jsonl", [{"idx": 1, "Instruction": "Write a haiku about the autumn moon rising"}])
+    ok = run("index", "build", tmp_path / "i", "--source", f"w={src}", "--map", "w:question=Instruction", "--map", "w:id=idx")
+    assert ok.exit_code == 0, ok.stderr
+    bad_map = run("index", "build", tmp_path / "j", "--source", f"w={src}", "--map", "w:prompt=Instruction")
+    assert bad_map.exit_code == 2 and bad_map.stderr.startswith("Error: --map 'w:prompt=Instruction' is not NAME:ROLE=FIELD")
+    unknown = write_jsonl(tmp_path / "u.jsonl", [{"foo": "bar"}])
+    res = run("index", "build", tmp_path / "k", "--source", f"u={unknown}")
+    assert res.exit_code == 2
+    assert "cannot tell which fields of row 0 hold the test item; keys seen: ['foo']" in res.stderr
+    assert "Hint: map them explicitly, e.g. --map u:question=<field>" in res.stderr
+
+
+def test_console_script_reads_stdin(tmp_path, index_dir, gsm8k):
+    decontam_bin = shutil.which("decontam") or f"{sys.executable} -m decontam.cli"
+    line = json.dumps({"prompt": gsm8k[1]["question"]}) + "\n"
+    proc = subprocess.run([*decontam_bin.split(), "scan", "-", "--index", str(index_dir), "--json"],
+                          input=line, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["rows_flagged"] == 1
+
+
+def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
+    result = run("scan", corpus, "--json")
+    assert result.exit_code == 1, result.stderr
+    assert "indexes/default" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["benchmarks"]["gsm8k"]["items_found"] == 1
+    assert set(summary["benchmarks"]) == {"gsm8k", "mmlu", "humaneval", "mt_bench", "arena_hard", "ifeval", "truthfulqa", "math500"}

@@ -1,0 +1,117 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+import decontam
+from decontam.errors import IndexFormatError, ParameterError
+from decontam.index import IndexParams, load_index
+from decontam.layers import MinHashParams, NgramParams
+from decontam.layers.minhash import signatures
+from decontam.scan import ScanOptions
+
+from .conftest import INDEX_SOURCES, write_jsonl
+
+
+def test_manifest_records_sources_revisions_counts_and_checksums(index):
+    m = index.manifest
+    assert m["format_version"] == 1 and m["normalization"]
+    assert set(m["layers"]) == {"ngram", "minhash"}
+    assert m["layers"]["ngram"]["ngram_size"] == 8
+    gsm = next(b for b in m["benchmarks"] if b["name"] == "gsm8k")
+    assert gsm["items"] == 1319 and gsm["revision"].startswith("sha256:") and gsm["source"].endswith("test.jsonl.gz")
+    assert set(m["files"]) >= {"parts.parquet", "vocabulary.parquet", "ngram/hashes.npy", "minhash/signatures.npy"}
+
+
+def test_layers_are_plain_arrays_not_pickles(index_dir):
+    for file in index_dir.rglob("*.npy"):
+        array = np.load(file, allow_pickle=False)  # raises on an object (pickled) array
+        assert array.dtype != object
+
+
+def test_tampered_file_is_refused(index_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(index_dir, copy)
+    hashes = np.load(copy / "ngram/hashes.npy")
+    hashes[0] ^= np.uint64(1)
+    np.save(copy / "ngram/hashes.npy", hashes)
+    with pytest.raises(IndexFormatError, match="ngram/hashes.npy changed"):
+        load_index(copy)
+
+
+def test_extra_file_is_refused(index_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(index_dir, copy)
+    (copy / "ngram" / "evil.npy").write_bytes(b"x")
+    with pytest.raises(IndexFormatError, match="ngram/evil.npy is not listed"):
+        load_index(copy)
+
+
+def test_other_format_version_is_refused(index_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(index_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="format version 99") as info:
+        load_index(copy)
+    assert "rebuild" in info.value.hint
+
+
+def test_folder_that_is_not_an_index(tmp_path):
+    with pytest.raises(IndexFormatError, match="is not a decontam index"):
+        load_index(tmp_path)
+    with pytest.raises(IndexFormatError, match="does not exist"):
+        load_index(tmp_path / "nope")
+
+
+def test_build_refuses_to_overwrite_a_folder_that_is_not_an_index(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(IndexFormatError, match="refusing to overwrite"):
+        decontam.build_index(tmp_path, [f"gsm8k={INDEX_SOURCES['gsm8k']}"])
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_scan_with_other_parameters_than_the_index_is_an_error(index, tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "hello there general kenobi"}])
+    with pytest.raises(ParameterError, match="ngram_size=13 but the index was built with ngram_size=8"):
+        decontam.scan(str(corpus), index=index, options=ScanOptions(ngram_size=13))
+    with pytest.raises(ParameterError, match="min_jaccard=0.3"):
+        decontam.scan(str(corpus), index=index, options=ScanOptions(min_jaccard=0.3))
+    with pytest.raises(ParameterError, match="not in index"):
+        decontam.scan(str(corpus), index=index, options=ScanOptions(methods=("embedding",)))
+
+
+def test_duplicate_benchmark_names_are_refused():
+    with pytest.raises(ParameterError, match="given twice"):
+        decontam.build_index(None, [f"g={INDEX_SOURCES['gsm8k']}", f"g={INDEX_SOURCES['mmlu']}"])
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ParameterError, match="ngram_size=1"):
+        decontam.build_index(None, [f"g={INDEX_SOURCES['gsm8k']}"], params=IndexParams(ngram=NgramParams(ngram_size=1)))
+
+
+def test_minhash_signatures_equal_datasketch():
+    params = MinHashParams()
+    rng = np.random.default_rng(0)
+    sets = [rng.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32) for n in (1, 7, 300)]
+    values = np.concatenate(sets)
+    group = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
+    ours = signatures(values, group, len(sets), params)
+    for row, values_of_set in zip(ours, sets):
+        reference = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32", hashfunc=lambda v: v)
+        reference.update_batch([int(v) for v in values_of_set])
+        assert np.array_equal(row, reference.hashvalues)
+
+
+def test_generic_short_questions_are_not_indexed(index):
+    # "Which of the following statements is true?" is the whole question of several MMLU items.
+    grams = index.layers["ngram"]
+    parts = index.parts
+    generic = parts.filter(parts["text"].str.strip_chars() == "Which of the following statements is true?")
+    assert generic.height >= 2
+    part_ix = [i for i, t in enumerate(parts["text"].to_list()) if t.strip() == "Which of the following statements is true?"]
+    assert all(grams.part_ngrams[i] == 0 for i in part_ix)

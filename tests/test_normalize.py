@@ -1,0 +1,68 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from decontam.normalize import normalize, normalize_batch, token_offsets, tokenize
+
+SENTENCE = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning."
+
+
+def test_folds_case_punctuation_and_whitespace():
+    assert normalize("Janet’s  DUCKS\nlay,\t16 eggs!") == "janet s ducks lay 16 eggs"
+
+
+def test_disguises_normalize_to_the_same_text():
+    plain = normalize(SENTENCE)
+    disguised = [
+        SENTENCE.upper(),
+        SENTENCE.replace("'", "\u2019"),
+        SENTENCE.replace(" ", "\u00a0"),
+        "\u200b".join(SENTENCE[i : i + 3] for i in range(0, len(SENTENCE), 3)),
+        "\n".join(" ".join(SENTENCE.split()[i : i + 8]) for i in range(0, len(SENTENCE.split()), 8)),
+        SENTENCE.replace("16", "１６"),
+        SENTENCE.replace("per", "pe\u00adr"),
+        f"<|im_start|>user\n{SENTENCE}<|im_end|>",
+        f"[INST] {SENTENCE} [/INST]",
+        f"\n\nHuman: {SENTENCE}\n\nAssistant:",
+        f"### Instruction:\n{SENTENCE}",
+    ]
+    assert [normalize(d) for d in disguised] == [plain] * len(disguised)
+
+
+def test_multiple_choice_labels_are_dropped():
+    assert normalize("A. Paris\nB) London\n(C) Rome\nd: Oslo") == "paris london rome oslo"
+    assert normalize("Options: (a) Paris (b) London") == "options paris london"
+
+
+def test_cjk_is_tokenized_by_character():
+    assert tokenize("我们如何在日常生活中减少用水？") == list("我们如何在日常生活中减少用水")
+    assert tokenize("GPT-4 是一个模型") == ["gpt", "4", "是", "一", "个", "模", "型"]
+
+
+def test_calculator_annotations_are_dropped():
+    assert normalize("2/2=<<2/2=1>>1 bolt") == normalize("2/2=1 bolt")
+
+
+def test_batch_equals_single():
+    texts = [SENTENCE, "", "Ünïcödé ＴＥＸＴ", "我们"]
+    assert normalize_batch(texts) == [normalize(t) for t in texts]
+
+
+def test_token_offsets_point_at_the_original_words():
+    text = "Question: Janet’s ＤＵＣＫＳ lay 16 eggs."
+    tokens = tokenize(text)
+    spans = token_offsets(text, tokens)
+    assert [text[s:e] for s, e in spans] == ["Question", "Janet", "s", "ＤＵＣＫＳ", "lay", "16", "eggs"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_normalize_is_idempotent(text):
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_normalized_text_has_single_spaces_only(text):
+    out = normalize(text)
+    assert "  " not in out and out == out.strip()

@@ -1,0 +1,110 @@
+import gzip
+import json
+
+import pytest
+
+from decontam.errors import InputError
+from decontam.readers import expand_inputs, iter_records, segments_of
+from decontam.types import MalformedRow, Record
+
+from .conftest import DATA, write_jsonl
+
+
+def seg(data):
+    return [(s.field, s.role, s.text) for s in segments_of(data)]
+
+
+def test_preference_record():
+    assert seg({"id": 1, "prompt": "What is two plus two?", "chosen": "It is four.", "rejected": "It is five!"}) == [
+        ("prompt", "user", "What is two plus two?"),
+        ("chosen", "assistant", "It is four."),
+        ("rejected", "assistant", "It is five!"),
+    ]
+
+
+def test_openai_messages_and_sharegpt():
+    messages = {"messages": [{"role": "system", "content": "Be helpful always."}, {"role": "user", "content": "Tell me a joke please"}]}
+    assert seg(messages) == [("messages[0].content", "system", "Be helpful always."),
+                             ("messages[1].content", "user", "Tell me a joke please")]
+    share = {"conversations": [{"from": "human", "value": "Hello there friend"}, {"from": "gpt", "value": "Hi! How can I help?"}]}
+    assert seg(share) == [("conversations[0].value", "user", "Hello there friend"),
+                          ("conversations[1].value", "assistant", "Hi! How can I help?")]
+
+
+def test_preference_pairs_of_message_lists():
+    data = {"chosen": [{"role": "user", "content": "Question text here"}, {"role": "assistant", "content": "Answer text here"}]}
+    assert seg(data) == [("chosen[0].content", "user", "Question text here"), ("chosen[1].content", "assistant", "Answer text here")]
+
+
+def test_alpaca():
+    data = {"instruction": "Translate to French", "input": "Good morning everyone", "output": "Bonjour à tous"}
+    assert [(f, r) for f, r, _ in seg(data)] == [("instruction", "user"), ("input", "user"), ("output", "assistant")]
+
+
+def test_hh_rlhf_transcript_is_split_into_turns():
+    text = "\n\nHuman: what are some pranks with a pen?\n\nAssistant: Are you looking for practical jokes?\n\nHuman: yes exactly"
+    assert seg({"chosen": text}) == [
+        ("chosen.turn[0]", "user", "what are some pranks with a pen?"),
+        ("chosen.turn[1]", "assistant", "Are you looking for practical jokes?"),
+        ("chosen.turn[2]", "user", "yes exactly"),
+    ]
+
+
+def test_plain_text_and_nested_fields_and_metadata_skipped():
+    data = {"id": "abc-123-def", "model": "gpt-4-turbo", "text": "Some plain document text", "meta": {"notes": "nested notes here"}}
+    assert seg(data) == [("text", None, "Some plain document text"), ("meta.notes", None, "nested notes here")]
+
+
+def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
+    path = tmp_path / "c.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(json.dumps({"id": "r0", "text": "first row"}) + "\n{not json\n[1, 2]\n\n" + json.dumps({"text": "last"}) + "\n")
+    out = list(iter_records(str(path)))
+    assert isinstance(out[0], Record) and out[0].record_id == "r0" and out[0].row == 0
+    assert [(o.line, o.problem.split(" (")[0]) for o in out[1:4]] == [(2, "not valid JSON"), (3, "a JSON list, not an object"), (4, "empty line")]
+    assert all(isinstance(o, MalformedRow) for o in out[1:4])
+    assert isinstance(out[4], Record) and out[4].row == 4
+
+
+def test_parquet_row_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": str(i), "text": f"row number {i}"} for i in range(25)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet", row_group_size=10)
+    out = list(iter_records(str(tmp_path / "c.parquet")))
+    assert [r.row for r in out] == list(range(25)) and out[24].data["text"] == "row number 24"
+
+
+def test_saved_dataset_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list([{"prompt": "hello world prompt", "id": "x"}]).save_to_disk(tmp_path / "ds")
+    assert expand_inputs([str(tmp_path / "ds")]) == [str(tmp_path / "ds")]
+    out = list(iter_records(str(tmp_path / "ds")))
+    assert out[0].data["prompt"] == "hello world prompt" and out[0].record_id == "x"
+
+
+def test_folders_and_globs(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"text": "a"}])
+    (tmp_path / "sub").mkdir()
+    write_jsonl(tmp_path / "sub" / "b.jsonl", [{"text": "b"}])
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
+    assert expand_inputs([str(tmp_path / "**" / "*.jsonl")]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        expand_inputs([str(tmp_path / "missing.jsonl")])
+    with pytest.raises(InputError, match="matches no file"):
+        expand_inputs([str(tmp_path / "*.parquet")])
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(InputError, match="unknown format"):
+        expand_inputs([str(tmp_path / "x.txt")])
+
+
+def test_real_hh_rlhf_rows_have_turn_segments():
+    record = next(iter_records(str(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")))
+    segments = segments_of(record.data)
+    assert segments[0].field == "chosen.turn[0]" and segments[0].role == "user"
+    assert {s.role for s in segments} == {"user", "assistant"}

@@ -1,0 +1,181 @@
+import json
+import random
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import decontam
+from decontam.errors import InputError
+from decontam.findings import FINDINGS_SCHEMA
+from decontam.scan import ScanOptions
+
+from .conftest import DATA, read_jsonl, write_jsonl
+
+RECORD_FORMATS = {
+    "prompt": lambda q: {"prompt": q, "chosen": "Sure, here you go.", "rejected": "No."},
+    "chosen": lambda q: {"prompt": "Tell me something.", "chosen": q, "rejected": "No."},
+    "messages": lambda q: {"messages": [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": q}]},
+    "conversations": lambda q: {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": "OK"}]},
+    "alpaca": lambda q: {"instruction": "Solve this.", "input": q, "output": "Done."},
+    "hh-rlhf": lambda q: {"chosen": f"\n\nHuman: {q}\n\nAssistant: Let me help.", "rejected": "\n\nHuman: hi\n\nAssistant: hey"},
+    "text": lambda q: {"text": q},
+    "nested": lambda q: {"data": {"turns": [{"body": q}]}},
+}
+EXPECTED_FIELD = {
+    "prompt": ("prompt", "user"), "chosen": ("chosen", "assistant"), "messages": ("messages[1].content", "user"),
+    "conversations": ("conversations[0].value", "user"), "alpaca": ("input", "user"), "hh-rlhf": ("chosen.turn[0]", "user"),
+    "text": ("text", None), "nested": ("data.turns[0].body", None),
+}
+
+
+def scan_rows(tmp_path, index, rows, **options):
+    path = write_jsonl(tmp_path / f"corpus-{random.random()}.jsonl", rows)
+    return decontam.scan(str(path), index=index, options=ScanOptions(**options))
+
+
+def test_findings_table_has_the_contract_schema(tmp_path, index, gsm8k):
+    result = scan_rows(tmp_path, index, [{"id": "r1", "prompt": gsm8k[17]["question"]}])
+    assert dict(result.findings.schema) == FINDINGS_SCHEMA
+    row = result.findings.filter(pl.col("method") == "ngram").row(0, named=True)
+    assert row["row"] == 0 and row["record_id"] == "r1" and row["field"] == "prompt" and row["role"] == "user"
+    assert (row["benchmark"], row["item_id"], row["item_part"], row["kind"], row["score"]) == ("gsm8k", "gsm8k_test_17", "question", "item", 1.0)
+    text = gsm8k[17]["question"]
+    assert row["span_start"] == 0 and row["span_end"] >= len(text) - 1
+    assert row["evidence"].startswith(text[:40])
+
+
+@pytest.mark.parametrize("fmt", sorted(RECORD_FORMATS))
+@pytest.mark.parametrize("bench_name,item_no", [("gsm8k", 3), ("mmlu", 1200), ("truthfulqa", 40), ("arena_hard", 7), ("humaneval", 12)])
+def test_verbatim_item_in_any_record_format_is_found(tmp_path, index, fmt, bench_name, item_no):
+    parts = index.parts.filter((pl.col("benchmark") == bench_name) & (pl.col("kind") == "item"))
+    item_id = parts["item_id"].unique(maintain_order=True)[item_no]
+    text = "\n".join(parts.filter(pl.col("item_id") == item_id)["text"].to_list())
+    result = scan_rows(tmp_path, index, [{"id": "x", "text": "unrelated row about gardening"}, RECORD_FORMATS[fmt](text)])
+    hits = result.findings.filter((pl.col("benchmark") == bench_name) & (pl.col("item_id") == item_id))
+    assert hits.height > 0
+    assert set(hits["row"].to_list()) == {1}
+    assert (hits["field"][0], hits["role"][0]) == EXPECTED_FIELD[fmt]
+
+
+def _wrap8(text):
+    words = text.split()
+    return "\n".join(" ".join(words[i : i + 8]) for i in range(0, len(words), 8))
+
+
+DISGUISES = {
+    "wrapped at 8 words": _wrap8,
+    "curly quotes": lambda t: t.replace("'", "\u2019").replace('"', "\u201c"),
+    "NBSP": lambda t: t.replace(" ", "\u00a0"),
+    "zero-width spaces": lambda t: "\u200b".join(t[i : i + 4] for i in range(0, len(t), 4)),
+    "upper case": str.upper,
+    "chat template": lambda t: f"<|im_start|>user\n{t}<|im_end|>\n<|im_start|>assistant\n",
+    "inside a longer prompt": lambda t: f"My teacher gave us this today. {t} Can you walk me through it slowly?",
+}
+
+
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
+def test_disguised_items_are_found(tmp_path, index, gsm8k, disguise):
+    items = [gsm8k[i] for i in (0, 101, 555, 1000, 1318)]
+    rows = [{"id": it["id"], "prompt": DISGUISES[disguise](it["question"])} for it in items]
+    result = scan_rows(tmp_path, index, rows)
+    found = set(result.findings.filter(pl.col("method") == "ngram").select("row", "item_id").iter_rows())
+    assert found == {(i, it["id"]) for i, it in enumerate(items)}
+
+
+def test_leaked_answer_is_reported_as_answer(tmp_path, index, gsm8k):
+    item = gsm8k[42]
+    result = scan_rows(tmp_path, index, [{"prompt": "Solve the problem about the shop.", "chosen": item["answer"], "rejected": "I think 7."}])
+    hits = result.findings.filter(pl.col("method") == "ngram")
+    assert hits.select("field", "role", "item_id", "item_part", "kind").rows() == [("chosen", "assistant", item["id"], "answer", "answer")]
+
+
+def test_mt_bench_turns_split_over_a_conversation(tmp_path, index):
+    mt = read_jsonl(DATA / "benchmarks/mt_bench/question.jsonl.gz")[5]
+    convo = {"messages": [{"role": "user", "content": mt["turns"][0]}, {"role": "assistant", "content": "Here is my first answer."},
+                          {"role": "user", "content": mt["turns"][1]}]}
+    found = scan_rows(tmp_path, index, [convo]).findings.filter(pl.col("method") == "ngram")
+    assert set(found.select("field", "item_part").iter_rows()) == {("messages[0].content", "turn1"), ("messages[2].content", "turn2")}
+
+
+def test_gsm8k_train_and_hard_negatives_are_not_flagged_as_gsm8k_test(index):
+    for corpus in ("corpora/skywork/pt_train.jsonl.gz", "contamination/skywork_mock_gsm8k/mock_gsm8k_test_public.jsonl.gz"):
+        result = decontam.scan(str(DATA / corpus), index=index)
+        flagged = result.findings.filter(pl.col("benchmark") == "gsm8k").select("row").unique().height
+        assert flagged / result.counts.rows_read <= 0.005, corpus
+        assert flagged == 0, corpus  # measured: 0 at the default thresholds (benchmarks/README.md)
+
+
+def test_hh_rlhf_background_stays_clean(index):
+    result = decontam.scan(str(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz"), index=index)
+    assert result.counts.rows_read == 2312 and result.counts.rows_malformed == 0
+    assert result.findings.height == 0
+
+
+def test_malformed_rows_are_counted_and_located(tmp_path, index, gsm8k):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"prompt": gsm8k[0]["question"]}) + "\n{broken\n" + json.dumps({"score": 3}) + "\n")
+    result = decontam.scan(str(path), index=index)
+    summary = result.summary()
+    assert (summary["rows_read"], summary["rows_malformed"], summary["rows_without_text"], summary["rows_flagged"]) == (3, 1, 1, 1)
+    assert summary["malformed"][0]["location"] == f"{path}:2"
+    assert summary["without_text"] == [{"location": f"{path}:3", "keys": ["score"]}]
+    with pytest.raises(InputError, match=rf"{path}:2: not valid JSON"):
+        decontam.scan(str(path), index=index, options=ScanOptions(strict=True))
+
+
+def test_summary_counts(tmp_path, index, gsm8k):
+    rows = [{"prompt": gsm8k[i]["question"]} for i in range(3)] + [{"prompt": "nothing to see here at all"}]
+    summary = scan_rows(tmp_path, index, rows).summary()
+    assert summary["rows_flagged"] == 3 and summary["share_of_rows_flagged"] == 0.75
+    assert summary["benchmarks"]["gsm8k"]["items_found"] == 3 and summary["benchmarks"]["mmlu"]["items_found"] == 0
+    assert summary["fields"]["prompt"]["rows"] == 3 and summary["gate"]["failed"] is True
+    assert scan_rows(tmp_path, index, rows).summary(fail_min_score=1.01)["gate"]["failed"] is False
+
+
+def test_methods_option_limits_layers(tmp_path, index, gsm8k):
+    result = scan_rows(tmp_path, index, [{"prompt": gsm8k[9]["question"]}], methods=("minhash",))
+    assert set(result.findings["method"]) == {"minhash"}
+
+
+def test_sharded_scan_equals_unsharded(tmp_path, index, gsm8k):
+    rows = [{"prompt": gsm8k[i]["question"]} if i % 3 == 0 else {"prompt": f"filler text number {i} about cats"} for i in range(60)]
+    whole = scan_rows(tmp_path, index, rows, batch_size=1000).findings
+    small = scan_rows(tmp_path, index, rows, batch_size=7).findings
+    assert whole.drop("source").equals(small.drop("source"))
+
+
+# -- properties -------------------------------------------------------------------------------------
+
+WORDS = st.lists(st.sampled_from("the a cat dog ran over under blue green seven quickly river stone".split()), max_size=40)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item_no=st.integers(0, 1318), before=WORDS, after=WORDS, field=st.sampled_from(["prompt", "chosen", "text", "output"]))
+def test_property_pasted_item_is_always_found(tmp_path, index, gsm8k, item_no, before, after, field):
+    text = " ".join(before) + " " + gsm8k[item_no]["question"] + " " + " ".join(after)
+    result = scan_rows(tmp_path, index, [{field: text}], methods=("ngram",))
+    assert gsm8k[item_no]["id"] in set(result.findings["item_id"])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000))
+def test_property_scores_stay_in_unit_interval(tmp_path, index, gsm8k, seed):
+    rng = random.Random(seed)
+    words = " ".join(gsm8k[rng.randrange(1319)]["question"] for _ in range(3)).split()
+    rng.shuffle(words)
+    text = " ".join(words[: rng.randrange(5, len(words))])
+    scores = scan_rows(tmp_path, index, [{"text": text}, {"text": gsm8k[seed % 1319]["question"]}]).findings["score"]
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch_size=st.integers(1, 40), split=st.integers(1, 39))
+def test_property_sharding_does_not_change_findings(tmp_path, index, gsm8k, batch_size, split):
+    rows = [{"prompt": gsm8k[i * 7]["question"]} if i % 2 else {"prompt": f"plain words {i} here"} for i in range(40)]
+    whole = scan_rows(tmp_path, index, rows).findings.drop("source")
+    first = scan_rows(tmp_path, index, rows[:split], batch_size=batch_size).findings.drop("source")
+    second = scan_rows(tmp_path, index, rows[split:], batch_size=batch_size).findings.drop("source")
+    merged = pl.concat([first, second.with_columns(pl.col("row") + split)]).sort(["row", "field", "benchmark", "item_id", "item_part", "method"])
+    assert whole.sort(["row", "field", "benchmark", "item_id", "item_part", "method"]).equals(merged)

@@ -1,0 +1,165 @@
+import csv
+import json
+
+import pytest
+
+from decontam.errors import InputError
+from decontam.testsets import item_from_row, load_test_set, parse_source
+
+from .conftest import BENCH, read_jsonl
+
+# Every benchmark file in ../shared/data/benchmarks indexes with no options: (file, parts every item
+# has, a part some items have, how the id is found).
+EXPECTED = {
+    "gsm8k/test.jsonl.gz": ({"question", "answer"}, None),
+    "mmlu/test.jsonl.gz": ({"question", "choices", "answer"}, None),
+    "arc/ARC-Challenge-Test.jsonl.gz": ({"question", "choices"}, None),
+    "openbookqa/test.jsonl.gz": ({"question", "choices"}, None),
+    "mt_bench/question.jsonl.gz": ({"turn1", "turn2"}, "reference1"),
+    "vicuna_bench/question.jsonl.gz": ({"turn1"}, None),
+    "arena_hard/question.jsonl.gz": ({"turn1"}, None),
+    "humaneval/HumanEval.jsonl.gz": ({"question", "canonical_solution"}, None),
+    "judgebench/judgebench_gpt4o.jsonl.gz": ({"question", "response_a", "response_b"}, None),
+    "judgebench/judgebench_claude35sonnet.jsonl.gz": ({"question", "response_a", "response_b"}, None),
+    "truthfulqa/TruthfulQA.jsonl.gz": ({"question", "best_answer"}, None),
+    "math/math500_test.jsonl.gz": ({"question", "solution", "answer"}, None),
+    "math/benbench_math_test.jsonl.gz": ({"question", "solution"}, None),
+    "ifeval/input_data.jsonl.gz": ({"question"}, None),
+    "mbpp/mbpp.jsonl.gz": ({"question", "code"}, None),
+    "alpaca_eval/alpaca_eval_gpt4_1106_preview.jsonl.gz": ({"question", "output"}, None),
+    "competition_math/aime24.jsonl.gz": ({"question", "solution", "answer"}, None),
+    "competition_math/amc23.jsonl.gz": ({"question"}, None),
+    "wizardlm_testset/WizardLM_testset.jsonl.gz": ({"question"}, None),
+    "self_instruct_user_oriented/user_oriented_instructions.jsonl.gz": ({"question"}, None),
+    "mt_bench/judge_prompts.jsonl.gz": ({"question"}, None),
+    "mt_bench/reference_answer_gpt-4.jsonl.gz": ({"answer_turn1"}, None),
+    "promptsource_templates/templates.jsonl.gz": ({"question"}, None),
+}
+
+
+def test_every_shared_benchmark_file_is_covered():
+    files = {p.relative_to(BENCH).as_posix() for p in BENCH.rglob("*.jsonl.gz")}
+    assert files == set(EXPECTED)
+
+
+@pytest.mark.parametrize("relative", sorted(EXPECTED))
+def test_shared_benchmark_indexes_with_no_options(relative):
+    required, optional = EXPECTED[relative]
+    loaded = load_test_set(parse_source(f"b={BENCH / relative}"))
+    rows = read_jsonl(BENCH / relative)
+    assert len(loaded.items) == len(rows)
+    for item, row in zip(loaded.items, rows):
+        names = {p.name for p in item.parts}
+        assert required <= names, (item.item_id, names)
+        assert all(p.text.strip() for p in item.parts)
+        assert item.item_id == str(row["id"])
+    if optional:
+        assert any(optional in {p.name for p in i.parts} for i in loaded.items)
+    assert loaded.revision.startswith("sha256:")
+
+
+def test_nested_fields_are_found():
+    arc = load_test_set(parse_source(f"arc={BENCH / 'arc/ARC-Challenge-Test.jsonl.gz'}")).items[0]
+    row = read_jsonl(BENCH / "arc/ARC-Challenge-Test.jsonl.gz")[0]
+    parts = {p.name: p.text for p in arc.parts}
+    assert parts["question"] == row["question"]["stem"]
+    assert parts["choices"] == "\n".join(c["text"] for c in row["question"]["choices"])
+    arena = load_test_set(parse_source(f"a={BENCH / 'arena_hard/question.jsonl.gz'}")).items[0]
+    assert arena.parts[0].text == read_jsonl(BENCH / "arena_hard/question.jsonl.gz")[0]["turns"][0]["content"]
+
+
+def test_answers_are_marked_as_answers():
+    item = load_test_set(parse_source(f"g={BENCH / 'gsm8k/test.jsonl.gz'}")).items[0]
+    kinds = {p.name: p.kind for p in item.parts}
+    assert kinds == {"question": "item", "answer": "answer"}
+    assert item.subset is None
+
+
+def test_explicit_mapping():
+    row = {"idx": 7, "Prompt Text": {"body": "What is the boiling point of water at sea level?"}, "gold": "100 C", "grp": "physics"}
+    item = item_from_row(row, benchmark="x", position=0,
+                         field_map={"question": "Prompt Text.body", "answer": "gold", "id": "idx", "subset": "grp"})
+    assert item.item_id == "7" and item.subset == "physics"
+    assert [(p.name, p.kind) for p in item.parts] == [("question", "item"), ("answer", "answer")]
+
+
+def test_unknown_layout_lists_the_keys_it_saw():
+    with pytest.raises(InputError) as info:
+        item_from_row({"foo": "bar", "baz": 1}, benchmark="mystery", position=3, where="m.jsonl")
+    assert "keys seen: ['baz', 'foo']" in info.value.message
+    assert "--map mystery:question=" in info.value.hint
+
+
+def test_mapping_to_a_missing_field_is_an_error():
+    with pytest.raises(InputError, match="has no field 'nope'"):
+        item_from_row({"q": "text"}, benchmark="x", position=0, field_map={"question": "nope"}, where="f")
+
+
+def test_csv_and_parquet_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": "a1", "question": "Which planet is known as the red planet?", "answer": "Mars"}]
+    with open(tmp_path / "t.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        item = load_test_set(parse_source(f"x={tmp_path / name}")).items[0]
+        assert item.item_id == "a1" and item.parts[0].text == rows[0]["question"]
+
+
+def test_saved_hf_dataset_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = [{"question": "Name the largest ocean on Earth.", "answer": "Pacific", "id": "o1"}]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(tmp_path / "dd")
+    loaded = load_test_set(parse_source(f"oc={tmp_path / 'dd'}?split=test"))
+    assert loaded.items[0].item_id == "o1" and loaded.revision.startswith("fingerprint:")
+    with pytest.raises(InputError, match="has no split 'validation'"):
+        load_test_set(parse_source(f"oc={tmp_path / 'dd'}?split=validation"))
+
+
+def test_hub_source_calls_load_dataset_with_config_split_revision(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, revision=None, **kwargs):
+        calls.append((path, name, split, revision))
+        return datasets.Dataset.from_list([{"question": "How many legs does a spider have?", "answer": "8"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    spec = parse_source("gsm8k=hf:openai/gsm8k?config=main&split=test&revision=abc123")
+    assert spec.hub and spec.config == "main" and spec.split == "test" and spec.revision == "abc123"
+    loaded = load_test_set(spec)
+    assert calls == [("openai/gsm8k", "main", "test", "abc123")]
+    assert loaded.revision == "abc123" and loaded.items[0].item_id == "0"
+
+
+def test_hub_failure_is_a_clear_error(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(InputError, match="cannot load hub dataset openai/gsm8k") as info:
+        load_test_set(parse_source("gsm8k=openai/gsm8k"))
+    assert "local copy" in info.value.hint
+
+
+@pytest.mark.parametrize("bad", ["gsm8k", "=x.jsonl", "bad name=x.jsonl", "x=hf:a/b?splt=test"])
+def test_bad_source_specs(bad):
+    with pytest.raises(InputError):
+        parse_source(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_test_set(parse_source(f"x={tmp_path / 'missing.jsonl'}"))
+
+
+def test_invalid_json_names_the_line(tmp_path):
+    (tmp_path / "t.jsonl").write_text(json.dumps({"question": "ok question here"}) + "\n{oops\n")
+    with pytest.raises(InputError, match=r"t.jsonl:2: not valid JSON"):
+        load_test_set(parse_source(f"x={tmp_path / 't.jsonl'}"))
