@@ -16,8 +16,8 @@ import typer
 from . import __version__
 from .errors import DecontamError, ParameterError
 from .findings import write_findings
-from .index import IndexParams, build_index, load_index, verify_files
-from .layers import MinHashParams, NgramParams
+from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, load_index, verify_files
+from .layers import ArtifactParams, MinHashParams, NgramParams
 from .readers import expand_inputs
 from .scan import ScanOptions, ScanResult, resolve_index, scan
 from .testsets import MAP_ROLES, parse_source
@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Build and inspect indexes of benchmark test sets.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+artifacts_app = typer.Typer(help="Review the benchmark instruction templates an index holds.", no_args_is_help=True)
+app.add_typer(artifacts_app, name="artifacts")
 
 
 def _err(text: str) -> None:
@@ -78,15 +80,19 @@ def index_build(
     index_dir: Annotated[Path, typer.Argument(help="Folder to write the index to (replaced if it holds an index).")],
     source: Annotated[list[str], typer.Option("--source", help="NAME=PATH_OR_HF_ID; repeat for each benchmark. Hub: hf:ID?config=C&split=S&revision=R.")],
     map_: Annotated[list[str], typer.Option("--map", help="NAME:ROLE=FIELD, ROLE one of question/choices/answer/id/subset; nested fields as a.b or a[0].b.")] = [],  # noqa: B006
-    methods: Annotated[str, typer.Option(help="Layers to build, comma-separated.")] = "ngram,minhash",
+    methods: Annotated[str, typer.Option(help="Layers to build, comma-separated.")] = ",".join(DEFAULT_METHODS),
     ngram_size: Annotated[int, typer.Option(help="Words per n-gram in the exact layer.")] = NgramParams.ngram_size,
     min_score: Annotated[float, typer.Option(help="Default n-gram score threshold stored for scans.")] = NgramParams.min_score,
-    boilerplate_min_items: Annotated[int, typer.Option(help="An n-gram in this many items or more is boilerplate and ignored.")] = NgramParams.boilerplate_min_items,
+    boilerplate_min_items: Annotated[int, typer.Option(help="An n-gram or shingle in this many items or more is boilerplate and ignored.")] = NgramParams.boilerplate_min_items,
     min_part_tokens: Annotated[int, typer.Option(help="Item parts with fewer words are not indexed.")] = IndexParams.min_part_tokens,
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = MinHashParams.num_perm,
     shingle_size: Annotated[int, typer.Option(help="Words per MinHash shingle.")] = MinHashParams.shingle_size,
     min_jaccard: Annotated[float, typer.Option(help="Jaccard threshold the LSH is tuned for.")] = MinHashParams.min_jaccard,
     min_shingles: Annotated[int, typer.Option(help="Texts with fewer distinct shingles are left to the n-gram layer.")] = MinHashParams.min_shingles,
+    background: Annotated[list[Path], typer.Option("--background", help="Corpus of ordinary text (repeatable): its frequent phrases are not templates.")] = [],  # noqa: B006
+    templates: Annotated[Optional[Path], typer.Option(help="Curated templates (JSON Lines) for the artifact layer; default: indexes/curated_templates.jsonl.")] = None,
+    no_curated: Annotated[bool, typer.Option("--no-curated", help="Mine templates only; add no curated ones.")] = False,
+    min_share: Annotated[float, typer.Option(help="Default artifact threshold: share of a template's n-grams.")] = ArtifactParams.min_share,
 ) -> None:
     """Build an index over benchmark test sets."""
     try:
@@ -98,11 +104,19 @@ def index_build(
         specs = [type(s)(**{**s.__dict__, "field_map": maps.get(s.name, {})}) for s in specs]
         params = IndexParams(
             ngram=NgramParams(ngram_size, boilerplate_min_items, min_score),
-            minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard, min_shingles=min_shingles),
+            minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard, min_shingles=min_shingles,
+                                  boilerplate_min_items=boilerplate_min_items),
+            artifact=ArtifactParams(min_share=min_share),
             min_part_tokens=min_part_tokens,
             methods=_split_csv(methods) or (),
         )
-        index = build_index(index_dir, specs, params=params)
+        for file in background:
+            if not file.exists():
+                raise ParameterError(f"--background file {file} does not exist", "give a JSONL / Parquet corpus of ordinary text")
+        curated = None if no_curated else (templates or CURATED_TEMPLATES)
+        if templates is not None and not templates.exists():
+            raise ParameterError(f"--templates file {templates} does not exist", "give a JSON Lines file of curated templates")
+        index = build_index(index_dir, specs, params=params, background=background, curated_templates=curated)
     except DecontamError as exc:
         raise _fail(exc) from None
     for bench in index.manifest["benchmarks"]:
@@ -156,6 +170,7 @@ def scan_command(
     methods: Annotated[Optional[str], typer.Option(help="Layers to use, comma-separated (default: all in the index).")] = None,
     min_score: Annotated[Optional[float], typer.Option(help="n-gram score threshold (default: the index's).")] = None,
     min_jaccard: Annotated[Optional[float], typer.Option(help="MinHash Jaccard threshold (default: the index's).")] = None,
+    min_share: Annotated[Optional[float], typer.Option(help="Artifact threshold: share of a template's n-grams (default: the index's).")] = None,
     ngram_size: Annotated[Optional[int], typer.Option(help="Require the index to use this n-gram size.")] = None,
     fields: Annotated[Optional[str], typer.Option(help="Scan only these top-level fields, comma-separated.")] = None,
     fail_min_score: Annotated[float, typer.Option(help="Gate: exit 1 when a finding scores at least this.")] = 0.0,
@@ -164,7 +179,7 @@ def scan_command(
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
 ) -> None:
     """Scan corpora for benchmark test items; exit 1 when contamination is found."""
-    options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, ngram_size=ngram_size,
+    options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share, ngram_size=ngram_size,
                           fields=_split_csv(fields), batch_size=batch_size, strict=strict)
     try:
         sources = expand_inputs(corpus)  # a typo in a path fails before the index is loaded
@@ -208,11 +223,18 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
         lines.append("No contamination found.")
         return "\n".join(lines)
     lines.append(f"Flagged {summary['rows_flagged']:,} rows ({summary['share_of_rows_flagged']:.2%}) with {summary['findings']:,} findings.")
-    lines.append("")
-    lines.append(f"  {'benchmark':<20} {'items found':>14} {'rows':>8}")
-    for name, bench in summary["benchmarks"].items():
-        if bench["rows"]:
-            lines.append(f"  {name:<20} {bench['items_found']:>6} / {bench['items_in_index']:<6} {bench['rows']:>8}")
+    if summary["rows_with_items"]:
+        lines.append("")
+        lines.append(f"  {'benchmark':<20} {'items found':>14} {'rows':>8}")
+        for name, bench in summary["benchmarks"].items():
+            if bench["rows"]:
+                lines.append(f"  {name:<20} {bench['items_found']:>6} / {bench['items_in_index']:<6} {bench['rows']:>8}")
+    if summary["artifacts"]:
+        lines.append("")
+        lines.append(f"Benchmark templates reused in {summary['rows_with_artifacts']:,} rows:")
+        for template_id, art in summary["artifacts"].items():
+            text = art["template"] or ""
+            lines.append(f"  {template_id:<22} {art['rows']:>6} rows ({art['share_of_rows']:.2%})  \"{text[:70]}{'...' if len(text) > 70 else ''}\"")
     lines.append("")
     lines.append("  by method: " + ", ".join(f"{k} {v['rows']}" for k, v in summary["methods"].items()))
     lines.append("  by kind:   " + ", ".join(f"{k} {v['rows']}" for k, v in summary["kinds"].items()))
@@ -226,6 +248,35 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
                      f"[{f['item_part']}] {f['method']} {f['score']:.2f}")
         lines.append(f"      {f['evidence'][:120]}")
     return "\n".join(lines)
+
+
+@artifacts_app.command("show")
+def artifacts_show(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    benchmark: Annotated[Optional[str], typer.Option(help="Only this benchmark's templates.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the templates as JSON Lines.")] = False,
+) -> None:
+    """List each benchmark's instruction templates with coverage and distinctiveness."""
+    try:
+        index = load_index(index_dir)
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    if "artifact" not in index.layers:
+        raise _fail(ParameterError(f"index {index_dir} has no artifact layer", "rebuild it with --methods including artifact"))
+    templates = index.layers["artifact"].templates
+    if benchmark is not None:
+        templates = templates.filter(templates["benchmark"] == benchmark)
+    columns = ["template_id", "benchmark", "origin", "items", "coverage", "distinctiveness", "text", "note"]
+    if as_json:
+        for row in templates.select(columns).iter_rows(named=True):
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    print(f"{'template':<22} {'origin':<8} {'items':>6} {'coverage':>9} {'distinct':>9}  text")
+    for row in templates.select(columns).iter_rows(named=True):
+        items = "-" if row["items"] is None else str(row["items"])
+        coverage = "-" if row["coverage"] is None else f"{row['coverage']:.1%}"
+        distinct = "-" if row["distinctiveness"] is None else f"{row['distinctiveness']:.3f}"
+        print(f"{row['template_id']:<22} {row['origin']:<8} {items:>6} {coverage:>9} {distinct:>9}  {row['text']}")
 
 
 def main() -> None:

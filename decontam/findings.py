@@ -65,13 +65,19 @@ def _field_pattern(field: str) -> str:
     return re.sub(r"\[\d+\]", "[*]", field)
 
 
-def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, int], *, fail_min_score: float) -> dict:
-    """The scan summary as plain data (printed as JSON with --json, or as tables)."""
+def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, int], *, fail_min_score: float,
+              templates: pl.DataFrame | None = None) -> dict:
+    """The scan summary as plain data (printed as JSON with --json, or as tables).
+
+    Item contamination (kinds item / answer) is counted per benchmark; reused benchmark templates
+    (kind artifact) are counted apart, per template.
+    """
     flagged = findings.filter(pl.col("score") >= fail_min_score)
     rows_flagged = flagged.select("source", "row").unique().height
+    item_findings = flagged.filter(pl.col("kind") != "artifact")
     benchmarks = {}
     for name, n_items in index_benchmarks.items():
-        mine = flagged.filter(pl.col("benchmark") == name)
+        mine = item_findings.filter(pl.col("benchmark") == name)
         subsets = {}
         for (subset,), group in mine.drop_nulls("subset").group_by(["subset"], maintain_order=True):
             subsets[str(subset)] = {"items_found": group["item_id"].n_unique(),
@@ -89,15 +95,30 @@ def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, 
         return {str(k): {"rows": r, "findings": f} for k, r, f in sorted(table.iter_rows())}
 
     rows_read = counts["rows_read"]
+    artifacts = {}
+    artifact_findings = flagged.filter(pl.col("kind") == "artifact")
+    text_of = dict(templates.select("template_id", "text").iter_rows()) if templates is not None else {}
+    for (template_id,), group in artifact_findings.group_by(["item_id"], maintain_order=True):
+        rows = group.select("source", "row").unique(maintain_order=True)
+        artifacts[template_id] = {
+            "benchmark": group["benchmark"][0],
+            "template": text_of.get(template_id),
+            "rows": rows.height,
+            "share_of_rows": round(rows.height / rows_read, 6) if rows_read else 0.0,
+            "examples": [f"{src}:{row + 1}" for src, row in rows.head(3).iter_rows()],
+        }
     return {
         "rows_read": rows_read,
         "rows_malformed": counts["rows_malformed"],
         "rows_without_text": counts["rows_without_text"],
         "segments": counts["segments"],
         "rows_flagged": rows_flagged,
+        "rows_with_items": item_findings.select("source", "row").unique().height,
+        "rows_with_artifacts": artifact_findings.select("source", "row").unique().height,
         "share_of_rows_flagged": round(rows_flagged / rows_read, 6) if rows_read else 0.0,
         "findings": flagged.height,
         "benchmarks": benchmarks,
+        "artifacts": dict(sorted(artifacts.items(), key=lambda kv: -kv[1]["rows"])),
         "methods": rows_by("method", "method"),
         "kinds": rows_by("kind", "kind"),
         "fields": rows_by(pl.col("field").map_elements(_field_pattern, return_dtype=pl.String), "field_pattern"),

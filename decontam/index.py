@@ -28,15 +28,17 @@ import polars as pl
 
 from . import __version__
 from .errors import IndexFormatError, ParameterError
-from .layers import MinHashLayer, MinHashParams, NgramLayer, NgramParams
+from .layers import ArtifactLayer, ArtifactParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
+from .layers.artifact import load_curated
 from .ngrams import build_vocabulary, encode_batch, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
 from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer}
-DEFAULT_METHODS = ("ngram", "minhash")
+LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer, "artifact": ArtifactLayer}
+DEFAULT_METHODS = ("ngram", "minhash", "artifact")
+CURATED_TEMPLATES = Path(__file__).resolve().parents[1] / "indexes" / "curated_templates.jsonl"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class IndexParams:
 
     ngram: NgramParams = field(default_factory=NgramParams)
     minhash: MinHashParams = field(default_factory=MinHashParams)
+    artifact: ArtifactParams = field(default_factory=ArtifactParams)
     min_part_tokens: int = 5  # shorter parts ("Paris", "4") match everywhere and are not indexed
     # Parts that are mostly numbers or symbols ("[1, 2], [1, 3]", "\\frac{1}{2}") match code and
     # arithmetic everywhere: at least this share of a part's tokens must contain a letter.
@@ -57,6 +60,7 @@ class IndexParams:
     def validate(self) -> None:
         self.ngram.validate()
         self.minhash.validate()
+        self.artifact.validate()
         unknown = set(self.methods) - set(LAYER_CLASSES)
         if unknown or not self.methods:
             raise ParameterError(f"unknown method(s) {sorted(unknown) or '(none given)'}", f"choose from {', '.join(LAYER_CLASSES)}")
@@ -114,8 +118,13 @@ def build_index(
     sources: Iterable[str | SourceSpec | LoadedTestSet],
     *,
     params: IndexParams | None = None,
+    background: Iterable[str | Path] = (),
+    curated_templates: str | Path | None = CURATED_TEMPLATES,
 ) -> Index:
     """Load the test sets, build every layer and (when ``path`` is given) save the index there.
+
+    ``background``: corpus files of ordinary text; a phrase frequent there is not a benchmark template.
+    ``curated_templates``: JSON Lines of known templates to add to the artifact layer (None: none).
 
     >>> index = build_index("indexes/mine", ["gsm8k=../shared/data/benchmarks/gsm8k/test.jsonl.gz"])  # doctest: +SKIP
     """
@@ -144,6 +153,7 @@ def build_index(
     keep = (encoded.lengths >= min_tokens) & (alpha_share >= params.min_alpha_share)
     parts = parts.with_columns(pl.Series("n_tokens", encoded.lengths))
     short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
+    all_parts = parts
     parts = parts.filter(pl.Series(keep))
     encoded = encode_batch(parts["text"].to_list(), vocabulary)
 
@@ -151,7 +161,17 @@ def build_index(
     if "ngram" in params.methods:
         layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy())
     if "minhash" in params.methods:
-        layers["minhash"] = MinHashLayer.build(params.minhash, encoded)
+        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy())
+    background_info = []
+    if "artifact" in params.methods:
+        question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "text")
+        background_texts = []
+        for file in background:
+            texts = _corpus_texts(str(file))
+            background_texts += texts
+            background_info.append({"source": str(file), "revision": "sha256:" + _sha256(Path(file)), "rows": len(texts)})
+        curated = load_curated(Path(curated_templates)) if curated_templates is not None and Path(curated_templates).exists() else []
+        layers["artifact"] = ArtifactLayer.build(params.artifact, question_side, background=background_texts, curated=curated)
 
     skipped = dict(zip(short_counts["benchmark"].to_list(), short_counts["len"].to_list()))
     benchmarks = []
@@ -179,6 +199,7 @@ def build_index(
         "min_alpha_share": params.min_alpha_share,
         "min_answer_tokens": params.min_answer_tokens,
         "layers": {name: layer.manifest_entry() for name, layer in layers.items()},
+        "background": background_info,
         "benchmarks": benchmarks,
     }
     parts = parts.drop("item_no")
@@ -186,6 +207,19 @@ def build_index(
     if path is not None:
         index.save(Path(path))
     return index
+
+
+def _corpus_texts(source: str) -> list[str]:
+    """All text of a background corpus, one string per record."""
+    from .readers import expand_inputs, iter_records, segments_of
+    from .types import Record
+
+    texts = []
+    for file in expand_inputs([source]):
+        for record in iter_records(file):
+            if isinstance(record, Record):
+                texts.append("\n".join(s.text for s in segments_of(record.data)))
+    return texts
 
 
 def _alpha_share(texts: list[str]) -> np.ndarray:

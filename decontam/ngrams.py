@@ -27,6 +27,7 @@ class TokenBatch:
 
     ids: np.ndarray  # [n_tokens] uint64; vocabulary id, or hash | UNKNOWN_BIT
     offsets: np.ndarray  # [n_texts + 1] int64; tokens of text i are ids[offsets[i]:offsets[i+1]]
+    tokens: pl.Series | None = field(default=None, repr=False, compare=False)  # [n_tokens] token strings, when kept
     _ngrams: dict = field(default_factory=dict, repr=False, compare=False)
 
     def ngrams(self, sizes: Sequence[int]) -> dict[int, NgramHashes]:
@@ -72,8 +73,9 @@ def build_vocabulary(texts: Sequence[str]) -> list[str]:
     return tokens.to_list()
 
 
-def encode_batch(texts: Sequence[str], vocabulary: pl.Series) -> TokenBatch:
-    """Tokenize and map tokens to ids. ``vocabulary`` is the index's token list (id = position + 1)."""
+def encode_batch(texts: Sequence[str], vocabulary: pl.Series, *, keep_tokens: bool = False) -> TokenBatch:
+    """Tokenize and map tokens to ids. ``vocabulary`` is the index's token list (id = position + 1).
+    ``keep_tokens`` keeps the token strings for layers that need them (the artifact layer's slots)."""
     exploded = tokenize_frame(texts)
     known_ids = pl.Series("id", np.arange(1, len(vocabulary) + 1, dtype=np.uint64))
     # Polars' hash is stable within one process, which is all an unknown token needs: it only has to
@@ -86,7 +88,8 @@ def encode_batch(texts: Sequence[str], vocabulary: pl.Series) -> TokenBatch:
     counts = np.bincount(exploded.get_column("text_ix").to_numpy(), minlength=len(texts))
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return TokenBatch(ids=ids.astype(np.uint64, copy=False), offsets=offsets)
+    return TokenBatch(ids=ids.astype(np.uint64, copy=False), offsets=offsets,
+                      tokens=exploded.get_column("tok") if keep_tokens else None)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class ScanOptions:
     methods: tuple[str, ...] | None = None  # default: every layer in the index
     min_score: float | None = None  # n-gram share threshold; default: the index's
     min_jaccard: float | None = None  # MinHash threshold; default: the index's
+    min_share: float | None = None  # artifact: share of a template's n-grams; default: the index's
     ngram_size: int | None = None  # only checked against the index
     fields: tuple[str, ...] | None = None  # scan only these top-level fields
     batch_size: int = 2000  # records per batch
@@ -71,7 +72,8 @@ class ScanResult:
 
     def summary(self, *, fail_min_score: float = 0.0) -> dict:
         items = {b["name"]: b["items"] for b in self.index.manifest["benchmarks"]}
-        return summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score)
+        templates = self.index.layers["artifact"].templates if "artifact" in self.index.layers else None
+        return summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score, templates=templates)
 
 
 def resolve_index(index: Index | str | Path | None) -> Index:
@@ -157,28 +159,38 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     if not segments:
         return empty_findings()
 
-    encoded = encode_batch([s.text for s in segments], index.vocabulary)
     methods = options.methods or tuple(index.methods)
+    encoded = encode_batch([s.text for s in segments], index.vocabulary, keep_tokens="artifact" in methods)
     matches = []
+    items = index.parts.select(pl.col("benchmark"), pl.col("subset"), pl.col("item_id"), pl.col("part").alias("item_part"),
+                               pl.col("kind")).with_row_index("part_ix").with_columns(pl.col("part_ix").cast(pl.Int32))
     if "ngram" in methods:
         layer = index.layers["ngram"]
         found = layer.match(encoded, options.min_score if options.min_score is not None else layer.params.min_score)
-        matches.append(found.with_columns(pl.lit("ngram").alias("method")))
+        matches.append(found.join(items, on="part_ix").with_columns(pl.lit("ngram").alias("method")))
     if "minhash" in methods:
         layer = index.layers["minhash"]
         found = layer.match(encoded, options.min_jaccard if options.min_jaccard is not None else layer.params.min_jaccard)
-        matches.append(found.with_columns(pl.lit("minhash").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"),
-                                          pl.lit(None, pl.Int64).alias("tok_end")))
-    matched = pl.concat([m.select("text_ix", "part_ix", "score", "tok_start", "tok_end", "method") for m in matches])
+        matches.append(found.join(items, on="part_ix").with_columns(
+            pl.lit("minhash").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
+    if "artifact" in methods:
+        layer = index.layers["artifact"]
+        found = layer.match(encoded, options.min_share if options.min_share is not None else layer.params.min_share)
+        templates = layer.templates.select(
+            pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
+            pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),
+        ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
+        matches.append(found.join(templates, on="template_ix").with_columns(pl.lit("artifact").alias("method")))
+    columns = ["text_ix", "score", "tok_start", "tok_end", "method", "benchmark", "subset", "item_id", "item_part", "kind"]
+    matched = pl.concat([m.select(columns) for m in matches])
     if matched.is_empty():
         return empty_findings()
-    return _to_findings(matched, records, segments, seg_record, index, options)
+    return _to_findings(matched, records, segments, seg_record, options)
 
 
 def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Sequence[Segment], seg_record: list[int],
-                 index: Index, options: ScanOptions) -> pl.DataFrame:
+                 options: ScanOptions) -> pl.DataFrame:
     text_ix = matched["text_ix"].to_numpy()
-    part_rows = index.parts.select("benchmark", "subset", "item_id", "part", "kind")[matched["part_ix"].to_numpy()]
     flagged = sorted(set(text_ix.tolist()))
     token_lists = dict(zip(flagged, tokenize_batch([segments[i].text for i in flagged])))
     offsets_cache: dict[int, list[tuple[int, int]]] = {}
@@ -196,24 +208,23 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
         spans_end.append(end)
         evidence.append(_shorten(text[start:end], options.evidence_chars))
     seg_rec = np.asarray(seg_record)[text_ix]
-    frame = pl.DataFrame({
+    return pl.DataFrame({
         "source": [records[r].source for r in seg_rec],
         "row": [records[r].row for r in seg_rec],
         "record_id": [records[r].record_id for r in seg_rec],
         "field": [segments[t].field for t in text_ix],
         "role": [segments[t].role for t in text_ix],
-        "benchmark": part_rows["benchmark"],
-        "subset": part_rows["subset"],
-        "item_id": part_rows["item_id"],
-        "item_part": part_rows["part"],
+        "benchmark": matched["benchmark"],
+        "subset": matched["subset"],
+        "item_id": matched["item_id"],
+        "item_part": matched["item_part"],
         "method": matched["method"],
-        "kind": part_rows["kind"],
+        "kind": matched["kind"],
         "score": matched["score"].round(4),
         "span_start": spans_start,
         "span_end": spans_end,
         "evidence": evidence,
     }, schema=FINDINGS_SCHEMA)
-    return frame
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -11,4 +11,7 @@ decontam index build indexes/default \
   --source arena_hard="$DATA/benchmarks/arena_hard/question.jsonl.gz" \
   --source ifeval="$DATA/benchmarks/ifeval/input_data.jsonl.gz" \
   --source truthfulqa="$DATA/benchmarks/truthfulqa/TruthfulQA.jsonl.gz" \
-  --source math500="$DATA/benchmarks/math/math500_test.jsonl.gz"
+  --source math500="$DATA/benchmarks/math/math500_test.jsonl.gz" \
+  --background "$DATA/corpora/hh_rlhf/harmless-base_test.jsonl.gz" \
+  --background "$DATA/corpora/pandalm/testset-v1.jsonl.gz" \
+  --background "$DATA/corpora/stanford_alpaca/seed_tasks.jsonl.gz"

@@ -88,7 +88,7 @@ def test_index_build_info_verify(tmp_path):
     idx = tmp_path / "idx"
     result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == f"Wrote index {idx} (ngram, minhash; 2 benchmarks)\n"
+    assert result.stdout == f"Wrote index {idx} (ngram, minhash, artifact; 2 benchmarks)\n"
     assert "gsm8k: 1319 items" in result.stderr
     info = run("index", "info", idx)
     assert info.exit_code == 0 and "gsm8k" in info.stdout and "1319 items" in info.stdout

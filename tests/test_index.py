@@ -18,7 +18,7 @@ from .conftest import INDEX_SOURCES, write_jsonl
 def test_manifest_records_sources_revisions_counts_and_checksums(index):
     m = index.manifest
     assert m["format_version"] == 1 and m["normalization"]
-    assert set(m["layers"]) == {"ngram", "minhash"}
+    assert set(m["layers"]) == {"ngram", "minhash", "artifact"}
     assert m["layers"]["ngram"]["ngram_size"] == 8
     gsm = next(b for b in m["benchmarks"] if b["name"] == "gsm8k")
     assert gsm["items"] == 1319 and gsm["revision"].startswith("sha256:") and gsm["source"].endswith("test.jsonl.gz")

@@ -1,7 +1,8 @@
 """Detection layers of an index. Each module builds its arrays from the index's item parts, saves and
 loads them as plain ``.npy`` files (never pickle), and matches a batch of corpus segments."""
 
+from .artifact import ArtifactLayer, ArtifactParams
 from .minhash import MinHashLayer, MinHashParams
 from .ngram import NgramLayer, NgramParams
 
-__all__ = ["MinHashLayer", "MinHashParams", "NgramLayer", "NgramParams"]
+__all__ = ["ArtifactLayer", "ArtifactParams", "MinHashLayer", "MinHashParams", "NgramLayer", "NgramParams"]

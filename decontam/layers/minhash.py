@@ -38,6 +38,9 @@ class MinHashParams:
     # Jaccard over a handful of shingles is noise ("What is the best medicine?" vs "Laughter is the
     # best medicine."): shorter parts and segments are left to the exact n-gram layer.
     min_shingles: int = 10
+    # A shingle in this many different items is boilerplate (a benchmark's instruction template, "which
+    # of the following"): dropped from both sides, so a template alone is no near-duplicate of an item.
+    boilerplate_min_items: int = 10
 
     def validate(self) -> None:
         if self.num_perm < 16:
@@ -107,12 +110,14 @@ class MinHashLayer:
     name = NAME
 
     def __init__(self, params: MinHashParams, part_ix: np.ndarray, sigs: np.ndarray, shingles: np.ndarray,
-                 shingle_offsets: np.ndarray):
+                 shingle_offsets: np.ndarray, boilerplate: np.ndarray):
         self.params = params
         self.part_ix = part_ix  # [k] int32; parts that have at least one shingle
         self.sigs = sigs  # [k, num_perm] uint32
         self.shingles = shingles  # [s] uint64; each part's distinct shingles, part after part
         self.shingle_offsets = shingle_offsets  # [k + 1] int64
+        self.boilerplate = boilerplate  # [q] uint64, sorted; shingles ignored on both sides
+        self._boilerplate_bitmap = hash_bitmap(boilerplate)
         self.b, self.r = params.bands()
         self._bitmap = hash_bitmap(shingles)
         keys = band_keys(sigs, self.b, self.r)
@@ -125,10 +130,14 @@ class MinHashLayer:
     # -- build ------------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, params: MinHashParams, parts: TokenBatch) -> MinHashLayer:
+    def build(cls, params: MinHashParams, parts: TokenBatch, item_of_part: np.ndarray) -> MinHashLayer:
         params.validate()
         grams = ngram_hashes(parts, params.shingle_size)
         table = pl.DataFrame({"part_ix": grams.text_ix.astype(np.int32), "h": grams.hashes}).unique()
+        item_df = (table.with_columns(pl.Series(item_of_part).gather(table["part_ix"]).alias("item"))
+                   .group_by("h").agg(pl.col("item").n_unique().alias("df")))
+        boilerplate = item_df.filter(pl.col("df") >= params.boilerplate_min_items)["h"].sort().to_numpy()
+        table = table.filter(~pl.col("h").is_in(pl.Series(boilerplate).implode()))
         table = table.filter(pl.len().over("part_ix") >= params.min_shingles).sort("part_ix", "h")
         part_ix, counts = np.unique(table["part_ix"].to_numpy(), return_counts=True)
         offsets = np.zeros(len(part_ix) + 1, dtype=np.int64)
@@ -136,14 +145,14 @@ class MinHashLayer:
         shingles = table["h"].to_numpy()
         group = np.repeat(np.arange(len(part_ix)), counts)
         sigs = signatures(shingle32(shingles), group, len(part_ix), params)
-        return cls(params, part_ix.astype(np.int32), sigs, shingles, offsets)
+        return cls(params, part_ix.astype(np.int32), sigs, shingles, offsets, boilerplate)
 
     # -- disk -------------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         files = {"part_ix": self.part_ix, "signatures": self.sigs, "shingles": self.shingles,
-                 "shingle_offsets": self.shingle_offsets}
+                 "shingle_offsets": self.shingle_offsets, "boilerplate": self.boilerplate}
         for name, array in files.items():
             np.save(folder / f"{name}.npy", array)
         return [f"{NAME}/{name}.npy" for name in files]
@@ -154,10 +163,12 @@ class MinHashLayer:
 
     @classmethod
     def load(cls, folder: Path, entry: dict) -> MinHashLayer:
-        params = MinHashParams(entry["num_perm"], entry["seed"], entry["shingle_size"], entry["min_jaccard"], entry["min_shingles"])
+        params = MinHashParams(entry["num_perm"], entry["seed"], entry["shingle_size"], entry["min_jaccard"], entry["min_shingles"],
+                               entry["boilerplate_min_items"])
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
-                  for name in ("part_ix", "signatures", "shingles", "shingle_offsets")}
-        return cls(params, arrays["part_ix"], arrays["signatures"], arrays["shingles"], arrays["shingle_offsets"])
+                  for name in ("part_ix", "signatures", "shingles", "shingle_offsets", "boilerplate")}
+        return cls(params, arrays["part_ix"], arrays["signatures"], arrays["shingles"], arrays["shingle_offsets"],
+                   arrays["boilerplate"])
 
     # -- scan -------------------------------------------------------------------------------------
 
@@ -176,12 +187,15 @@ class MinHashLayer:
         # (checked against a bitmap of the index's shingles, which can only say yes too often).
         # Repeats are counted here, so a copy padded with one phrase repeated many times can slip
         # past this layer; the n-gram layer still sees it.
-        hit = grams.known & in_bitmap(self._bitmap, grams.hashes)
+        maybe_boilerplate = in_bitmap(self._boilerplate_bitmap, grams.hashes)
+        ordinary = np.ones(len(grams.hashes), dtype=bool)
+        ordinary[maybe_boilerplate] = ~np.isin(grams.hashes[maybe_boilerplate], self.boilerplate, assume_unique=False)
+        hit = grams.known & ordinary & in_bitmap(self._bitmap, grams.hashes)
         n_texts = len(batch)
         known_count = np.bincount(grams.text_ix, weights=hit, minlength=n_texts)
-        all_count = np.bincount(grams.text_ix, minlength=n_texts)
+        all_count = np.bincount(grams.text_ix, weights=ordinary, minlength=n_texts)
         hopeful = (all_count >= self.params.min_shingles) & (known_count >= min_jaccard * all_count)
-        take = hopeful[grams.text_ix]
+        take = hopeful[grams.text_ix] & ordinary
         if not take.any():
             return _empty_matches()
         text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
