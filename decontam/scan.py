@@ -175,13 +175,19 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
             pl.lit("minhash").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
     if "artifact" in methods:
         layer = index.layers["artifact"]
-        found = layer.match(encoded, options.min_share if options.min_share is not None else layer.params.min_share)
+        found = layer.match(encoded, [seg.text for seg in segments],
+                            options.min_share if options.min_share is not None else layer.params.min_share)
         templates = layer.templates.select(
             pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
             pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),
         ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
-        matches.append(found.join(templates, on="template_ix").with_columns(pl.lit("artifact").alias("method")))
-    columns = ["text_ix", "score", "tok_start", "tok_end", "method", "benchmark", "subset", "item_id", "item_part", "kind"]
+        matches.append(found.join(templates, on="template_ix").with_columns(
+            pl.lit("artifact").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
+    columns = ["text_ix", "score", "tok_start", "tok_end", "char_start", "char_end", "method",
+               "benchmark", "subset", "item_id", "item_part", "kind"]
+    for i, frame in enumerate(matches):
+        if "char_start" not in frame.columns:
+            matches[i] = frame.with_columns(pl.lit(None, pl.Int64).alias("char_start"), pl.lit(None, pl.Int64).alias("char_end"))
     matched = pl.concat([m.select(columns) for m in matches])
     if matched.is_empty():
         return empty_findings()
@@ -195,9 +201,13 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
     token_lists = dict(zip(flagged, tokenize_batch([segments[i].text for i in flagged])))
     offsets_cache: dict[int, list[tuple[int, int]]] = {}
     spans_start, spans_end, evidence = [], [], []
-    for t, tok_start, tok_end in zip(text_ix.tolist(), matched["tok_start"].to_list(), matched["tok_end"].to_list()):
+    rows = zip(text_ix.tolist(), matched["tok_start"].to_list(), matched["tok_end"].to_list(),
+               matched["char_start"].to_list(), matched["char_end"].to_list())
+    for t, tok_start, tok_end, char_start, char_end in rows:
         text = segments[t].text
-        if tok_start is None:  # whole-segment methods
+        if char_start is not None:  # the layer located the evidence itself
+            start, end = char_start, char_end
+        elif tok_start is None:  # whole-segment methods
             start, end = 0, len(text)
         else:
             if t not in offsets_cache:

@@ -82,12 +82,17 @@ def test_summary_reports_templates_apart(judge_index, tmp_path, gsm8k):
     assert summary["benchmarks"]["judgebench"]["items_found"] == 0
 
 
+WORDS = ("river volcano glacier desert forest ocean island canyon meadow valley harbor bridge castle village market "
+         "garden library museum station tower lantern compass anchor feather pebble thunder breeze meadowlark orchard "
+         "quarry summit lagoon prairie tundra savanna delta estuary fjord plateau reef dune marsh grove").split()
+
+
 def _synthetic_parts(prefix, suffix, n=40):
-    topics = ["rivers", "volcanoes", "glaciers", "deserts", "forests", "oceans", "islands", "canyons"]
+    rng = random.Random(7)
     rows = []
     for i in range(n):
-        body = f"Item {i}: describe how {topics[i % 8]} formed near town number {i * 7} and list {i % 5 + 2} facts about {topics[(i + 3) % 8]}."
-        rows.append(("synthetic", i, f"{prefix} {body} {suffix}".strip()))
+        body = " ".join(rng.sample(WORDS, 9))
+        rows.append(("synthetic", i, f"{prefix} Describe the {body}. {suffix}".strip()))
     return pl.DataFrame(rows, schema=["benchmark", "item_no", "text"], orient="row")
 
 
@@ -136,3 +141,18 @@ def test_index_without_artifact_layer(tmp_path):
     index = decontam.build_index(tmp_path / "i", [f"gsm8k={BENCH / 'gsm8k/test.jsonl.gz'}"], params=IndexParams(methods=("ngram",)))
     result = CliRunner().invoke(app, ["artifacts", "show", str(index.path)])
     assert result.exit_code == 2 and "has no artifact layer" in result.stderr
+
+
+def test_quoted_spans_are_slots():
+    parts = _synthetic_parts("", 'Finish your answer with the exact words "PLACEHOLDER" and say nothing else after them.')
+    texts = [t.replace("PLACEHOLDER", w) for t, w in zip(parts["text"], ["see you", "bye now", "the end", "all done"] * 10)]
+    parts = parts.with_columns(pl.Series("text", texts))
+    layer = ArtifactLayer.build(ArtifactParams(), parts)
+    assert "finish your answer with the exact words <q> and say nothing else after them" in layer.templates["text"].to_list()
+    from decontam.ngrams import encode_batch
+
+    probe = ["Tell me a joke. Finish your answer with the exact words 'over and out' and say nothing else after them.",
+             "I don't think it's fine. Say nothing else."]
+    found = layer.match(encode_batch(probe, pl.Series(["x"]), keep_tokens=True), probe, 0.8)
+    assert found["text_ix"].to_list() == [0]
+    assert probe[0][found["char_start"][0]:].startswith("Finish your answer")

@@ -7,9 +7,9 @@ example, if the answer is K, then write KKKKK." This layer finds such templates 
 
 Mining, per benchmark, at index build:
 
-1. Tokens of every question-side part, with **slots**: a single letter becomes ``<l>``, a run of one
-   repeated letter (``KKKKK``) ``<ll>``, a number ``<n>``; so "the answer is F, then write FFFFF"
-   and "the answer is K, then write KKKKK" are one template.
+1. Tokens of every question-side part, with **slots**: a double-quoted span becomes ``<q>``, a
+   single letter ``<l>``, a run of one repeated letter (``KKKKK``) ``<ll>``, a number ``<n>``; so
+   "the answer is F, then write FFFFF" and "the answer is K, then write KKKKK" are one template.
 2. Generic prompt boilerplate (``decontam/data/generic_phrases.txt``: "let's think step by step",
    "answer the following question", ...) is masked: no template may contain or cross it.
 3. Word ``ngram_size``-grams in at least ``min_items`` items and ``min_coverage`` of the benchmark are
@@ -39,6 +39,7 @@ import polars as pl
 
 from ..errors import InputError, ParameterError
 from ..ngrams import UNKNOWN_BIT, TokenBatch, ngram_hashes_multi, tokenize_frame
+from ..normalize import token_offsets
 
 NAME = "artifact"
 GENERIC_PHRASES = Path(__file__).resolve().parents[1] / "data" / "generic_phrases.txt"
@@ -65,10 +66,20 @@ class ArtifactParams:
                                  "defaults: 0.8, 0.9, 0.02")
 
 
+# A quoted span of up to 60 characters becomes one slot token before tokenization:
+# 'Finish your response with this exact phrase "Is there anything else I can help with?"'. Single
+# quotes count only after a space, colon or bracket and before a space or punctuation, so that the
+# apostrophes of "don't ... it's" never pair up.
+_QUOTED = (r'"[^"\n]{1,60}"|\x{201C}[^\x{201D}\n]{1,60}\x{201D}'
+           r"|(?:^|[\s:(])'[^'\n]{1,60}'(?:[\s.,;:!?)]|$)")
+_QUOTE_TOKEN = "qqslotqq"
+
+
 def slotted_expr(tok: pl.Expr) -> pl.Expr:
-    """Tokens with slots: single letters, runs of one repeated letter, and numbers."""
+    """Tokens with slots: quoted spans, single letters, runs of one repeated letter, and numbers."""
     return (
-        pl.when(tok.str.contains(r"^\p{N}+$")).then(pl.lit("<n>"))
+        pl.when(tok == _QUOTE_TOKEN).then(pl.lit("<q>"))
+        .when(tok.str.contains(r"^\p{N}+$")).then(pl.lit("<n>"))
         .when((tok.str.len_chars() == 1) & tok.str.contains(r"^\p{L}$")).then(pl.lit("<l>"))
         .when((tok.str.len_chars() >= 3) & tok.str.contains(r"^\p{L}+$") & (tok.str.strip_chars(tok.str.slice(0, 1)) == ""))
         .then(pl.lit("<ll>"))
@@ -91,12 +102,22 @@ class _Slotted:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
 
+def _quote_slotted_frame(texts: Sequence[str]) -> pl.DataFrame:
+    """Exploded tokens of texts whose quoted spans became one slot: text_ix, raw (unslotted), tok (slotted)."""
+    replaced = pl.Series(list(texts), dtype=pl.String).str.replace_all(_QUOTED, f" {_QUOTE_TOKEN} ").to_list()
+    return tokenize_frame(replaced).with_columns(pl.col("tok").alias("raw"), slotted_expr(pl.col("tok")).alias("tok"))
+
+
 def _slotted(texts: Sequence[str]) -> _Slotted:
-    frame = tokenize_frame(texts).with_columns(slotted_expr(pl.col("tok")).alias("tok"))
-    counts = np.bincount(frame["text_ix"].to_numpy(), minlength=len(texts))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    frame = _quote_slotted_frame(texts)
+    return _Slotted(frame["tok"].to_list(), _offsets(frame["text_ix"].to_numpy(), len(texts)))
+
+
+def _offsets(text_ix: np.ndarray, n_texts: int) -> np.ndarray:
+    counts = np.bincount(text_ix, minlength=n_texts)
+    offsets = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return _Slotted(frame["tok"].to_list(), offsets)
+    return offsets
 
 
 def _mask_generic(slotted: _Slotted, generic: list[list[str]]) -> list[str]:
@@ -244,6 +265,7 @@ class ArtifactLayer:
                                                    pl.lit(None, pl.Float64).alias("distinctiveness")))
         # coverage: match every template against the items of its own benchmark
         item_batch = TokenBatch(ids=layer._ids(pl.Series(item_slotted.tokens, dtype=pl.String)), offsets=item_slotted.offsets)
+        # coverage counts every item carrying the template, however little of it the mining run saw
         matches = layer.match_batch(item_batch, params.min_share)
         covered = (
             matches.with_columns(pl.Series(benchmark_of_part).gather(matches["text_ix"]).alias("part_bench"),
@@ -289,12 +311,36 @@ class ArtifactLayer:
 
     # -- scan -------------------------------------------------------------------------------------
 
-    def match(self, batch: TokenBatch, min_share: float) -> pl.DataFrame:
-        """Template hits: columns text_ix, template_ix, score, tok_start, tok_end."""
+    def match(self, batch: TokenBatch, texts: Sequence[str], min_share: float) -> pl.DataFrame:
+        """Template hits: columns text_ix, template_ix, score, char_start, char_end.
+
+        First pass on the batch's own tokens (no quote slots): any template n-gram marks a candidate.
+        Second pass, candidates only: re-tokenized with quoted spans as slots, scored exactly.
+        """
         if batch.tokens is None:
             raise ParameterError("the artifact layer needs the batch's token strings", "encode the batch with keep_tokens=True")
         slotted = batch.tokens.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
-        return self.match_batch(TokenBatch(ids=self._ids(slotted), offsets=batch.offsets), min_share)
+        first = self.match_batch(TokenBatch(ids=self._ids(slotted), offsets=batch.offsets), min_share=1e-9)
+        if first.is_empty():
+            return _empty_matches()
+        candidates = np.unique(first["text_ix"].to_numpy())
+        frame = _quote_slotted_frame([texts[i] for i in candidates])
+        offsets = _offsets(frame["text_ix"].to_numpy(), len(candidates))
+        second = self.match_batch(TokenBatch(ids=self._ids(frame["tok"]), offsets=offsets), min_share)
+        if second.is_empty():
+            return _empty_matches()
+        raw = frame["raw"].to_list()
+        starts, ends = [], []
+        for local, tok_start, tok_end in second.select("text_ix", "tok_start", "tok_end").iter_rows():
+            tokens = raw[offsets[local] : offsets[local + 1]]
+            spans = token_offsets(texts[candidates[local]], tokens)
+            starts.append(spans[tok_start][0])
+            ends.append(spans[max(tok_end - 1, tok_start)][1])
+        return second.with_columns(
+            pl.Series("text_ix", candidates[second["text_ix"].to_numpy()]),
+            pl.Series("char_start", starts, dtype=pl.Int64),
+            pl.Series("char_end", ends, dtype=pl.Int64),
+        ).select("text_ix", "template_ix", "score", "char_start", "char_end")
 
     def match_batch(self, slotted_batch: TokenBatch, min_share: float) -> pl.DataFrame:
         n = self.params.ngram_size
