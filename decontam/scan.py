@@ -176,7 +176,8 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     if "artifact" in methods:
         layer = index.layers["artifact"]
         found = layer.match(encoded, [seg.text for seg in segments],
-                            options.min_share if options.min_share is not None else layer.params.min_share)
+                            options.min_share if options.min_share is not None else layer.params.min_share,
+                            vocabulary=index.vocabulary)
         templates = layer.templates.select(
             pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
             pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),

@@ -311,7 +311,27 @@ class ArtifactLayer:
 
     # -- scan -------------------------------------------------------------------------------------
 
-    def match(self, batch: TokenBatch, texts: Sequence[str], min_share: float) -> pl.DataFrame:
+    def _first_pass_ids(self, batch: TokenBatch, vocabulary: pl.Series | None) -> np.ndarray:
+        """Template-vocabulary ids of the batch's tokens. Tokens the index vocabulary knows are mapped
+        through a table computed once per vocabulary (numpy take); only the rest are slotted as strings."""
+        if vocabulary is None:
+            slotted = batch.tokens.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
+            return self._ids(slotted)
+        key = (id(vocabulary), len(vocabulary))
+        if getattr(self, "_vocab_key", None) != key:
+            slotted_vocab = vocabulary.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
+            self._vocab_map = np.concatenate(([UNKNOWN_BIT], self._ids(slotted_vocab))).astype(np.uint64)
+            self._vocab_key = key
+        ids = batch.ids
+        unknown = ids >= UNKNOWN_BIT
+        out = np.empty(len(ids), dtype=np.uint64)
+        out[~unknown] = self._vocab_map[ids[~unknown].astype(np.int64)]
+        if unknown.any():
+            strings = batch.tokens.filter(pl.Series(unknown))
+            out[unknown] = self._ids(strings.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series())
+        return out
+
+    def match(self, batch: TokenBatch, texts: Sequence[str], min_share: float, vocabulary: pl.Series | None = None) -> pl.DataFrame:
         """Template hits: columns text_ix, template_ix, score, char_start, char_end.
 
         First pass on the batch's own tokens (no quote slots): any template n-gram marks a candidate.
@@ -319,8 +339,7 @@ class ArtifactLayer:
         """
         if batch.tokens is None:
             raise ParameterError("the artifact layer needs the batch's token strings", "encode the batch with keep_tokens=True")
-        slotted = batch.tokens.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
-        first = self.match_batch(TokenBatch(ids=self._ids(slotted), offsets=batch.offsets), min_share=1e-9)
+        first = self.match_batch(TokenBatch(ids=self._first_pass_ids(batch, vocabulary), offsets=batch.offsets), min_share=1e-9)
         if first.is_empty():
             return _empty_matches()
         candidates = np.unique(first["text_ix"].to_numpy())
