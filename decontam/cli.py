@@ -14,9 +14,15 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .audit import build_audit, write_audit
+from .clean import CleanPolicy, clean_corpus, write_manifest
 from .errors import DecontamError, ParameterError
-from .findings import write_findings
-from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, load_index, verify_files
+from .findings import read_findings, read_findings_with_metadata, write_findings
+from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
+from .incremental import changed_rows
+from .report import RENDERERS, build_report
+from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
+from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, MinHashParams, NgramParams
 from .readers import expand_inputs
 from .scan import ScanOptions, ScanResult, resolve_index, scan
@@ -93,6 +99,7 @@ def index_build(
     templates: Annotated[Optional[Path], typer.Option(help="Curated templates (JSON Lines) for the artifact layer; default: indexes/curated_templates.jsonl.")] = None,
     no_curated: Annotated[bool, typer.Option("--no-curated", help="Mine templates only; add no curated ones.")] = False,
     min_share: Annotated[float, typer.Option(help="Default artifact threshold: share of a template's n-grams.")] = ArtifactParams.min_share,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Reuse an index built before from the same benchmark revisions and parameters.")] = None,
 ) -> None:
     """Build an index over benchmark test sets."""
     try:
@@ -116,7 +123,13 @@ def index_build(
         curated = None if no_curated else (templates or CURATED_TEMPLATES)
         if templates is not None and not templates.exists():
             raise ParameterError(f"--templates file {templates} does not exist", "give a JSON Lines file of curated templates")
-        index = build_index(index_dir, specs, params=params, background=background, curated_templates=curated)
+        if cache_dir is not None:
+            index, cached = build_index_cached(index_dir, specs, cache_dir=cache_dir, params=params, background=background,
+                                               curated_templates=curated)
+            if cached:
+                _err(f"Index taken from the cache in {cache_dir}")
+        else:
+            index = build_index(index_dir, specs, params=params, background=background, curated_templates=curated)
     except DecontamError as exc:
         raise _fail(exc) from None
     for bench in index.manifest["benchmarks"]:
@@ -173,30 +186,187 @@ def scan_command(
     min_share: Annotated[Optional[float], typer.Option(help="Artifact threshold: share of a template's n-grams (default: the index's).")] = None,
     ngram_size: Annotated[Optional[int], typer.Option(help="Require the index to use this n-gram size.")] = None,
     fields: Annotated[Optional[str], typer.Option(help="Scan only these top-level fields, comma-separated.")] = None,
-    fail_min_score: Annotated[float, typer.Option(help="Gate: exit 1 when a finding scores at least this.")] = 0.0,
+    fail_min_score: Annotated[float, typer.Option(help="Gate: findings scoring below this never fail it.")] = 0.0,
+    fail_on: Annotated[list[str], typer.Option("--fail-on", help="Gate policy (repeatable, any holds = fail): any, none, kind:item, method:ngram, benchmark:NAME, score>=0.9, rows>10, rate>0.01, joined by &.")] = [],  # noqa: B006
+    baseline: Annotated[Optional[Path], typer.Option(help="Accepted findings (from `decontam baseline`): left out of the summary and the gate.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Scan only rows added or changed since this git revision (plain JSONL in a git clone).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Also write a report: .md, .html or .json by the name.")] = None,
+    sarif: Annotated[Optional[Path], typer.Option(help="Also write the findings as SARIF 2.1.0 for code-review UIs.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML file (one test case per benchmark).")] = None,
+    audit: Annotated[Optional[Path], typer.Option(help="Also write an audit manifest: versions, index checksums, parameters, input hashes, counts, findings hash.")] = None,
     strict: Annotated[bool, typer.Option(help="A malformed row is an error (exit 2) instead of a count.")] = False,
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
 ) -> None:
-    """Scan corpora for benchmark test items; exit 1 when contamination is found."""
-    options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share, ngram_size=ngram_size,
-                          fields=_split_csv(fields), batch_size=batch_size, strict=strict)
+    """Scan corpora for benchmark test items and templates; exit 1 when the gate fails."""
     try:
         sources = expand_inputs(corpus)  # a typo in a path fails before the index is loaded
+        conditions = parse_policy(fail_on)
+        accepted = read_baseline(baseline) if baseline is not None else set()
+        only_rows = _rows_since(sources, since) if since else None
+        options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
+                              ngram_size=ngram_size, fields=_split_csv(fields), batch_size=batch_size, strict=strict,
+                              only_rows=only_rows)
         loaded = resolve_index(index)
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
         result = _scan_with_progress(sources, loaded, options)
+        findings, n_accepted = without_baseline(result.findings, accepted)
+        result.findings = findings
+        summary = result.summary(fail_min_score=fail_min_score)
+        gated = findings.filter(findings["score"] >= fail_min_score)
+        failed_by = evaluate(conditions, gated, summary["rows_read"])
+        summary["gate"] = {"fail_min_score": fail_min_score, "fail_on": [c.text for c in conditions],
+                           "failed": bool(failed_by), "failed_by": failed_by, "accepted_by_baseline": n_accepted}
+        metadata = {"counts": result.counts.as_dict(), "index": str(loaded.path), "sources": sources}
         if out is not None:
-            write_findings(result.findings, out)
-            _err(f"Wrote {result.findings.height} findings to {out}")
+            write_findings(findings, out, metadata=metadata)
+            _err(f"Wrote {findings.height} findings to {out}")
+        if report is not None:
+            _write_report(findings, report, counts=result.counts.as_dict(), index=loaded, top=max(top, 20))
+        if sarif is not None:
+            sarif.write_text(json.dumps(to_sarif(gated), indent=2, ensure_ascii=False) + "\n")
+        if junit is not None:
+            junit.write_text(to_junit(gated, loaded.benchmarks))
+        if audit is not None:
+            write_audit(build_audit(result, sources, options, summary, summary["gate"]), audit)
     except DecontamError as exc:
         raise _fail(exc) from None
-    summary = result.summary(fail_min_score=fail_min_score)
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(render_terminal_summary(summary, result, fail_min_score=fail_min_score, top=top))
     raise typer.Exit(code=EXIT_FOUND if summary["gate"]["failed"] else EXIT_CLEAN)
+
+
+def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
+    out = {}
+    for source in sources:
+        rows = changed_rows(source, revision)
+        if rows is not None:
+            out[source] = frozenset(rows)
+        _err(f"{source}: {'all rows (new since ' + revision + ')' if rows is None else f'{len(rows)} rows changed since {revision}'}")
+    return out
+
+
+def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
+    fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
+    if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY"):
+        fmt = "md"
+    if fmt is None:
+        raise ParameterError(f"cannot tell the report format of {path}", "name it *.md, *.html or *.json")
+    text = RENDERERS[fmt](build_report(findings, counts=counts, index=index, top=top))
+    with open(path, "a" if fmt == "md" and "GITHUB_STEP_SUMMARY" in str(path) else "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+@app.command("report")
+def report_command(
+    findings_file: Annotated[Path, typer.Argument(metavar="FINDINGS", help="Findings table written by `decontam scan --out`.")],
+    index: Annotated[Optional[Path], typer.Option(help="Index the scan used (default: the one recorded in the findings, else the shipped one); gives item texts and totals.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
+    out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+    top: Annotated[int, typer.Option(help="Top findings shown with evidence.")] = 20,
+) -> None:
+    """Render a findings table as Markdown, a self-contained HTML page, or JSON."""
+    try:
+        if fmt not in RENDERERS:
+            raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
+        findings, metadata = read_findings_with_metadata(findings_file)
+        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        text = RENDERERS[fmt](build_report(findings, counts=metadata.get("counts"), index=loaded, top=top))
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text, encoding="utf-8")
+        _err(f"Wrote {fmt} report to {out}")
+
+
+@app.command("clean")
+def clean_command(
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL[.gz] or Parquet).")],
+    findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
+    out: Annotated[Path, typer.Option(help="Kept rows go here.")],
+    removed: Annotated[Path, typer.Option(help="Removed rows go here.")],
+    kinds: Annotated[Optional[str], typer.Option(help="Only findings of these kinds remove a row (item,answer,artifact).")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Only findings of these methods remove a row.")] = None,
+    min_score: Annotated[float, typer.Option(help="Only findings scoring at least this remove a row.")] = 0.0,
+    baseline: Annotated[Optional[Path], typer.Option(help="Accepted findings never remove a row.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="Where to write what was removed and why (default: REMOVED.manifest.json).")] = None,
+) -> None:
+    """Write the corpus without flagged rows, and the removed rows beside it; nothing is lost."""
+    try:
+        findings = read_findings(findings_file)
+        if baseline is not None:
+            findings, _ = without_baseline(findings, read_baseline(baseline))
+        policy = CleanPolicy(kinds=_split_csv(kinds), methods=_split_csv(methods), min_score=min_score)
+        result = clean_corpus(corpus, findings, out, removed, policy=policy)
+        manifest_path = manifest or Path(str(removed) + ".manifest.json")
+        write_manifest(result, manifest_path)
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    print(f"{result.input_rows:,} rows in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
+    _err(f"Wrote the removal manifest to {manifest_path}")
+
+
+@app.command("baseline")
+def baseline_command(
+    findings_file: Annotated[Path, typer.Argument(metavar="FINDINGS", help="Findings to accept (from `decontam scan --out`).")],
+    out: Annotated[Path, typer.Option(help="Baseline file to write (commit it; pass it to scan --baseline).")],
+) -> None:
+    """Accept the current findings: later scans with --baseline ignore them, as linters do."""
+    try:
+        n = write_baseline(read_findings(findings_file), out)
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    print(f"Wrote {n} accepted findings to {out}")
+
+
+@app.command("split")
+def split_command(
+    findings_file: Annotated[Path, typer.Argument(metavar="FINDINGS", help="Findings table from `decontam scan --out`.")],
+    out_dir: Annotated[Path, typer.Option(help="Folder for <benchmark>/{clean,contaminated}{_ids.txt,.jsonl}.")],
+    index: Annotated[Optional[Path], typer.Option(help="Index the scan used (default: the one recorded in the findings).")] = None,
+    kinds: Annotated[str, typer.Option(help="Which findings make an item contaminated.")] = "item,answer,artifact",
+) -> None:
+    """Split each benchmark's test set into clean and contaminated items with respect to a scanned corpus."""
+    try:
+        findings, metadata = read_findings_with_metadata(findings_file)
+        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        summary = split_benchmarks(findings, loaded, out_dir, kinds=_split_csv(kinds) or ())
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    print(f"  {'benchmark':<20} {'items':>7} {'clean':>7} {'contaminated':>13}")
+    for bench, row in summary.items():
+        print(f"  {bench:<20} {row['items']:>7} {row['clean']:>7} {row['contaminated']:>13}")
+    _err(f"Wrote the splits to {out_dir}")
+
+
+@app.command("compare")
+def compare_command(
+    results: Annotated[Path, typer.Argument(help="Per-item model results: JSONL or CSV with an item id and a correct/score column.")],
+    findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark the results are for (its name in the index).")],
+    index: Annotated[Optional[Path], typer.Option(help="Index the scan used (default: the one recorded in the findings).")] = None,
+    kinds: Annotated[str, typer.Option(help="Which findings make an item contaminated.")] = "item,answer,artifact",
+    by: Annotated[str, typer.Option(help="all, or reason: one row per template / kind of contamination.")] = "reason",
+    id_column: Annotated[Optional[str], typer.Option(help="Item-id column of the results.")] = None,
+    score_column: Annotated[Optional[str], typer.Option(help="Correct/score column of the results.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """Score on all items, clean items and contaminated items: does contamination explain a result?"""
+    try:
+        findings, metadata = read_findings_with_metadata(findings_file)
+        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        if benchmark not in loaded.benchmarks:
+            raise ParameterError(f"benchmark {benchmark!r} is not in index {loaded.path}; it has {loaded.benchmarks}", "pass --benchmark with one of those")
+        per_item = read_results(results, id_column=id_column, score_column=score_column)
+        contaminated = contaminated_items(findings, loaded, _split_csv(kinds) or ()).get(benchmark, {})
+        table = compare_scores(per_item, benchmark, contaminated, by=by)
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    print(json.dumps(table) if as_json else render_comparison(table, benchmark))
 
 
 def _scan_with_progress(corpus: list[str], index, options: ScanOptions) -> ScanResult:

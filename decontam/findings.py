@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import polars as pl
 
-from .errors import ParameterError
+from .errors import InputError, ParameterError
 
 FINDINGS_SCHEMA = {
     "source": pl.String,
@@ -33,26 +34,59 @@ def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDINGS_SCHEMA)
 
 
-def write_findings(findings: pl.DataFrame, path: str | Path) -> None:
-    """Parquet by default; JSON Lines when the file name ends in .jsonl."""
+METADATA_KEY = b"decontam.scan"
+
+
+def write_findings(findings: pl.DataFrame, path: str | Path, *, metadata: dict | None = None) -> None:
+    """Parquet by default (``metadata`` — scan counts, index — goes into the file's key-value
+    metadata); JSON Lines when the file name ends in .jsonl (metadata then goes to PATH.meta.json)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".jsonl"):
         findings.write_ndjson(path)
+        if metadata is not None:
+            Path(str(path) + ".meta.json").write_text(json.dumps(metadata, ensure_ascii=False))
     elif path.name.endswith(".parquet"):
-        findings.write_parquet(path)
+        import pyarrow.parquet as pq
+
+        table = findings.to_arrow()
+        if metadata is not None:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
+        pq.write_table(table, path)
     else:
         raise ParameterError(f"cannot tell the format of findings file {path}", "name it *.parquet or *.jsonl")
 
 
 def read_findings(path: str | Path) -> pl.DataFrame:
+    return read_findings_with_metadata(path)[0]
+
+
+def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
+    """The findings table and what the scan stored with it ({} when nothing was stored)."""
     path = Path(path)
-    frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA) if path.name.endswith(".jsonl") else pl.read_parquet(path)
+    if not path.exists():
+        raise InputError(f"findings file {path} does not exist", "write one with `decontam scan CORPUS --out FINDINGS.parquet`")
+    metadata: dict = {}
+    try:
+        if path.name.endswith(".jsonl"):
+            frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA) if path.stat().st_size else empty_findings()
+            meta_path = Path(str(path) + ".meta.json")
+            if meta_path.exists():
+                metadata = json.loads(meta_path.read_text())
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            raw = (table.schema.metadata or {}).get(METADATA_KEY)
+            metadata = json.loads(raw) if raw else {}
+            frame = pl.from_arrow(table)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"cannot read findings file {path}: {exc}", "pass a file written by `decontam scan --out`") from exc
     missing = set(FINDINGS_SCHEMA) - set(frame.columns)
     if missing:
-        raise ParameterError(f"{path} is not a findings table: columns {sorted(missing)} are missing",
-                             "pass a file written by `decontam scan --out`")
-    return frame
+        raise InputError(f"{path} is not a findings table: columns {sorted(missing)} are missing",
+                         "pass a file written by `decontam scan --out`")
+    return frame.select(list(FINDINGS_SCHEMA)).cast(FINDINGS_SCHEMA), metadata
 
 
 def gate_failed(findings: pl.DataFrame, fail_min_score: float) -> bool:
@@ -111,6 +145,7 @@ def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, 
         "rows_read": rows_read,
         "rows_malformed": counts["rows_malformed"],
         "rows_without_text": counts["rows_without_text"],
+        "rows_unchanged": counts.get("rows_unchanged", 0),
         "segments": counts["segments"],
         "rows_flagged": rows_flagged,
         "rows_with_items": item_findings.select("source", "row").unique().height,

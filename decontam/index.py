@@ -113,6 +113,72 @@ class Index:
         self.manifest = manifest
 
 
+def cache_key(sources: Iterable[str | SourceSpec], params: IndexParams, background: Iterable[str | Path] = (),
+              curated_templates: str | Path | None = CURATED_TEMPLATES) -> str | None:
+    """Key of an index in a cache folder: the benchmarks' revisions, the parameters, the curated
+    templates, the background corpora and this decontam version. None when a source has no fixed
+    revision (a hub dataset without ``revision=``): such an index is rebuilt every time."""
+    from dataclasses import asdict
+
+    from .testsets import _local_files, _sha256_of
+
+    parts = {"decontam": __version__, "params": asdict(params), "sources": [], "background": [], "curated": None}
+    for source in sources:
+        spec = parse_source(source) if isinstance(source, str) else source
+        if spec.hub:
+            if not spec.revision:
+                return None
+            revision = spec.revision
+        else:
+            revision = _sha256_of(_local_files(spec.location)) if not Path(spec.location).is_dir() or not (Path(spec.location) / "dataset_info.json").exists() else None
+            if revision is None:
+                return None
+        parts["sources"].append([spec.name, spec.location, spec.config, spec.split, revision, sorted(dict(spec.field_map).items())])
+    parts["background"] = [_sha256(Path(b)) for b in background]
+    if curated_templates is not None and Path(curated_templates).exists():
+        parts["curated"] = _sha256(Path(curated_templates))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def build_index_cached(
+    path: str | Path,
+    sources: list[str | SourceSpec],
+    *,
+    cache_dir: str | Path,
+    params: IndexParams | None = None,
+    background: Iterable[str | Path] = (),
+    curated_templates: str | Path | None = CURATED_TEMPLATES,
+) -> tuple[Index, bool]:
+    """``build_index`` through a cache folder keyed by ``cache_key``: a CI job that indexes the same
+    benchmark revisions again copies the cached index instead. Returns (index, came from cache)."""
+    params = params or IndexParams()
+    background = list(background)
+    key = cache_key(sources, params, background, curated_templates)
+    cached = Path(cache_dir) / key if key else None
+    if cached is not None and (cached / MANIFEST).exists():
+        try:
+            load_index(cached)
+        except IndexFormatError:
+            shutil.rmtree(cached)  # damaged cache entry: rebuild it
+        else:
+            target = Path(path)
+            if target.exists():
+                if not (target / MANIFEST).exists() and any(target.iterdir()):
+                    raise IndexFormatError(f"{target} exists and is not an index folder; refusing to overwrite it", "choose a new or empty folder")
+                shutil.rmtree(target)
+            shutil.copytree(cached, target)
+            return load_index(target), True
+    index = build_index(path, sources, params=params, background=background, curated_templates=curated_templates)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(Path(path), tmp)
+        tmp.rename(cached)
+    return index, False
+
+
 def build_index(
     path: str | Path | None,
     sources: Iterable[str | SourceSpec | LoadedTestSet],
@@ -164,7 +230,7 @@ def build_index(
         layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy())
     background_info = []
     if "artifact" in params.methods:
-        question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "text")
+        question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "item_id", "text")
         background_texts = []
         for file in background:
             texts = _corpus_texts(str(file))

@@ -6,7 +6,7 @@ yields findings per batch, holding only one batch of records in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class ScanOptions:
     batch_size: int = 2000  # records per batch
     strict: bool = False  # a malformed row is an error instead of a count
     evidence_chars: int = 200
+    only_rows: Mapping[str, frozenset[int]] | None = None  # per source, the only rows to scan (--since)
 
     def validate(self, index: Index) -> None:
         methods = self.methods or tuple(index.methods)
@@ -56,6 +57,7 @@ class ScanCounts:
     rows_read: int = 0
     rows_malformed: int = 0
     rows_without_text: int = 0
+    rows_unchanged: int = 0  # rows left out by options.only_rows
     segments: int = 0
     malformed_examples: list[dict] = field(default_factory=list)
     without_text_examples: list[dict] = field(default_factory=list)
@@ -102,7 +104,11 @@ def scan(
 
     def records() -> Iterator[Record]:
         for source in sources:
+            only = options.only_rows.get(source) if options.only_rows else None
             for record in iter_records(source):
+                if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
+                    counts.rows_unchanged += 1
+                    continue
                 if isinstance(record, MalformedRow):
                     counts.rows_read += 1
                     counts.rows_malformed += 1

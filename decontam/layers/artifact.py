@@ -166,7 +166,7 @@ class ArtifactLayer:
     @classmethod
     def build(cls, params: ArtifactParams, parts: pl.DataFrame, *, background: Sequence[str] = (),
               curated: Sequence[dict] = ()) -> ArtifactLayer:
-        """``parts``: benchmark, item_no, text of the question-side parts of every item."""
+        """``parts``: benchmark, item_no, text (and item_id) of the question-side parts of every item."""
         params.validate()
         n = params.ngram_size
         texts = parts["text"].to_list()
@@ -267,14 +267,16 @@ class ArtifactLayer:
         item_batch = TokenBatch(ids=layer._ids(pl.Series(item_slotted.tokens, dtype=pl.String)), offsets=item_slotted.offsets)
         # coverage counts every item carrying the template, however little of it the mining run saw
         matches = layer.match_batch(item_batch, params.min_share)
+        item_id_of_part = parts["item_id"].cast(pl.String) if "item_id" in parts.columns else parts["item_no"].cast(pl.String)
         covered = (
             matches.with_columns(pl.Series(benchmark_of_part).gather(matches["text_ix"]).alias("part_bench"),
-                                 pl.Series(item_of_part).gather(matches["text_ix"]).alias("item"))
+                                 item_id_of_part.gather(matches["text_ix"]).alias("item"))
             .join(layer.templates.with_row_index("template_ix").select(pl.col("template_ix").cast(pl.Int32), "benchmark"), on="template_ix")
             .filter(pl.col("part_bench") == pl.col("benchmark"))
-            .group_by("template_ix").agg(pl.col("item").n_unique().alias("items"))
+            .group_by("template_ix").agg(pl.col("item").unique().sort().alias("item_ids"))
         )
-        counts = dict(covered.iter_rows())
+        covered_ids = {ix: ids for ix, ids in covered.iter_rows()}
+        counts = {ix: len(ids) for ix, ids in covered_ids.items()}
         sizes = dict(items_per_bench.iter_rows())
         template_dist = []
         for bench, toks in templates.select("benchmark", "tokens").iter_rows():
@@ -286,6 +288,7 @@ class ArtifactLayer:
         items_col = [c if c is not None or templates["benchmark"][i] not in sizes else 0 for i, c in enumerate(items_col)]
         coverage = [c / sizes[b] if c is not None else None for c, b in zip(items_col, templates["benchmark"].to_list())]
         final = templates.with_columns(
+            pl.Series("item_ids", [covered_ids.get(i, []) for i in range(templates.height)], dtype=pl.List(pl.String)),
             pl.Series("items", items_col, dtype=pl.Int64),
             pl.Series("coverage", coverage, dtype=pl.Float64),
             pl.Series("distinctiveness", template_dist, dtype=pl.Float64),
@@ -407,7 +410,8 @@ def _drop_containing(templates: list[tuple[str, tuple]]) -> list[tuple[str, tupl
 
 def _empty_templates() -> pl.DataFrame:
     return pl.DataFrame(schema={"benchmark": pl.String, "origin": pl.String, "text": pl.String, "tokens": pl.List(pl.String),
-                                "note": pl.String, "template_id": pl.String, "n_tokens": pl.UInt32, "items": pl.Int64,
+                                "note": pl.String, "template_id": pl.String, "n_tokens": pl.UInt32,
+                                "item_ids": pl.List(pl.String), "items": pl.Int64,
                                 "coverage": pl.Float64, "distinctiveness": pl.Float64})
 
 

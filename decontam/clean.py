@@ -1,0 +1,133 @@
+"""Kept and removed corpora from a findings table, with nothing lost.
+
+JSONL inputs are copied line by line as bytes: every input line lands in exactly one of the two
+outputs, unchanged and in order (malformed lines included: they are never flagged, so they are
+kept). Parquet inputs keep their schema. A manifest says what was removed and why.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .errors import InputError, ParameterError
+
+
+@dataclass(frozen=True)
+class CleanPolicy:
+    """Which findings remove a row: all by default."""
+
+    kinds: tuple[str, ...] | None = None  # item / answer / artifact
+    methods: tuple[str, ...] | None = None  # ngram / minhash / artifact / ...
+    min_score: float = 0.0
+
+    def select(self, findings: pl.DataFrame) -> pl.DataFrame:
+        out = findings.filter(pl.col("score") >= self.min_score)
+        if self.kinds:
+            out = out.filter(pl.col("kind").is_in(list(self.kinds)))
+        if self.methods:
+            out = out.filter(pl.col("method").is_in(list(self.methods)))
+        return out
+
+
+@dataclass
+class CleanResult:
+    input_rows: int
+    kept_rows: int
+    removed_rows: int
+    manifest: dict = field(default_factory=dict)
+
+
+def findings_for_source(findings: pl.DataFrame, corpus: str | Path) -> pl.DataFrame:
+    """The findings about one corpus file, matching its path however it was spelled at scan time."""
+    target = Path(corpus).resolve()
+    sources = findings["source"].unique().to_list()
+    same = [s for s in sources if s == str(corpus) or Path(s).resolve() == target]
+    if findings.height and not same:
+        raise InputError(f"the findings do not mention {corpus}; they are about {sorted(sources)[:5]}",
+                         "pass the corpus file that was scanned, spelled as it was (or resolving to the same file)")
+    return findings.filter(pl.col("source").is_in(same))
+
+
+def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Path, removed_path: str | Path, *,
+                 policy: CleanPolicy | None = None) -> CleanResult:
+    """Write ``kept_path`` (rows without a selected finding) and ``removed_path`` (the others)."""
+    corpus, kept_path, removed_path = Path(corpus), Path(kept_path), Path(removed_path)
+    if not corpus.exists():
+        raise InputError(f"corpus file {corpus} does not exist", "check the path")
+    if kept_path.resolve() == corpus.resolve() or removed_path.resolve() == corpus.resolve():
+        raise ParameterError(f"refusing to overwrite the input {corpus}", "write the kept and removed corpora to new files")
+    policy = policy or CleanPolicy()
+    selected = policy.select(findings_for_source(findings, corpus))
+    remove = set(selected["row"].to_list())
+    for path in (kept_path, removed_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    name = corpus.name
+    if name.endswith(".parquet"):
+        input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
+    elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
+        input_rows = _split_lines(corpus, remove, kept_path, removed_path)
+    else:
+        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz] or Parquet files")
+    beyond = sorted(r for r in remove if r >= input_rows)
+    if beyond:
+        raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
+                         "the corpus changed since the scan; scan it again")
+    reasons = (
+        selected.group_by("row").agg(
+            pl.col("record_id").first(),
+            pl.struct("benchmark", "item_id", "item_part", "method", "kind", "score", "field").alias("findings"))
+        .sort("row")
+    )
+    manifest = {
+        "input": {"path": str(corpus), "sha256": _sha256(corpus), "rows": input_rows},
+        "kept": {"path": str(kept_path), "rows": input_rows - len(remove)},
+        "removed": {"path": str(removed_path), "rows": len(remove)},
+        "policy": {"kinds": list(policy.kinds or []), "methods": list(policy.methods or []), "min_score": policy.min_score},
+        "removed_rows": reasons.to_dicts(),
+    }
+    return CleanResult(input_rows, input_rows - len(remove), len(remove), manifest)
+
+
+def write_manifest(result: CleanResult, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def _open_out(path: Path):
+    return gzip.open(path, "wb") if path.name.endswith(".gz") else open(path, "wb")
+
+
+def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
+    opener = gzip.open if corpus.name.endswith(".gz") else open
+    rows = 0
+    with opener(corpus, "rb") as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+        for row, line in enumerate(source):
+            (removed if row in remove else kept).write(line)
+            rows += 1
+    return rows
+
+
+def _split_parquet(corpus: Path, remove: Iterable[int], kept_path: Path, removed_path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(corpus)
+    mask = pc.is_in(pa.array(range(table.num_rows)), value_set=pa.array(sorted(remove), type=pa.int64()))
+    pq.write_table(table.filter(pc.invert(mask)), kept_path)
+    pq.write_table(table.filter(mask), removed_path)
+    return table.num_rows
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()

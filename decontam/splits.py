@@ -1,0 +1,142 @@
+"""The test-set side: which items of each benchmark are clean or contaminated with respect to a
+scanned corpus, and whether contamination explains a model's score.
+
+An item is contaminated when a finding names it (kinds ``item`` / ``answer``), or when a benchmark
+template found in the corpus (kind ``artifact``) is one the item carries: training on JudgeBench's
+KKKKK instruction touches all 189 items that end with it, though none was copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from .errors import InputError, ParameterError
+from .index import Index
+
+ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key")
+SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "result")
+
+
+def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str] = ("item", "answer", "artifact")) -> dict[str, dict[str, list[str]]]:
+    """{benchmark: {item_id: [reasons]}}."""
+    kinds = set(kinds)
+    out: dict[str, dict[str, list[str]]] = {}
+    direct = findings.filter(pl.col("kind").is_in(list(kinds - {"artifact"})))
+    for bench, item_id, kind, method in direct.select("benchmark", "item_id", "kind", "method").unique().sort("benchmark", "item_id").iter_rows():
+        reasons = out.setdefault(bench, {}).setdefault(item_id, [])
+        if f"{kind} ({method})" not in reasons:
+            reasons.append(f"{kind} ({method})")
+    if "artifact" in kinds and "artifact" in index.layers:
+        found = set(findings.filter(pl.col("kind") == "artifact")["item_id"].to_list())
+        templates = index.layers["artifact"].templates.filter(pl.col("template_id").is_in(list(found)))
+        for template_id, bench, item_ids in templates.select("template_id", "benchmark", "item_ids").iter_rows():
+            for item_id in item_ids or []:
+                out.setdefault(bench, {}).setdefault(item_id, []).append(f"template {template_id}")
+    return out
+
+
+def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, *, kinds: Iterable[str] = ("item", "answer", "artifact")) -> dict:
+    """Write ``OUT/<benchmark>/{clean,contaminated}_ids.txt`` and ``{clean,contaminated}.jsonl``."""
+    out_dir = Path(out_dir)
+    bad = contaminated_items(findings, index, kinds)
+    summary = {}
+    parts = index.parts
+    for bench in index.benchmarks:
+        mine = parts.filter(pl.col("benchmark") == bench)
+        items = (mine.group_by("item_id", maintain_order=True)
+                 .agg(pl.col("subset").first(), pl.struct("part", "text").alias("parts")))
+        contaminated = bad.get(bench, {})
+        all_ids = items["item_id"].to_list()
+        # items whose parts were all too short to index are still part of the test set, and clean here
+        folder = out_dir / bench
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "clean.jsonl", "w", encoding="utf-8") as clean, open(folder / "contaminated.jsonl", "w", encoding="utf-8") as dirty:
+            for item_id, subset, item_parts in items.iter_rows():
+                row = {"item_id": item_id, "subset": subset, "parts": {p["part"]: p["text"] for p in item_parts}}
+                if item_id in contaminated:
+                    dirty.write(json.dumps({**row, "reasons": contaminated[item_id]}, ensure_ascii=False) + "\n")
+                else:
+                    clean.write(json.dumps(row, ensure_ascii=False) + "\n")
+        clean_ids = [i for i in all_ids if i not in contaminated]
+        dirty_ids = [i for i in all_ids if i in contaminated]
+        (folder / "clean_ids.txt").write_text("".join(f"{i}\n" for i in clean_ids))
+        (folder / "contaminated_ids.txt").write_text("".join(f"{i}\n" for i in dirty_ids))
+        summary[bench] = {"items": len(all_ids), "clean": len(clean_ids), "contaminated": len(dirty_ids)}
+    return summary
+
+
+def read_results(path: str | Path, *, id_column: str | None = None, score_column: str | None = None) -> dict[str, float]:
+    """Per-item model results (JSONL or CSV): item id -> score (true/false count as 1/0)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"results file {path} does not exist", "give a JSONL or CSV file with an item id and a correct/score column")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+    else:
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not JSON Lines ({exc})", "give JSONL (one object per line) or a .csv file") from exc
+    if not rows:
+        raise InputError(f"results file {path} is empty", "give one row per test item")
+    keys = list(rows[0])
+    id_col = id_column or next((k for k in ID_COLUMNS if k in keys), None)
+    score_col = score_column or next((k for k in SCORE_COLUMNS if k in keys), None)
+    if id_col not in keys or score_col not in keys:
+        raise InputError(f"{path}: cannot tell the item-id and score columns; columns seen: {keys}",
+                         "name them with --id-column and --score-column")
+    out = {}
+    for line_no, row in enumerate(rows, start=1):
+        value = row[score_col]
+        if isinstance(value, str):
+            value = {"true": 1.0, "false": 0.0}.get(value.strip().lower(), value)
+        try:
+            out[str(row[id_col])] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path} row {line_no}: {score_col}={row[score_col]!r} is not a number or true/false",
+                             "scores are numbers; correctness is true/false or 1/0") from exc
+    return out
+
+
+def compare_scores(results: dict[str, float], benchmark: str, contaminated: dict[str, list[str]], *, by: str = "all") -> list[dict]:
+    """Mean score on all items, clean items, contaminated items (and per group when ``by="reason"``)."""
+    if by not in ("all", "reason"):
+        raise ParameterError(f"--by {by!r} is not all or reason", "use --by reason to see each template / kind apart")
+
+    def row(group: str, ids: list[str]) -> dict:
+        scores = [results[i] for i in ids]
+        return {"group": group, "items": len(scores), "mean": sum(scores) / len(scores) if scores else None}
+
+    ids = list(results)
+    dirty = [i for i in ids if i in contaminated]
+    clean = [i for i in ids if i not in contaminated]
+    table = [row("all", ids), row("clean", clean), row("contaminated", dirty)]
+    if by == "reason":
+        groups: dict[str, list[str]] = {}
+        for i in dirty:
+            for reason in contaminated[i]:
+                groups.setdefault(reason, []).append(i)
+        table += [row(f"  {reason}", members) for reason, members in sorted(groups.items())]
+    all_mean, clean_mean = table[0]["mean"], table[1]["mean"]
+    for entry in table:
+        entry["minus_clean"] = None if entry["mean"] is None or clean_mean is None else entry["mean"] - clean_mean
+    table.append({"group": "all - clean", "items": None, "mean": None,
+                  "minus_clean": None if all_mean is None or clean_mean is None else all_mean - clean_mean})
+    return table
+
+
+def render_comparison(table: list[dict], benchmark: str) -> str:
+    lines = [f"{benchmark}: score by contamination", f"  {'group':<40} {'items':>6} {'mean':>8} {'vs clean':>9}"]
+    for entry in table:
+        items = "" if entry["items"] is None else str(entry["items"])
+        mean = "" if entry["mean"] is None else f"{entry['mean']:.4f}"
+        diff = "" if entry["minus_clean"] is None else f"{entry['minus_clean']:+.4f}"
+        lines.append(f"  {entry['group']:<40} {items:>6} {mean:>8} {diff:>9}")
+    return "\n".join(lines)
