@@ -5,6 +5,7 @@ Layout of ``INDEX_DIR``::
     manifest.json        format version, decontam version, normalization, layer parameters,
                          benchmarks (source, revision, counts) and the sha256 of every file below
     parts.parquet        one row per indexed item part: benchmark, subset, item_id, part, kind, text
+    items.parquet        every test item: benchmark, item_id, subset (parts too short to index included)
     vocabulary.parquet   the tokens of all parts; a token's id is its row number + 1
     ngram/*.npy          exact n-gram layer
     minhash/*.npy        MinHash layer
@@ -71,10 +72,12 @@ class IndexParams:
 class Index:
     """A loaded index: parts table, vocabulary and layers, ready to scan against."""
 
-    def __init__(self, path: Path | None, manifest: dict, parts: pl.DataFrame, vocabulary: pl.Series, layers: dict):
+    def __init__(self, path: Path | None, manifest: dict, parts: pl.DataFrame, vocabulary: pl.Series, layers: dict,
+                 items: pl.DataFrame):
         self.path = path
         self.manifest = manifest
         self.parts = parts
+        self.items = items  # every test item (benchmark, item_id, subset), indexed parts or not
         self.vocabulary = vocabulary
         self.layers = layers
 
@@ -95,8 +98,9 @@ class Index:
         tmp.mkdir(parents=True)
         files = []
         self.parts.write_parquet(tmp / "parts.parquet", statistics=False)
+        self.items.write_parquet(tmp / "items.parquet", statistics=False)
         pl.DataFrame({"token": self.vocabulary}).write_parquet(tmp / "vocabulary.parquet", statistics=False)
-        files += ["parts.parquet", "vocabulary.parquet"]
+        files += ["parts.parquet", "items.parquet", "vocabulary.parquet"]
         for name, layer in self.layers.items():
             files += layer.save(tmp / name)
         manifest = dict(self.manifest)
@@ -225,9 +229,9 @@ def build_index(
 
     layers: dict = {}
     if "ngram" in params.methods:
-        layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy())
+        layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
     if "minhash" in params.methods:
-        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy())
+        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
     background_info = []
     if "artifact" in params.methods:
         question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "item_id", "text")
@@ -269,7 +273,9 @@ def build_index(
         "benchmarks": benchmarks,
     }
     parts = parts.drop("item_no")
-    index = Index(None, manifest, parts, vocabulary, layers)
+    items = pl.DataFrame([(i.benchmark, i.item_id, i.subset) for t in loaded for i in t.items], orient="row",
+                         schema={"benchmark": pl.String, "item_id": pl.String, "subset": pl.String})
+    index = Index(None, manifest, parts, vocabulary, layers, items)
     if path is not None:
         index.save(Path(path))
     return index
@@ -326,7 +332,7 @@ def load_index(path: str | Path, *, verify: bool = True) -> Index:
     parts = pl.read_parquet(path / "parts.parquet")
     vocabulary = pl.read_parquet(path / "vocabulary.parquet")["token"]
     layers = {name: LAYER_CLASSES[name].load(path / name, entry) for name, entry in manifest["layers"].items() if name in LAYER_CLASSES}
-    return Index(path, manifest, parts, vocabulary, layers)
+    return Index(path, manifest, parts, vocabulary, layers, pl.read_parquet(path / "items.parquet"))
 
 
 def verify_files(path: Path, manifest: dict) -> list[str]:

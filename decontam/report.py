@@ -54,7 +54,8 @@ def _top(findings: pl.DataFrame, top: int) -> pl.DataFrame:
     """Highest scores first, items and answers before templates, one row per (row, item) pair."""
     return (
         findings.with_columns((pl.col("kind") == "artifact").alias("_artifact"))
-        .sort(["_artifact", "score", "source", "row"], descending=[False, True, False, False])
+        # n-gram findings first among equals: they carry the exact matched span as evidence
+        .sort(["_artifact", "score", "source", "row", "method"], descending=[False, True, False, False, True])
         .unique(["source", "row", "benchmark", "item_id"], keep="first", maintain_order=True)
         .head(top).drop("_artifact")
     )

@@ -49,16 +49,16 @@ def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, 
     parts = index.parts
     for bench in index.benchmarks:
         mine = parts.filter(pl.col("benchmark") == bench)
-        items = (mine.group_by("item_id", maintain_order=True)
-                 .agg(pl.col("subset").first(), pl.struct("part", "text").alias("parts")))
+        texts = mine.group_by("item_id").agg(pl.struct("part", "text").alias("parts"))
+        items = (index.items.filter(pl.col("benchmark") == bench).select("item_id", "subset")
+                 .join(texts, on="item_id", how="left", maintain_order="left"))
         contaminated = bad.get(bench, {})
         all_ids = items["item_id"].to_list()
-        # items whose parts were all too short to index are still part of the test set, and clean here
         folder = out_dir / bench
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "clean.jsonl", "w", encoding="utf-8") as clean, open(folder / "contaminated.jsonl", "w", encoding="utf-8") as dirty:
             for item_id, subset, item_parts in items.iter_rows():
-                row = {"item_id": item_id, "subset": subset, "parts": {p["part"]: p["text"] for p in item_parts}}
+                row = {"item_id": item_id, "subset": subset, "parts": {p["part"]: p["text"] for p in item_parts or []}}
                 if item_id in contaminated:
                     dirty.write(json.dumps({**row, "reasons": contaminated[item_id]}, ensure_ascii=False) + "\n")
                 else:

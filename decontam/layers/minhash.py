@@ -38,9 +38,9 @@ class MinHashParams:
     # Jaccard over a handful of shingles is noise ("What is the best medicine?" vs "Laughter is the
     # best medicine."): shorter parts and segments are left to the exact n-gram layer.
     min_shingles: int = 10
-    # A shingle in this many different items is boilerplate (a benchmark's instruction template, "which
+    # A shingle in this many different items of one benchmark is boilerplate (a benchmark's instruction template, "which
     # of the following"): dropped from both sides, so a template alone is no near-duplicate of an item.
-    boilerplate_min_items: int = 10
+    boilerplate_min_items: int = 3
 
     def validate(self) -> None:
         if self.num_perm < 16:
@@ -130,12 +130,14 @@ class MinHashLayer:
     # -- build ------------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, params: MinHashParams, parts: TokenBatch, item_of_part: np.ndarray) -> MinHashLayer:
+    def build(cls, params: MinHashParams, parts: TokenBatch, item_of_part: np.ndarray, benchmark_of_part: np.ndarray) -> MinHashLayer:
         params.validate()
         grams = ngram_hashes(parts, params.shingle_size)
         table = pl.DataFrame({"part_ix": grams.text_ix.astype(np.int32), "h": grams.hashes}).unique()
-        item_df = (table.with_columns(pl.Series(item_of_part).gather(table["part_ix"]).alias("item"))
-                   .group_by("h").agg(pl.col("item").n_unique().alias("df")))
+        item_df = (table.with_columns(pl.Series(item_of_part).gather(table["part_ix"]).alias("item"),
+                                      pl.Series(benchmark_of_part).gather(table["part_ix"]).alias("benchmark"))
+                   .group_by("h", "benchmark").agg(pl.col("item").n_unique().alias("df"))
+                   .group_by("h").agg(pl.col("df").max()))
         boilerplate = item_df.filter(pl.col("df") >= params.boilerplate_min_items)["h"].sort().to_numpy()
         table = table.filter(~pl.col("h").is_in(pl.Series(boilerplate).implode()))
         table = table.filter(pl.len().over("part_ix") >= params.min_shingles).sort("part_ix", "h")

@@ -3,8 +3,9 @@
 Score of (segment, item part) = share of the part's distinct n-grams that occur in the segment, so a
 test item pasted inside a long prompt still scores 1.0. Parts shorter than ``ngram_size`` tokens are
 matched whole (one "n-gram" of their own length). n-grams that occur in ``boilerplate_min_items`` or
-more different test items ("which of the following is not a ...") are dropped from the table and from
-each part's denominator: they say nothing about which item leaked. A short part matched whole must be
+more different test items of one benchmark ("which of the following is not a ...", a shared
+instruction suffix, a passage several questions refer to) are dropped from the table and from each
+part's denominator: they say nothing about which item leaked. A short part matched whole must be
 unique to one item: "Which of the following statements is true?" is the whole question of several
 MMLU items and identifies none of them.
 """
@@ -26,7 +27,7 @@ NAME = "ngram"
 @dataclass(frozen=True)
 class NgramParams:
     ngram_size: int = 8
-    boilerplate_min_items: int = 10
+    boilerplate_min_items: int = 3
     # Default scan threshold, stored in the index: the PaLM rule (70% of 8-grams). Measured with
     # benchmarks/core_quality.py: 0.5 flags GSM8K *train* problems that share a template with a test
     # problem; 0.7 keeps recall 1.0 on every planted disguise.
@@ -37,7 +38,7 @@ class NgramParams:
             raise ParameterError(f"ngram_size={self.ngram_size} is outside 2..64", "8 is the default; 13 is the GPT-3 rule")
         if self.boilerplate_min_items < 2:
             raise ParameterError(f"boilerplate_min_items={self.boilerplate_min_items} must be at least 2",
-                                 "an n-gram shared by this many items is treated as boilerplate; 10 is the default")
+                                 "an n-gram shared by this many items of one benchmark is boilerplate; 3 is the default")
         if not 0.0 < self.min_score <= 1.0:
             raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
 
@@ -58,9 +59,10 @@ class NgramLayer:
     # -- build ------------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, params: NgramParams, parts: TokenBatch, item_of_part: np.ndarray) -> NgramLayer:
-        """``parts``: token ids of every indexed part; ``item_of_part``: [n_parts] item number, for
-        counting in how many distinct items an n-gram occurs."""
+    def build(cls, params: NgramParams, parts: TokenBatch, item_of_part: np.ndarray, benchmark_of_part: np.ndarray) -> NgramLayer:
+        """``parts``: token ids of every indexed part; ``item_of_part`` / ``benchmark_of_part``: [n_parts]
+        item number and benchmark, for counting in how many items of one benchmark an n-gram occurs
+        (the same question in two benchmarks is a duplicate, not boilerplate)."""
         params.validate()
         n = params.ngram_size
         lengths = parts.lengths
@@ -74,8 +76,10 @@ class NgramLayer:
             frames.append(pl.DataFrame({"h": whole.hashes[is_whole], "part_ix": whole.text_ix[is_whole].astype(np.int32),
                                         "whole": True}))
         table = pl.concat(frames).unique()
-        table = table.with_columns(pl.Series("item", item_of_part)[table["part_ix"]].alias("item"))
-        item_df = table.group_by("h").agg(pl.col("item").n_unique().alias("df"), pl.col("whole").any())
+        table = table.with_columns(pl.Series(item_of_part).gather(table["part_ix"]).alias("item"),
+                                   pl.Series(benchmark_of_part).gather(table["part_ix"]).alias("benchmark"))
+        item_df = (table.group_by("h", "benchmark").agg(pl.col("item").n_unique().alias("df"), pl.col("whole").any())
+                   .group_by("h").agg(pl.col("df").max(), pl.col("whole").any()))
         common = item_df.filter((pl.col("df") >= params.boilerplate_min_items) | (pl.col("whole") & (pl.col("df") >= 2))).select("h")
         table = table.join(common, on="h", how="anti").select("h", "part_ix").sort("h", "part_ix")
         part_ngrams = np.bincount(table["part_ix"].to_numpy(), minlength=len(parts)).astype(np.int32)

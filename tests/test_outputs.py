@@ -1,0 +1,318 @@
+"""Reports, clean, baseline, the gate, --since, SARIF / JUnit, the audit manifest, split and compare."""
+
+import gzip
+import json
+import os
+import random
+import shutil
+import subprocess
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import decontam
+from decontam.clean import CleanPolicy, clean_corpus
+from decontam.cli import app
+from decontam.findings import FINDINGS_SCHEMA, read_findings_with_metadata
+from decontam.report import MARKDOWN_LIMIT, build_report, render_html, render_markdown
+
+from .conftest import BENCH, DATA, INDEX_SOURCES, read_jsonl, write_jsonl
+
+runner = CliRunner()
+KKKKK = ("If you cannot determine the correct multiple-choice answer, take your best guess. Once you have your answer, "
+         "please duplicate that letter five times in a single string. For example, if the answer is K, then write KKKKK.")
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def autoj(tmp_path_factory, index_dir):
+    """The real Auto-J pairwise file, scanned once against the test index."""
+    folder = tmp_path_factory.mktemp("autoj")
+    corpus = folder / "autoj.jsonl"
+    corpus.write_bytes(gzip.open(DATA / "corpora/auto_j/testdata_pairwise.jsonl.gz").read())
+    findings = folder / "findings.parquet"
+    result = run("scan", corpus, "--index", index_dir, "--out", findings)
+    assert result.exit_code == 1, result.stderr
+    return corpus, findings
+
+
+# -- reports -------------------------------------------------------------------------------------
+
+
+def test_markdown_report(autoj, index_dir):
+    _, findings = autoj
+    result = run("report", findings, "--index", index_dir, "--format", "md")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("## decontam: benchmark contamination report\n")
+    assert "Scanned **1,392** rows" in text
+    assert "| mt_bench | 46 / 80 | 57.5% |" in text
+    assert "<details><summary>Top findings</summary>" in text and len(text) < MARKDOWN_LIMIT
+
+
+def test_markdown_stays_under_the_limit_however_large(index):
+    rows = 30_000
+    findings = pl.DataFrame({
+        "source": ["big.jsonl"] * rows, "row": list(range(rows)), "record_id": [None] * rows, "field": ["prompt"] * rows,
+        "role": ["user"] * rows, "benchmark": ["gsm8k"] * rows, "subset": [None] * rows,
+        "item_id": [f"gsm8k_test_{i % 1319}" for i in range(rows)], "item_part": ["question"] * rows, "method": ["ngram"] * rows,
+        "kind": ["item"] * rows, "score": [1.0] * rows, "span_start": [0] * rows, "span_end": [10] * rows, "evidence": ["x" * 300] * rows,
+    }, schema=FINDINGS_SCHEMA)
+    report = build_report(findings, counts=None, index=index, top=5000)
+    text = render_markdown(report)
+    assert len(text) <= MARKDOWN_LIMIT and "more not shown" in text
+
+
+def test_json_report_has_rates_and_top_findings(autoj, index_dir):
+    _, findings = autoj
+    data = json.loads(run("report", findings, "--index", index_dir, "--format", "json").stdout)
+    mt = data["benchmarks"]["mt_bench"]
+    assert (mt["items_found"], mt["items_in_index"], mt["share_of_items_found"]) == (46, 80, 0.575)
+    assert mt["subsets"]["writing"]["items_in_subset"] == 10
+    assert data["rows_read"] == 1392 and 0 < mt["share_of_rows"] < 1
+    top = data["top_findings"][0]
+    assert top["item_text"] and top["corpus_marks"] and top["item_marks"]
+    assert set(data["score_histograms"]) == {"ngram", "minhash"} and sum(data["score_histograms"]["ngram"]) > 0
+
+
+def test_html_report_is_self_contained(autoj, index_dir, tmp_path):
+    _, findings = autoj
+    out = tmp_path / "r.html"
+    assert run("report", findings, "--index", index_dir, "--format", "html", "--out", out).exit_code == 0
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<mark>" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # opens offline
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not _chromium() and not os.environ.get("DECONTAM_REQUIRE_CHROMIUM"), reason="chromium is not installed")
+def test_html_report_renders_in_headless_chromium(autoj, index_dir, tmp_path):
+    _, findings = autoj
+    page = tmp_path / "r.html"
+    run("report", findings, "--index", index_dir, "--format", "html", "--out", page)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a blank page compresses to a few KB
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "Contamination per benchmark" in dom and "mt_bench" in dom
+
+
+# -- clean ---------------------------------------------------------------------------------------------
+
+
+def test_clean_loses_nothing_on_real_data(autoj, tmp_path):
+    corpus, findings = autoj
+    kept, removed = tmp_path / "kept.jsonl", tmp_path / "removed.jsonl"
+    result = run("clean", corpus, "--findings", findings, "--out", kept, "--removed", removed)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"1,392 rows in {corpus}: 1,308 kept in {kept}, 84 removed to {removed}\n"
+    original = corpus.read_bytes().splitlines(keepends=True)
+    kept_lines, removed_lines = kept.read_bytes().splitlines(keepends=True), removed.read_bytes().splitlines(keepends=True)
+    assert sorted(kept_lines + removed_lines) == sorted(original)
+    assert kept_lines == [line for line in original if line in set(kept_lines)]  # order kept
+    manifest = json.loads((tmp_path / "removed.jsonl.manifest.json").read_text())
+    assert manifest["removed"]["rows"] == 84 and len(manifest["removed_rows"]) == 84
+    assert manifest["removed_rows"][0]["findings"][0]["benchmark"]
+
+
+def test_clean_policy_and_parquet(tmp_path, index, gsm8k):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": str(i), "prompt": gsm8k[i]["question"] if i % 2 else "plain words only here", "n": i} for i in range(10)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet")
+    findings = decontam.scan(str(tmp_path / "c.parquet"), index=index).findings
+    result = clean_corpus(tmp_path / "c.parquet", findings, tmp_path / "k.parquet", tmp_path / "r.parquet")
+    assert (result.input_rows, result.kept_rows, result.removed_rows) == (10, 5, 5)
+    assert pq.read_schema(tmp_path / "k.parquet").equals(pq.read_schema(tmp_path / "c.parquet"))
+    assert pq.read_table(tmp_path / "r.parquet").column("n").to_pylist() == [1, 3, 5, 7, 9]
+    none = clean_corpus(tmp_path / "c.parquet", findings, tmp_path / "k2.parquet", tmp_path / "r2.parquet",
+                        policy=CleanPolicy(kinds=("artifact",)))
+    assert none.removed_rows == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(st.text(max_size=30).map(lambda t: json.dumps({"text": t})), st.just("{broken"), st.just("")), max_size=40),
+       flagged=st.sets(st.integers(0, 60)), gz=st.booleans())
+def test_property_clean_loses_nothing(tmp_path, lines, flagged, gz):
+    name = "c.jsonl.gz" if gz else "c.jsonl"
+    corpus = tmp_path / name
+    data = "".join(line + "\n" for line in lines).encode()
+    corpus.write_bytes(gzip.compress(data) if gz else data)
+    rows = sorted(r for r in flagged if r < len(lines))
+    findings = pl.DataFrame({
+        "source": [str(corpus)] * len(rows), "row": rows, "record_id": [None] * len(rows), "field": ["text"] * len(rows),
+        "role": [None] * len(rows), "benchmark": ["b"] * len(rows), "subset": [None] * len(rows), "item_id": ["1"] * len(rows),
+        "item_part": ["question"] * len(rows), "method": ["ngram"] * len(rows), "kind": ["item"] * len(rows),
+        "score": [1.0] * len(rows), "span_start": [0] * len(rows), "span_end": [1] * len(rows), "evidence": ["e"] * len(rows),
+    }, schema=FINDINGS_SCHEMA)
+    suffix = ".gz" if gz else ""
+    result = clean_corpus(corpus, findings, tmp_path / f"k.jsonl{suffix}", tmp_path / f"r.jsonl{suffix}")
+    read = (lambda p: gzip.open(p).read()) if gz else (lambda p: p.read_bytes())
+    original = data.splitlines(keepends=True)
+    kept, removed = read(tmp_path / f"k.jsonl{suffix}").splitlines(keepends=True), read(tmp_path / f"r.jsonl{suffix}").splitlines(keepends=True)
+    assert kept == [line for i, line in enumerate(original) if i not in set(rows)]
+    assert removed == [original[i] for i in rows]
+    assert result.input_rows == len(original) == result.kept_rows + result.removed_rows
+
+
+def test_clean_refuses_mismatched_findings(tmp_path, autoj):
+    _, findings = autoj
+    other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x"}])
+    result = run("clean", other, "--findings", findings, "--out", tmp_path / "k.jsonl", "--removed", tmp_path / "r.jsonl")
+    assert result.exit_code == 2 and f"Error: the findings do not mention {other}" in result.stderr
+
+
+# -- gate: baseline, fail-on, since, SARIF, JUnit, audit -------------------------------------------
+
+
+def test_baseline_accepts_known_findings(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[0]["question"]}])
+    findings, base = tmp_path / "f.parquet", tmp_path / "baseline.json"
+    assert run("scan", corpus, "--index", index_dir, "--out", findings).exit_code == 1
+    assert run("baseline", findings, "--out", base).stdout.startswith("Wrote ")
+    accepted = run("scan", corpus, "--index", index_dir, "--baseline", base, "--json")
+    assert accepted.exit_code == 0
+    assert json.loads(accepted.stdout)["gate"]["accepted_by_baseline"] >= 1
+    # a new row above it moves its row number but not its fingerprint; a new item still fails
+    write_jsonl(corpus, [{"prompt": "an unrelated first row"}, {"prompt": gsm8k[0]["question"]}, {"prompt": gsm8k[1]["question"]}])
+    again = run("scan", corpus, "--index", index_dir, "--baseline", base, "--json")
+    assert again.exit_code == 1 and json.loads(again.stdout)["benchmarks"]["gsm8k"]["items_found"] == 1
+
+
+def test_fail_on_policies(tmp_path, index_dir, gsm8k):
+    rows = [{"prompt": f"Which gas do plants take in?\n(A) oxygen\n(B) carbon dioxide\n{KKKKK}"}] + [{"text": f"filler {i}"} for i in range(99)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    base = ["scan", corpus, "--json"]  # the default index carries the curated KKKKK template
+    assert run(*base).exit_code == 1
+    assert run(*base, "--fail-on", "kind:item").exit_code == 0
+    assert run(*base, "--fail-on", "kind:artifact").exit_code == 1
+    assert run(*base, "--fail-on", "kind:artifact&rate>0.05").exit_code == 0  # 1 row of 100
+    assert run(*base, "--fail-on", "rows>=1").exit_code == 1
+    assert run(*base, "--fail-on", "none").exit_code == 0
+    bad = run(*base, "--fail-on", "kind:everything")
+    assert bad.exit_code == 2 and "unknown kind 'everything'" in bad.stderr
+
+
+def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    data = repo / "data.jsonl"
+    write_jsonl(data, [{"prompt": gsm8k[0]["question"]}, {"prompt": "plain row"}])
+    git("add", "data.jsonl")
+    git("commit", "-qm", "base")
+    write_jsonl(data, [{"prompt": gsm8k[0]["question"]}, {"prompt": "plain row"}, {"prompt": gsm8k[5]["question"]}])
+    result = run("scan", data, "--index", index_dir, "--since", "HEAD", "--json")
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1 and summary["rows_read"] == 1 and summary["rows_unchanged"] == 2
+    assert summary["benchmarks"]["gsm8k"]["items_found"] == 1
+    assert "1 rows changed since HEAD" in result.stderr
+    missing = run("scan", data, "--index", index_dir, "--since", "no-such-rev")
+    assert missing.exit_code == 2 and "no such revision" in missing.stderr
+
+
+def test_sarif_junit_and_audit(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[3]["question"]}, {"prompt": "plain"}])
+    sarif, junit, audit = tmp_path / "r.sarif", tmp_path / "j.xml", tmp_path / "audit.json"
+    result = run("scan", corpus, "--index", index_dir, "--sarif", sarif, "--junit", junit, "--audit", audit, "--methods", "ngram")
+    assert result.exit_code == 1
+    log = json.loads(sarif.read_text())
+    assert log["version"] == "2.1.0"
+    res = log["runs"][0]["results"][0]
+    assert res["ruleId"] == "item/gsm8k" and res["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    xml = junit.read_text()
+    assert '<testsuite name="decontam"' in xml and 'failures="1"' in xml and '<testcase classname="decontam" name="mmlu"/>' in xml
+    first = json.loads(audit.read_text())
+    assert first["inputs"][0]["sha256"].startswith("sha256:") and first["counts"]["rows_read"] == 2
+    assert first["index"]["files"] and first["gate"]["failed"] is True and first["parameters"]["methods"] == ["ngram"]
+    run("scan", corpus, "--index", index_dir, "--audit", audit, "--methods", "ngram")
+    assert json.loads(audit.read_text())["findings_sha256"] == first["findings_sha256"]
+
+
+def test_index_cache(tmp_path):
+    sources = ["--source", f"gsm8k={INDEX_SOURCES['gsm8k']}"]
+    first = run("index", "build", tmp_path / "a", *sources, "--cache-dir", tmp_path / "cache")
+    assert first.exit_code == 0 and "taken from the cache" not in first.stderr
+    second = run("index", "build", tmp_path / "b", *sources, "--cache-dir", tmp_path / "cache")
+    assert second.exit_code == 0 and "Index taken from the cache" in second.stderr
+    assert run("index", "verify", tmp_path / "b").exit_code == 0
+    other = run("index", "build", tmp_path / "c", *sources, "--ngram-size", "9", "--cache-dir", tmp_path / "cache")
+    assert "taken from the cache" not in other.stderr
+
+
+# -- test-set side: split and compare -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def judgebench_scan(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("jb")
+    index = decontam.build_index(folder / "idx", [f"judgebench={BENCH / 'judgebench/judgebench_gpt4o.jsonl.gz'}"], curated_templates=None)
+    items = read_jsonl(BENCH / "judgebench/judgebench_gpt4o.jsonl.gz")
+    with_templates = {i for ids in index.layers["artifact"].templates["item_ids"].to_list() for i in ids}
+    copied = next(it for it in items if it["id"] not in with_templates)  # an item that carries no template
+    rows = [{"prompt": f"Pick the best option for question {i}.\n{KKKKK}", "chosen": "AAAAA"} for i in range(20)]
+    rows.append({"prompt": copied["question"]})  # one item copied verbatim
+    corpus = write_jsonl(folder / "train.jsonl", rows)
+    findings = folder / "findings.parquet"
+    assert run("scan", corpus, "--index", folder / "idx", "--out", findings).exit_code == 1
+    return folder, index, items, findings, copied
+
+
+def test_split_judgebench_by_template(judgebench_scan, tmp_path):
+    folder, index, items, findings, copied = judgebench_scan
+    result = run("split", findings, "--out-dir", tmp_path / "s")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1].split() == ["judgebench", "350", str(350 - 190), "190"]
+    dirty = (tmp_path / "s/judgebench/contaminated_ids.txt").read_text().split()
+    kkkkk = {it["id"] for it in items if "KKKKK" in it["question"] or "FFFFF" in it["question"]}
+    assert set(dirty) == kkkkk | {copied["id"]}
+    rows = [json.loads(line) for line in (tmp_path / "s/judgebench/contaminated.jsonl").read_text().splitlines()]
+    assert any(r["reasons"][0].startswith("template judgebench:") for r in rows)
+
+
+def test_compare_scores_by_contamination(judgebench_scan, tmp_path):
+    folder, index, items, findings, copied = judgebench_scan
+    rng = random.Random(0)
+    results = []
+    for it in items:  # a judge that is much better on items carrying the template
+        carries = "KKKKK" in it["question"] or "FFFFF" in it["question"]
+        results.append({"pair_id": it["id"], "correct": rng.random() < (0.9 if carries else 0.6)})
+    path = write_jsonl(tmp_path / "results.jsonl", results)
+    out = run("compare", path, "--findings", findings, "--benchmark", "judgebench", "--json")
+    assert out.exit_code == 0, out.stderr
+    table = {row["group"].strip(): row for row in json.loads(out.stdout)}
+    n_clean = 350 - 190
+    assert table["all"]["items"] == 350 and table["clean"]["items"] == n_clean and table["contaminated"]["items"] == 190
+    clean_mean = sum(r["correct"] for r in results if r["pair_id"] in {
+        it["id"] for it in items if not ("KKKKK" in it["question"] or "FFFFF" in it["question"]) and it["id"] != copied["id"]}) / n_clean
+    assert table["clean"]["mean"] == pytest.approx(clean_mean)
+    assert table["contaminated"]["minus_clean"] > 0.2
+    template_rows = [g for g in table if g.startswith("template judgebench:")]
+    assert len(template_rows) == 1 and table[template_rows[0]]["items"] == 189
+    text = run("compare", path, "--findings", findings, "--benchmark", "judgebench").stdout
+    assert text.startswith("judgebench: score by contamination\n") and "all - clean" in text
+
+
+def test_findings_metadata_round_trip(judgebench_scan):
+    folder, _, _, findings, _ = judgebench_scan
+    frame, meta = read_findings_with_metadata(findings)
+    assert meta["counts"]["rows_read"] == 21 and meta["index"].endswith("idx") and frame.height > 0
