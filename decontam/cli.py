@@ -409,6 +409,8 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
     lines.append("  by method: " + ", ".join(f"{k} {v['rows']}" for k, v in summary["methods"].items()))
     lines.append("  by kind:   " + ", ".join(f"{k} {v['rows']}" for k, v in summary["kinds"].items()))
     lines.append("  by field:  " + ", ".join(f"{k} {v['rows']}" for k, v in summary["fields"].items()))
+    if top <= 0:
+        return "\n".join(lines)
     shown = result.findings.filter(result.findings["score"] >= fail_min_score).sort("score", descending=True).head(top)
     lines.append("")
     lines.append(f"Top {shown.height} findings:")
