@@ -24,7 +24,9 @@ from .report import RENDERERS, build_report
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, MinHashParams, NgramParams
+from .private import PRIVATE_INDEX_REVEALS, export_private
 from .readers import expand_inputs
+from .registry import RECIPES_DIR, load_recipes, pin, recipe_sources
 from .scan import ScanOptions, ScanResult, resolve_index, scan
 from .testsets import MAP_ROLES, parse_source
 
@@ -41,6 +43,8 @@ index_app = typer.Typer(help="Build and inspect indexes of benchmark test sets."
 app.add_typer(index_app, name="index")
 artifacts_app = typer.Typer(help="Review the benchmark instruction templates an index holds.", no_args_is_help=True)
 app.add_typer(artifacts_app, name="artifacts")
+benchmarks_app = typer.Typer(help="The registry of benchmark recipes (indexes/recipes/*.toml).", no_args_is_help=True)
+app.add_typer(benchmarks_app, name="benchmarks")
 
 
 def _err(text: str) -> None:
@@ -84,7 +88,8 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
 @index_app.command("build")
 def index_build(
     index_dir: Annotated[Path, typer.Argument(help="Folder to write the index to (replaced if it holds an index).")],
-    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH_OR_HF_ID; repeat for each benchmark. Hub: hf:ID?config=C&split=S&revision=R.")],
+    source: Annotated[list[str], typer.Option("--source", help="NAME=PATH_OR_HF_ID; repeat for each benchmark. Hub: hf:ID?config=C&split=S&revision=R.")] = [],  # noqa: B006
+    benchmark: Annotated[list[str], typer.Option("--benchmark", help="A benchmark from the registry (`decontam benchmarks list`); a --source of the same name gives a local copy.")] = [],  # noqa: B006
     map_: Annotated[list[str], typer.Option("--map", help="NAME:ROLE=FIELD, ROLE one of question/choices/answer/id/subset; nested fields as a.b or a[0].b.")] = [],  # noqa: B006
     methods: Annotated[str, typer.Option(help="Layers to build, comma-separated.")] = ",".join(DEFAULT_METHODS),
     ngram_size: Annotated[int, typer.Option(help="Words per n-gram in the exact layer.")] = NgramParams.ngram_size,
@@ -105,10 +110,15 @@ def index_build(
     try:
         maps = _parse_maps(map_)
         specs = [parse_source(s) for s in source]
+        if benchmark:
+            overrides = {s.name: s for s in specs}
+            specs = recipe_sources(benchmark, overrides) + [s for s in specs if s.name not in benchmark]
+        if not specs:
+            raise ParameterError("no test set given", "add --source NAME=PATH_OR_HF_ID or --benchmark NAME")
         unknown = set(maps) - {s.name for s in specs}
         if unknown:
             raise ParameterError(f"--map names benchmark(s) {sorted(unknown)} that no --source defines", "use the NAME given in --source")
-        specs = [type(s)(**{**s.__dict__, "field_map": maps.get(s.name, {})}) for s in specs]
+        specs = [type(s)(**{**s.__dict__, "field_map": maps[s.name]}) if s.name in maps else s for s in specs]
         params = IndexParams(
             ngram=NgramParams(ngram_size, boilerplate_min_items, min_score),
             minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard, min_shingles=min_shingles,
@@ -159,6 +169,29 @@ def index_info(
         print(f"  {bench['name']:<16} {bench['items']:>6} items  {bench['parts']:>6} parts  {bench['source']}  {bench['revision']}")
 
 
+@index_app.command("export")
+def index_export(
+    index_dir: Annotated[Path, typer.Argument(help="The full index (with test text).")],
+    private: Annotated[Path, typer.Option("--private", help="Folder for the text-free copy.")],
+    keep_salt: Annotated[Optional[Path], typer.Option(help="Keep the salt out of the index: write it to this file, to give only to those allowed to scan.")] = None,
+) -> None:
+    """Export a text-free (private) index: keyed hashes and signatures, no test text."""
+    try:
+        if keep_salt is not None and keep_salt.exists():
+            raise ParameterError(f"{keep_salt} exists; refusing to overwrite a salt", "choose a new file name")
+        exported, salt = export_private(load_index(index_dir), private, keep_salt=keep_salt is not None)
+        if keep_salt is not None:
+            keep_salt.write_text(salt.hex() + "\n")
+            keep_salt.chmod(0o600)
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    print(f"Wrote private index {private} ({', '.join(exported.methods)}; no test text)")
+    if keep_salt is not None:
+        _err(f"The salt is in {keep_salt}: scanners need it (--salt-file); without it the index cannot be used")
+    for line in PRIVATE_INDEX_REVEALS:
+        _err(f"  reveals: {line}")
+
+
 @index_app.command("verify")
 def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")]) -> None:
     """Check every index file against the checksums in its manifest (exit 1 on any difference)."""
@@ -197,6 +230,7 @@ def scan_command(
     strict: Annotated[bool, typer.Option(help="A malformed row is an error (exit 2) instead of a count.")] = False,
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
+    salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
 ) -> None:
     """Scan corpora for benchmark test items and templates; exit 1 when the gate fails."""
     try:
@@ -207,7 +241,7 @@ def scan_command(
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
                               ngram_size=ngram_size, fields=_split_csv(fields), batch_size=batch_size, strict=strict,
                               only_rows=only_rows)
-        loaded = resolve_index(index)
+        loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
         result = _scan_with_progress(sources, loaded, options)
         findings, n_accepted = without_baseline(result.findings, accepted)
@@ -236,6 +270,15 @@ def scan_command(
     else:
         print(render_terminal_summary(summary, result, fail_min_score=fail_min_score, top=top))
     raise typer.Exit(code=EXIT_FOUND if summary["gate"]["failed"] else EXIT_CLEAN)
+
+
+def _read_salt(path: Optional[Path]) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read a hex salt from {path}: {exc}", "the file written by `decontam index export --keep-salt FILE`") from exc
 
 
 def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
@@ -420,6 +463,46 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
                      f"[{f['item_part']}] {f['method']} {f['score']:.2f}")
         lines.append(f"      {f['evidence'][:120]}")
     return "\n".join(lines)
+
+
+@benchmarks_app.command("list")
+def benchmarks_list(as_json: Annotated[bool, typer.Option("--json", help="Print the recipes as JSON Lines.")] = False) -> None:
+    """The benchmarks decontam knows: hub id, config, split, pinned revision, licence."""
+    try:
+        recipes = load_recipes()
+    except DecontamError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for r in recipes.values():
+            print(json.dumps({"name": r.name, "title": r.title, "hf_id": r.hf_id, "config": r.config, "split": r.split,
+                              "revision": r.revision or None, "license": r.license, "fields": r.fields,
+                              "templates": list(r.templates)}, ensure_ascii=False))
+        return
+    print(f"{'name':<15} {'hub dataset':<40} {'config/split':<32} {'revision':<10} licence")
+    for r in recipes.values():
+        where = f"{r.config + '/' if r.config else ''}{r.split}"
+        revision = r.revision[:8] if r.pinned else "unpinned"
+        print(f"{r.name:<15} {r.hf_id:<40} {where:<32} {revision:<10} {r.license}")
+    print(f"{len(recipes)} recipes in {RECIPES_DIR}")
+
+
+@benchmarks_app.command("pin")
+def benchmarks_pin(
+    names: Annotated[list[str], typer.Argument(help="Recipes to pin to the hub's current commit.")] = [],  # noqa: B006
+    all_: Annotated[bool, typer.Option("--all", help="Pin every recipe.")] = False,
+) -> None:
+    """Write the hub's current commit into recipes (needs the network)."""
+    try:
+        recipes = load_recipes()
+        chosen = list(recipes) if all_ else names
+        if not chosen:
+            raise ParameterError("no recipe named", "give recipe names or --all")
+        for name in chosen:
+            if name not in recipes:
+                raise ParameterError(f"no recipe for benchmark {name!r}", "`decontam benchmarks list` shows the known ones")
+            print(f"{name}: {pin(recipes[name])}")
+    except DecontamError as exc:
+        raise _fail(exc) from None
 
 
 @artifacts_app.command("show")

@@ -31,7 +31,7 @@ from . import __version__
 from .errors import IndexFormatError, ParameterError
 from .layers import ArtifactLayer, ArtifactParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
 from .layers.artifact import load_curated
-from .ngrams import build_vocabulary, encode_batch, tokenize_frame
+from .ngrams import KeyedVocabulary, build_vocabulary, encode_batch, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
 from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 
@@ -99,8 +99,13 @@ class Index:
         files = []
         self.parts.write_parquet(tmp / "parts.parquet", statistics=False)
         self.items.write_parquet(tmp / "items.parquet", statistics=False)
-        pl.DataFrame({"token": self.vocabulary}).write_parquet(tmp / "vocabulary.parquet", statistics=False)
-        files += ["parts.parquet", "items.parquet", "vocabulary.parquet"]
+        files += ["parts.parquet", "items.parquet"]
+        if isinstance(self.vocabulary, KeyedVocabulary):
+            np.save(tmp / "vocabulary_keys.npy", self.vocabulary.keys.to_numpy())
+            files.append("vocabulary_keys.npy")
+        else:
+            pl.DataFrame({"token": self.vocabulary}).write_parquet(tmp / "vocabulary.parquet", statistics=False)
+            files.append("vocabulary.parquet")
         for name, layer in self.layers.items():
             files += layer.save(tmp / name)
         manifest = dict(self.manifest)
@@ -303,8 +308,10 @@ def _alpha_share(texts: list[str]) -> np.ndarray:
     return out
 
 
-def load_index(path: str | Path, *, verify: bool = True) -> Index:
-    """Open an index folder, checking its format version and (by default) every file's checksum."""
+def load_index(path: str | Path, *, verify: bool = True, salt: bytes | None = None) -> Index:
+    """Open an index folder, checking its format version and (by default) every file's checksum.
+
+    A private (text-free) index whose owner kept the salt needs ``salt`` to be scanned against."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not path.is_dir():
@@ -330,9 +337,24 @@ def load_index(path: str | Path, *, verify: bool = True) -> Index:
             raise IndexFormatError(f"index {path} fails its checksums: {'; '.join(problems)}",
                                    "the files were changed or damaged; rebuild the index or fetch it again")
     parts = pl.read_parquet(path / "parts.parquet")
-    vocabulary = pl.read_parquet(path / "vocabulary.parquet")["token"]
+    private = manifest.get("private")
+    if private:
+        vocabulary = KeyedVocabulary(pl.Series(np.load(path / "vocabulary_keys.npy", allow_pickle=False)),
+                                     _private_salt(private, salt, path))
+    else:
+        vocabulary = pl.read_parquet(path / "vocabulary.parquet")["token"]
     layers = {name: LAYER_CLASSES[name].load(path / name, entry) for name, entry in manifest["layers"].items() if name in LAYER_CLASSES}
     return Index(path, manifest, parts, vocabulary, layers, pl.read_parquet(path / "items.parquet"))
+
+
+def _private_salt(private: dict, given: bytes | None, path: Path) -> bytes:
+    stored = bytes.fromhex(private["salt"]) if private.get("salt") else None
+    salt = given if given is not None else stored
+    if salt is None:
+        raise IndexFormatError(f"{path} is a private index whose owner kept the salt", "ask the benchmark owner for it and pass --salt-file FILE")
+    if hashlib.sha256(salt).hexdigest() != private["salt_sha256"]:
+        raise IndexFormatError(f"the salt given for {path} is not the one it was built with", "check the salt the benchmark owner sent")
+    return salt
 
 
 def verify_files(path: Path, manifest: dict) -> list[str]:

@@ -9,6 +9,7 @@ position in the n-gram (n operations per batch, not one Python step per n-gram).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -73,16 +74,44 @@ def build_vocabulary(texts: Sequence[str]) -> list[str]:
     return tokens.to_list()
 
 
-def encode_batch(texts: Sequence[str], vocabulary: pl.Series, *, keep_tokens: bool = False) -> TokenBatch:
-    """Tokenize and map tokens to ids. ``vocabulary`` is the index's token list (id = position + 1).
-    ``keep_tokens`` keeps the token strings for layers that need them (the artifact layer's slots)."""
+@dataclass(frozen=True)
+class KeyedVocabulary:
+    """A vocabulary that holds no words: keyed BLAKE2b hashes of the tokens (8 bytes), sorted; a
+    token's id is its hash's position + 1. Used by text-free (private) indexes."""
+
+    keys: pl.Series  # [V] UInt64, sorted
+    salt: bytes
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def key_tokens(self, tokens: pl.Series) -> pl.Series:
+        """Keyed hash of every token (computed once per distinct token)."""
+        distinct = tokens.unique()
+        keyed = pl.Series([token_key(t, self.salt) for t in distinct.to_list()], dtype=pl.UInt64)
+        return tokens.replace_strict(distinct, keyed, return_dtype=pl.UInt64)
+
+
+def token_key(token: str, salt: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), key=salt, digest_size=8).digest(), "little")
+
+
+def encode_batch(texts: Sequence[str], vocabulary: pl.Series | KeyedVocabulary, *, keep_tokens: bool = False) -> TokenBatch:
+    """Tokenize and map tokens to ids. ``vocabulary`` is the index's token list (id = position + 1), or
+    a ``KeyedVocabulary``. ``keep_tokens`` keeps the token strings for layers that need them (the
+    artifact layer's slots)."""
     exploded = tokenize_frame(texts)
     known_ids = pl.Series("id", np.arange(1, len(vocabulary) + 1, dtype=np.uint64))
+    if isinstance(vocabulary, KeyedVocabulary):
+        exploded = exploded.with_columns(vocabulary.key_tokens(exploded["tok"]).alias("key"))
+        lookup, table = pl.col("key"), vocabulary.keys
+    else:
+        lookup, table = pl.col("tok"), vocabulary
     # Polars' hash is stable within one process, which is all an unknown token needs: it only has to
     # differ from known ids and from other unknown tokens of the same scan.
     ids = exploded.select(
-        pl.col("tok")
-        .replace_strict(vocabulary, known_ids, default=None, return_dtype=pl.UInt64)
+        lookup
+        .replace_strict(table, known_ids, default=None, return_dtype=pl.UInt64)
         .fill_null(pl.col("tok").hash(seed=7) | int(UNKNOWN_BIT))
     ).to_series().to_numpy()
     counts = np.bincount(exploded.get_column("text_ix").to_numpy(), minlength=len(texts))

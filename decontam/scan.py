@@ -78,10 +78,10 @@ class ScanResult:
         return summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score, templates=templates)
 
 
-def resolve_index(index: Index | str | Path | None) -> Index:
+def resolve_index(index: Index | str | Path | None, *, salt: bytes | None = None) -> Index:
     if isinstance(index, Index):
         return index
-    return load_index(default_index_path() if index is None else index)
+    return load_index(default_index_path() if index is None else index, salt=salt)
 
 
 def scan(

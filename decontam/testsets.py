@@ -191,10 +191,13 @@ def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, p
     for role, kind in (("question", "item"), ("choices", "item"), ("answer", "answer")):
         if role not in fmap:
             continue
-        value = _lookup(row, fmap[role])
-        if value is None:
-            raise InputError(f"{where}: row {position} has no field {fmap[role]!r} (mapped as {role}); keys seen: {sorted(row)}",
-                             "fix the field path in --map; nested fields are written a.b or a[0].b")
+        paths = [p.strip() for p in fmap[role].split(",") if p.strip()]
+        values = [_lookup(row, p) for p in paths]
+        missing = [p for p, v in zip(paths, values) if v is None]
+        if missing:
+            raise InputError(f"{where}: row {position} has no field {missing[0]!r} (mapped as {role}); keys seen: {sorted(row)}",
+                             "fix the field path in --map; nested fields are written a.b or a[0].b, several fields a,b,c")
+        value = values[0] if len(values) == 1 else values  # several fields: choices A,B,C,D or turns
         if role == "choices":
             parts += _choices_part(value)
         elif isinstance(value, list):
@@ -217,9 +220,10 @@ def _turn_parts(prefix: str, kind: str, value: Any) -> list[ItemPart]:
         return _text_part(prefix, kind, value)
     if not isinstance(value, list):
         return []
+    flat = [t for turn in value for t in (turn if isinstance(turn, list) else [turn])]  # chosen: [a], rejected: [b, c]
     parts = []
-    for i, turn in enumerate(value, start=1):
-        parts += _text_part(f"{prefix}{i}" if len(value) > 1 or prefix == "turn" else prefix, kind, turn)
+    for i, turn in enumerate(flat, start=1):
+        parts += _text_part(f"{prefix}{i}" if len(flat) > 1 or prefix == "turn" else prefix, kind, turn)
     return parts
 
 

@@ -317,7 +317,7 @@ class ArtifactLayer:
     def _first_pass_ids(self, batch: TokenBatch, vocabulary: pl.Series | None) -> np.ndarray:
         """Template-vocabulary ids of the batch's tokens. Tokens the index vocabulary knows are mapped
         through a table computed once per vocabulary (numpy take); only the rest are slotted as strings."""
-        if vocabulary is None:
+        if not isinstance(vocabulary, pl.Series):  # no vocabulary, or a keyed (word-free) one
             slotted = batch.tokens.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
             return self._ids(slotted)
         key = (id(vocabulary), len(vocabulary))
