@@ -7,6 +7,7 @@ found, 2 usage or input error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -231,6 +232,11 @@ def scan_command(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, 64 MB pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
+    work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
+    shard_mb: Annotated[int, typer.Option(help="Size of a shard of a big uncompressed JSONL file, in MB.")] = 64,
+    engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam[ray]).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one).")] = None,
 ) -> None:
     """Scan corpora for benchmark test items and templates; exit 1 when the gate fails."""
     try:
@@ -243,7 +249,10 @@ def scan_command(
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
-        result = _scan_with_progress(sources, loaded, options)
+        if shard_mb < 1:
+            raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "64 is the default")
+        result = _scan_with_progress(sources, loaded, options, workers=workers, work_dir=work_dir,
+                                     shard_bytes=shard_mb << 20, engine=engine, address=address)
         findings, n_accepted = without_baseline(result.findings, accepted)
         result.findings = findings
         summary = result.summary(fail_min_score=fail_min_score)
@@ -412,7 +421,7 @@ def compare_command(
     print(json.dumps(table) if as_json else render_comparison(table, benchmark))
 
 
-def _scan_with_progress(corpus: list[str], index, options: ScanOptions) -> ScanResult:
+def _scan_with_progress(corpus: list[str], index, options: ScanOptions, **engine) -> ScanResult:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -420,7 +429,7 @@ def _scan_with_progress(corpus: list[str], index, options: ScanOptions) -> ScanR
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("scanning", total=None)
-        return scan(corpus, index=index, options=options,
+        return scan(corpus, index=index, options=options, **engine,
                     progress=lambda rows: bar.update(task, description=f"scanning: {rows:,} rows"))
 
 

@@ -42,12 +42,21 @@ _TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
 MIN_SEGMENT_CHARS = 8
 
 
+def is_url(spec: str) -> bool:
+    """``s3://``, ``gs://``, ``hf://``, ``memory://`` ...: read through fsspec (installed with ``datasets``)."""
+    return "://" in spec and not spec.startswith("file://")
+
+
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Files behind the inputs: folders are walked, globs expanded; hub ids and ``-`` pass through."""
+    """Files behind the inputs: folders are walked, globs expanded (remote ones through fsspec); hub ids
+    and ``-`` pass through."""
     out: list[str] = []
     for spec in inputs:
-        if spec == "-" or spec.startswith("hf:"):
+        if spec == "-" or spec.startswith("hf:") and not spec.startswith("hf://"):
             out.append(spec)
+            continue
+        if is_url(spec):
+            out += _expand_url(spec)
             continue
         path = Path(spec)
         if path.is_dir():
@@ -72,27 +81,58 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     return out
 
 
-def iter_records(source: str) -> Iterator[Record | MalformedRow]:
-    """Records of one input (file, ``-``, hub id or ``save_to_disk`` folder), or a ``MalformedRow``
-    for every row that cannot be read. Row numbers are 0-based positions in the source."""
-    if source.startswith("hf:") or Path(source).is_dir():
+def _expand_url(spec: str) -> list[str]:
+    try:
+        import fsspec
+    except ImportError as exc:
+        raise InputError(f"reading {spec} needs fsspec", 'pip install "decontam[hf]" (and s3fs / gcsfs for those stores)') from exc
+    try:
+        fs, _, paths = fsspec.get_fs_token_paths(spec)
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot open {spec}: {exc}", "install the fsspec backend for that store (s3fs, gcsfs, ...)") from exc
+    protocol = spec.split("://", 1)[0]
+    files = sorted(p if "://" in p else f"{protocol}://{p.lstrip('/') if protocol != 'memory' else p}" for p in paths
+                   if p.endswith(CORPUS_SUFFIXES) and fs.isfile(p))
+    if not files:
+        raise InputError(f"{spec} matches no corpus file", f"corpus files end in {', '.join(CORPUS_SUFFIXES)}")
+    return files
+
+
+def _open_binary(source: str):
+    if source == "-":
+        return sys.stdin.buffer
+    if is_url(source):
+        import fsspec
+
+        return fsspec.open(source, "rb", compression="gzip" if source.endswith(".gz") else None).open()
+    if source.endswith(".gz"):
+        return gzip.open(source, "rb")
+    return open(source, "rb")
+
+
+def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
+                 row_groups: tuple[int, int] | None = None) -> Iterator[Record | MalformedRow]:
+    """Records of one input (file, URL, ``-``, hub id or ``save_to_disk`` folder), or a
+    ``MalformedRow`` for every row that cannot be read. Row numbers are 0-based positions in the
+    source; a shard (``byte_range`` of an uncompressed JSONL file whose first line is row
+    ``first_row``, or ``row_groups`` of a Parquet file) keeps the numbering of the whole file."""
+    if source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir()):
         yield from _iter_dataset(source)
     elif source.endswith(".parquet"):
-        yield from _iter_parquet(source)
+        yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
     else:
-        yield from _iter_jsonl(source)
+        yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
 
 
-def _iter_jsonl(source: str) -> Iterator[Record | MalformedRow]:
-    if source == "-":
-        handle: io.BufferedIOBase = sys.stdin.buffer
-    elif source.endswith(".gz"):
-        handle = gzip.open(source, "rb")
-    else:
-        handle = open(source, "rb")
+def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0) -> Iterator[Record | MalformedRow]:
+    handle = _open_binary(source)
     name = "<stdin>" if source == "-" else source
     with handle:
-        for row, line in enumerate(handle):
+        lines: Iterable[bytes] = handle
+        if byte_range is not None:
+            handle.seek(byte_range[0])
+            lines = _lines_until(handle, byte_range[1] - byte_range[0])
+        for row, line in enumerate(lines, start=first_row):
             line_no = row + 1
             if not line.strip():
                 yield MalformedRow(name, line_no, "empty line")
@@ -108,15 +148,26 @@ def _iter_jsonl(source: str) -> Iterator[Record | MalformedRow]:
             yield Record(name, row, data, record_id_of(data))
 
 
-def _iter_parquet(source: str) -> Iterator[Record | MalformedRow]:
+def _lines_until(handle, length: int) -> Iterator[bytes]:
+    """The lines of a byte range (a shard starts at a line start and ends just after a newline)."""
+    done = 0
+    for line in handle:
+        if done >= length:
+            return
+        done += len(line)
+        yield line
+
+
+def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, first_row: int = 0) -> Iterator[Record | MalformedRow]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(source)
+        parquet = pq.ParquetFile(_open_binary(source) if is_url(source) else source)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
         raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
-    row = 0
-    for group in range(parquet.num_row_groups):
+    row = first_row
+    groups = range(*row_groups) if row_groups is not None else range(parquet.num_row_groups)
+    for group in groups:
         for data in parquet.read_row_group(group).to_pylist():
             yield Record(source, row, data, record_id_of(data))
             row += 1

@@ -7,12 +7,14 @@ yields findings per batch, holding only one batch of records in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from .engines import DEFAULT_SHARD_BYTES, Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
+from .engines.local import run_local
 from .errors import InputError, ParameterError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
 from .index import Index, default_index_path, load_index
@@ -90,39 +92,78 @@ def scan(
     index: Index | str | Path | None = None,
     options: ScanOptions | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    work_dir: str | Path | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ScanResult:
-    """Scan corpus files (or ``-``, globs, folders, ``hf:`` datasets) against an index.
+    """Scan corpus files (or ``-``, globs, folders, URLs, ``hf:`` datasets) against an index.
 
-    ``progress`` is called with the number of records done after every batch.
+    The inputs are cut into shards (files, byte ranges of big JSONL files, Parquet row groups) that
+    ``workers`` processes scan (``engine="ray"``: Ray tasks on the cluster at ``address``, or a local
+    one); with ``work_dir`` every finished shard is kept there and a rerun after a crash scans only
+    the rest. ``progress`` is called with the number of records done.
     """
     index = resolve_index(index)
     options = options or ScanOptions()
     options.validate(index)
+    if workers < 1:
+        raise ParameterError(f"workers={workers} must be at least 1", "the default is one per core")
     sources = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    shards = plan_shards(sources, shard_bytes)
+    folder = None
+    if work_dir is not None:
+        folder = WorkDir(work_dir, run_key(sources, index.manifest.get("files", {}), _options_key(options), shards))
+    done_rows = [0]
+
+    def on_shard(shard, counts):
+        done_rows[0] += counts["rows_read"]
+        if progress:
+            progress(done_rows[0])
+
+    if engine == "local":
+        results = run_local(shards, index, options, workers=workers, work_dir=folder, on_shard=on_shard)
+    elif engine == "ray":
+        from .engines.ray import run_ray
+
+        results = run_ray(shards, index, options, address=address, work_dir=folder, on_shard=on_shard,
+                          num_cpus=workers if address is None else None)
+    else:
+        raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
+    counts = ScanCounts(**merge_counts([c for _, _, c in results]))
+    return ScanResult(merge_findings([f for _, f, _ in results]), counts, index)
+
+
+def _options_key(options: ScanOptions) -> dict:
+    out = {k: v for k, v in asdict(options).items() if k != "only_rows"}
+    out["only_rows"] = {k: sorted(v) for k, v in (options.only_rows or {}).items()}
+    return out
+
+
+def run_shard(shard: Shard, index: Index, options: ScanOptions) -> tuple[pl.DataFrame, dict]:
+    """The shard function every engine runs: findings and counts of one shard."""
     counts = ScanCounts()
-    frames = []
+    only = options.only_rows.get(shard.source) if options.only_rows else None
 
     def records() -> Iterator[Record]:
-        for source in sources:
-            only = options.only_rows.get(source) if options.only_rows else None
-            for record in iter_records(source):
-                if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
-                    counts.rows_unchanged += 1
-                    continue
-                if isinstance(record, MalformedRow):
-                    counts.rows_read += 1
-                    counts.rows_malformed += 1
-                    if options.strict:
-                        raise InputError(f"{record.location()}: {record.problem}", "fix the row, or drop --strict to count and skip malformed rows")
-                    if len(counts.malformed_examples) < MAX_EXAMPLES:
-                        counts.malformed_examples.append({"location": record.location(), "problem": record.problem})
-                    continue
-                yield record
+        for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups, first_row=shard.first_row):
+            if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
+                counts.rows_unchanged += 1
+                continue
+            if isinstance(record, MalformedRow):
+                counts.rows_read += 1
+                counts.rows_malformed += 1
+                if options.strict:
+                    raise InputError(f"{record.location()}: {record.problem}", "fix the row, or drop --strict to count and skip malformed rows")
+                if len(counts.malformed_examples) < MAX_EXAMPLES:
+                    counts.malformed_examples.append({"location": record.location(), "problem": record.problem})
+                continue
+            yield record
 
-    for batch_findings in scan_records(records(), index, options, counts, progress):
-        frames.append(batch_findings)
+    frames = list(scan_records(records(), index, options, counts))
     findings = pl.concat(frames) if frames else empty_findings()
-    return ScanResult(findings.sort(SORT_KEYS), counts, index)
+    return findings.sort(SORT_KEYS), counts.as_dict()
 
 
 def scan_records(

@@ -1,0 +1,154 @@
+"""Engines run the shard function (``scan.run_shard``) over a corpus cut into shards.
+
+A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
+row number of its first line, so findings keep the file's row numbering), or a block of row groups
+of a Parquet file. ``local`` runs shards in this process or a pool of processes; ``ray`` (the
+``decontam[ray]`` extra, imported only when asked for) runs them as Ray tasks. With a work folder,
+every finished shard leaves its findings and counts there, so a scan killed midway resumes where it
+stopped and ends with the same findings as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import ParameterError
+from ..findings import SORT_KEYS, empty_findings
+from ..readers import is_url
+
+DEFAULT_SHARD_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Shard:
+    source: str
+    byte_range: tuple[int, int] | None = None  # uncompressed JSONL
+    row_groups: tuple[int, int] | None = None  # Parquet
+    first_row: int = 0
+
+    @property
+    def shard_id(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan_shards(sources: list[str], shard_bytes: int = DEFAULT_SHARD_BYTES) -> list[Shard]:
+    """Cut the inputs into shards of about ``shard_bytes``."""
+    shards: list[Shard] = []
+    for source in sources:
+        if source == "-" or is_url(source) or source.startswith("hf:") or Path(source).is_dir():
+            shards.append(Shard(source))
+        elif source.endswith(".parquet"):
+            shards += _parquet_shards(source, shard_bytes)
+        elif source.endswith(".gz") or os.path.getsize(source) <= shard_bytes:
+            shards.append(Shard(source))
+        else:
+            shards += _jsonl_shards(source, shard_bytes)
+    return shards
+
+
+def _jsonl_shards(source: str, shard_bytes: int) -> list[Shard]:
+    """Byte ranges that start at line starts; each knows how many lines come before it."""
+    size = os.path.getsize(source)
+    shards, start, row = [], 0, 0
+    with open(source, "rb") as handle:
+        while start < size:
+            handle.seek(min(start + shard_bytes, size))
+            if handle.tell() < size:
+                handle.readline()  # move to the next line start
+            end = handle.tell()
+            handle.seek(start)
+            lines = _count_lines(handle, end - start)
+            shards.append(Shard(source, byte_range=(start, end), first_row=row))
+            row += lines
+            start = end
+    return shards
+
+
+def _count_lines(handle, length: int) -> int:
+    count, left = 0, length
+    while left > 0:
+        chunk = handle.read(min(1 << 24, left))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
+    return count
+
+
+def _parquet_shards(source: str, shard_bytes: int) -> list[Shard]:
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(source).metadata
+    shards, first, row, size, start_row = [], 0, 0, 0, 0
+    for group in range(meta.num_row_groups):
+        size += meta.row_group(group).total_byte_size
+        row += meta.row_group(group).num_rows
+        if size >= shard_bytes or group == meta.num_row_groups - 1:
+            shards.append(Shard(source, row_groups=(first, group + 1), first_row=start_row))
+            first, size, start_row = group + 1, 0, row
+    return shards or [Shard(source)]
+
+
+def merge_counts(parts: list[dict]) -> dict:
+    out = {"rows_read": 0, "rows_malformed": 0, "rows_without_text": 0, "rows_unchanged": 0, "segments": 0,
+           "malformed_examples": [], "without_text_examples": []}
+    for counts in parts:
+        for key in ("rows_read", "rows_malformed", "rows_without_text", "rows_unchanged", "segments"):
+            out[key] += counts.get(key, 0)
+        for key in ("malformed_examples", "without_text_examples"):
+            out[key] = (out[key] + counts.get(key, []))[:20]
+    return out
+
+
+def merge_findings(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames).sort(SORT_KEYS + ["score"]) if frames else empty_findings()
+
+
+class WorkDir:
+    """Per-shard findings and completion markers of one scan, for resuming after a crash."""
+
+    def __init__(self, path: str | Path, run_key: str):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        plan = self.path / "scan.json"
+        if plan.exists():
+            existing = json.loads(plan.read_text()).get("run_key")
+            if existing != run_key:
+                raise ParameterError(f"work folder {self.path} belongs to another scan (other inputs, index or options)",
+                                     "give this scan its own --work-dir, or delete that folder to start over")
+        else:
+            plan.write_text(json.dumps({"run_key": run_key}))
+
+    def done(self, shard: Shard) -> bool:
+        return (self.path / f"{shard.shard_id}.json").exists()
+
+    def save(self, shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
+        """Findings first, then the marker, each by atomic rename: a marker means both are whole."""
+        tmp = self.path / f"{shard.shard_id}.parquet.tmp"
+        findings.write_parquet(tmp)
+        os.replace(tmp, self.path / f"{shard.shard_id}.parquet")
+        tmp = self.path / f"{shard.shard_id}.json.tmp"
+        tmp.write_text(json.dumps({"shard": asdict(shard), "counts": counts}))
+        os.replace(tmp, self.path / f"{shard.shard_id}.json")
+
+    def load(self, shard: Shard) -> tuple[pl.DataFrame, dict]:
+        counts = json.loads((self.path / f"{shard.shard_id}.json").read_text())["counts"]
+        return pl.read_parquet(self.path / f"{shard.shard_id}.parquet"), counts
+
+
+def run_key(sources: list[str], index_files: dict, options_dict: dict, shards: list[Shard]) -> str:
+    stats = []
+    for source in sources:
+        try:
+            st = os.stat(source)
+            stats.append([source, st.st_size, int(st.st_mtime)])
+        except OSError:
+            stats.append([source, None, None])
+    payload = {"inputs": stats, "index": index_files, "options": options_dict, "shards": [s.shard_id for s in shards]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]

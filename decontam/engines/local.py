@@ -1,0 +1,84 @@
+"""Shards on this machine: in this process, or in a pool of worker processes (spawned, not forked:
+a process forked after polars was imported can hang), each loading the index once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+
+import polars as pl
+
+from . import Shard, WorkDir
+
+_WORKER_INDEX = None
+
+
+def _init_worker(index_path: str, salt: bytes | None) -> None:
+    global _WORKER_INDEX
+    from ..index import load_index
+
+    _WORKER_INDEX = load_index(index_path, salt=salt)
+
+
+def _run_in_worker(shard: Shard, options) -> tuple[Shard, pl.DataFrame, dict]:
+    from ..scan import run_shard
+
+    findings, counts = run_shard(shard, _WORKER_INDEX, options)
+    return shard, findings, counts
+
+
+def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
+              on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
+    """Run every shard not already done; return (shard, findings, counts) for all of them, in order."""
+    from ..scan import run_shard
+
+    results: dict[str, tuple[pl.DataFrame, dict]] = {}
+    todo = []
+    for shard in shards:
+        if work_dir is not None and work_dir.done(shard):
+            results[shard.shard_id] = work_dir.load(shard)
+        else:
+            todo.append(shard)
+    fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
+    completed = 0
+
+    def finish(shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
+        nonlocal completed
+        if work_dir is not None:
+            work_dir.save(shard, findings, counts)
+        results[shard.shard_id] = (findings, counts)
+        completed += 1
+        if on_shard:
+            on_shard(shard, counts)
+        if fault_after and completed >= fault_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if workers <= 1 or len(todo) <= 1:
+        for shard in todo:
+            findings, counts = run_shard(shard, index, options)
+            finish(shard, findings, counts)
+    else:
+        if index.path is None:
+            from ..errors import ParameterError
+
+            raise ParameterError("several workers need an index saved on disk", "save the index (build_index(path, ...)) or use workers=1")
+        salt = getattr(index.vocabulary, "salt", None)
+        previous = os.environ.get("POLARS_MAX_THREADS")
+        os.environ["POLARS_MAX_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
+        try:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=_init_worker, initargs=(str(index.path), salt)) as pool:
+                for shard, findings, counts in pool.imap_unordered(_star, [(s, options) for s in todo]):
+                    finish(shard, findings, counts)
+        finally:
+            if previous is None:
+                os.environ.pop("POLARS_MAX_THREADS", None)
+            else:
+                os.environ["POLARS_MAX_THREADS"] = previous
+    return [(shard, *results[shard.shard_id]) for shard in shards]
+
+
+def _star(args):
+    return _run_in_worker(*args)

@@ -1,0 +1,166 @@
+"""Shards, worker processes, resuming after kill -9, remote paths, bounded memory, and Ray."""
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+import polars as pl
+import pytest
+
+import decontam
+from decontam.engines import plan_shards
+from decontam.findings import SORT_KEYS
+
+from .conftest import DATA, write_jsonl
+
+KEY = SORT_KEYS + ["score", "span_start", "span_end"]
+
+
+def _corpus_rows(gsm8k, n, every=25, seed_offset=0):
+    background = [json.loads(line) for line in gzip.open(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz", "rt")]
+    rows = []
+    for i in range(n):
+        if i % every == 0:
+            rows.append({"id": f"r{i}", "prompt": gsm8k[(i // every + seed_offset) % len(gsm8k)]["question"], "chosen": "ok"})
+        else:
+            rows.append(background[(i + seed_offset) % len(background)])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory, gsm8k):
+    folder = tmp_path_factory.mktemp("many")
+    for f in range(6):
+        write_jsonl(folder / f"part-{f:02d}.jsonl", _corpus_rows(gsm8k, 300, seed_offset=f * 7))
+    return folder
+
+
+def _normalize(findings):
+    return findings.select(KEY).sort(KEY)
+
+
+def test_big_file_byte_range_shards_keep_row_numbers(tmp_path, index, gsm8k):
+    corpus = write_jsonl(tmp_path / "big.jsonl", _corpus_rows(gsm8k, 2000))
+    shards = plan_shards([str(corpus)], shard_bytes=200_000)
+    assert len(shards) > 5
+    assert shards[0].first_row == 0 and all(a.byte_range[1] == b.byte_range[0] for a, b in zip(shards, shards[1:]))
+    whole = decontam.scan(str(corpus), index=index, shard_bytes=1 << 40).findings
+    sharded = decontam.scan(str(corpus), index=index, shard_bytes=200_000).findings
+    assert whole.height > 0 and _normalize(whole).equals(_normalize(sharded))
+    assert set(whole.filter(pl.col("method") == "ngram")["row"]) == set(range(0, 2000, 25))
+
+
+def test_two_workers_equal_one(index_dir, many_files):
+    one = decontam.scan(str(many_files), index=index_dir, workers=1)
+    two = decontam.scan(str(many_files), index=index_dir, workers=2)
+    assert one.findings.height > 0
+    assert _normalize(one.findings).equals(_normalize(two.findings))
+    assert one.counts.rows_read == two.counts.rows_read == 1800
+
+
+def test_parquet_row_group_shards(tmp_path, index, gsm8k):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": str(i), "prompt": gsm8k[i]["question"] if i % 10 == 0 else f"ordinary row {i} of text"} for i in range(500)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet", row_group_size=50)
+    shards = plan_shards([str(tmp_path / "c.parquet")], shard_bytes=1)
+    assert len(shards) == 10 and shards[3].first_row == 150
+    whole = decontam.scan(str(tmp_path / "c.parquet"), index=index).findings
+    sharded = decontam.scan(str(tmp_path / "c.parquet"), index=index, shard_bytes=1).findings
+    assert _normalize(whole).equals(_normalize(sharded)) and set(whole["row"]) == set(range(0, 500, 10))
+
+
+def test_resume_after_kill_9(tmp_path, index_dir, many_files):
+    work = tmp_path / "work"
+    out = tmp_path / "resumed.parquet"
+    command = [shutil.which("decontam") or "decontam", "scan", str(many_files), "--index", str(index_dir),
+               "--workers", "1", "--work-dir", str(work), "--out", str(out)]
+    crashed = subprocess.run(command, env={**os.environ, "DECONTAM_FAULT_AFTER_SHARDS": "2"}, capture_output=True, text=True)
+    assert crashed.returncode == -signal.SIGKILL
+    assert len(list(work.glob("*.json"))) == 1 + 2  # scan.json + two finished shards
+    assert not out.exists()
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 1, resumed.stderr
+    assert len(list(work.glob("*.json"))) == 1 + 6
+    reference = decontam.scan(str(many_files), index=index_dir).findings
+    assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
+
+
+def test_work_dir_of_another_scan_is_refused(tmp_path, index_dir, many_files, gsm8k):
+    decontam.scan(str(many_files), index=index_dir, work_dir=tmp_path / "w")
+    other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x y z"}])
+    with pytest.raises(decontam.ParameterError, match="belongs to another scan"):
+        decontam.scan(str(other), index=index_dir, work_dir=tmp_path / "w")
+
+
+def test_remote_paths_through_fsspec(index, gsm8k):
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    folder = f"/decontam-test-{uuid.uuid4().hex[:8]}"
+    fs.pipe(f"{folder}/a.jsonl", (json.dumps({"prompt": gsm8k[9]["question"]}) + "\n").encode())
+    fs.pipe(f"{folder}/b.jsonl.gz", gzip.compress((json.dumps({"prompt": "plain"}) + "\n").encode()))
+    result = decontam.scan(f"memory://{folder}/*.jsonl*", index=index)
+    assert result.counts.rows_read == 2
+    assert set(result.findings["item_id"]) == {gsm8k[9]["id"]}
+    assert set(result.findings["source"]) == {f"memory://{folder}/a.jsonl"}
+
+
+PEAK_RSS = """
+import resource, sys, decontam
+decontam.scan(sys.argv[1], index=sys.argv[2], workers=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_memory_is_bounded_by_batch_and_index_not_corpus(tmp_path, index_dir, gsm8k):
+    small = write_jsonl(tmp_path / "small.jsonl", _corpus_rows(gsm8k, 2_000))
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as handle:  # ~60x the small corpus, written without holding it in memory
+        block = small.read_bytes()
+        for _ in range(60):
+            handle.write(block)
+    def peak(path):
+        proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(path), str(index_dir)], capture_output=True, text=True, check=True)
+        return int(proc.stdout.strip())
+    small_mb, big_mb = peak(small), peak(big)
+    corpus_mb = big.stat().st_size / 2**20
+    assert corpus_mb > 150
+    print(f"peak RSS: {small_mb} MB for 1.3 MB, {big_mb} MB for {corpus_mb:.0f} MB")
+    assert big_mb - small_mb < 120, (small_mb, big_mb, corpus_mb)  # allowed growth is less than the corpus
+
+
+RAY_SCAN = "from decontam.cli import main; import sys; sys.argv = ['decontam'] + sys.argv[1:]; main()"
+
+
+@pytest.fixture(scope="module")
+def loopback_namespace():
+    """A network namespace that has only the loopback interface: a local Ray cluster started in it
+    can bind nothing but 127.0.0.1 (Ray 2.x ignores --node-ip-address=127.0.0.1 on a host)."""
+    pytest.importorskip("ray")
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("needs root and iproute2 to make a loopback-only network namespace")
+    name = f"decontam-{uuid.uuid4().hex[:6]}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here")
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+def test_ray_engine_equals_local_and_retries(tmp_path, index_dir, many_files, loopback_namespace):
+    out = tmp_path / "ray.parquet"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "DECONTAM_FAULT_RAY_ONCE": str(tmp_path / "faults")}
+    (tmp_path / "faults").mkdir()
+    proc = subprocess.run(["ip", "netns", "exec", loopback_namespace, sys.executable, "-c", RAY_SCAN, "scan", str(many_files),
+                           "--index", str(index_dir), "--engine", "ray", "--workers", "2", "--out", str(out),
+                           "--work-dir", str(tmp_path / "work")], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert len(list((tmp_path / "faults").iterdir())) == 6  # every shard failed once and was retried
+    reference = decontam.scan(str(many_files), index=index_dir).findings
+    assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
