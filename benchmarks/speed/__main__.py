@@ -1,0 +1,149 @@
+"""Scan speed and memory at 100 MB and 1 GB+, 1 and 2 workers, beside the plain-Python 13-gram loop
+and datatrove's n-gram decontamination filter, on the same files in one run.
+
+    python -m benchmarks.speed [--sizes 100,1000] [--skip-datatrove]
+
+Corpora are made by repeating the shared real corpora (hh-rlhf, Auto-J, PandaLM, T0 sample, Code
+Alpaca, GSM8K train) into JSONL files, 1 row in 500 carrying a GSM8K test question. Each timed run is
+a fresh process (`/usr/bin/time`-style: wall seconds and peak RSS of that process and its children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..common import default_source_args
+from ..throughput import make_corpus
+
+DECONTAM_RUN = """
+import sys, time, decontam
+from decontam.scan import ScanOptions
+corpus, index, workers, methods = sys.argv[1], sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
+t0 = time.perf_counter()
+r = decontam.scan(corpus, index=index, workers=workers, options=ScanOptions(methods=methods), shard_bytes=32 << 20)
+seconds = time.perf_counter() - t0
+import resource
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) // 1024
+if workers > 1:  # pool workers run at once: count each at the largest one's peak
+    peak += workers * (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+print(seconds, r.counts.rows_read, r.findings.select("row").unique().height, peak)
+"""
+
+PLAIN_LOOP = """
+import json, re, string, sys, time
+from decontam.index import load_index
+corpus, index = sys.argv[1], sys.argv[2]
+texts = load_index(index).parts["text"].to_list()
+table = str.maketrans("", "", string.punctuation)
+def grams(text):
+    tokens = text.lower().translate(table).split()
+    return {" ".join(tokens[i : i + 13]) for i in range(len(tokens) - 12)}
+test = set()
+for t in texts:
+    test |= grams(t)
+t0 = time.perf_counter()
+rows = flagged = 0
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+with open(corpus, "rb") as handle:
+    for line in handle:
+        rows += 1
+        record = json.loads(line)
+        if any(not grams(s).isdisjoint(test) for s in strings(record)):
+            flagged += 1
+print(time.perf_counter() - t0, rows, flagged, int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) // 1024)
+"""
+
+DATATROVE_RUN = """
+import json, sys, time, tempfile
+import numpy as np
+from datatrove.data import Document
+from datatrove.pipeline.decont import NGramsDecontConfig, NGramsDecontFilter
+from datatrove.utils.hashing import HashConfig, create_hash_func
+from datatrove.utils.text import ngrams, simplify_text
+from datatrove.utils.word_tokenizers import load_word_tokenizer
+from decontam.index import load_index
+corpus, index = sys.argv[1], sys.argv[2]
+folder = tempfile.mkdtemp()
+# sha1: datatrove's xxhash path passes str to xxhash 4.x, which now refuses it ("Strings must be encoded")
+config = NGramsDecontConfig(n_grams=13, find_query_ngrams=True, find_overlap_ngrams=False, hash_config=HashConfig(hash_fc="sha1"))
+# the index as NGramsDecontIndexer writes it (its run() insists on lighteval, which only fetches tasks by name)
+tokenizer, hash_func = load_word_tokenizer("en"), create_hash_func(config.hash_config)
+hashes = set()
+for text in load_index(index).parts["text"].to_list():
+    tokens = tokenizer.word_tokenize(simplify_text(text, config.norm_config))
+    hashes.update(hash_func(" ".join(g)) for g in ngrams(tokens, config.n_grams))
+np.array(sorted(hashes), dtype=np.dtype(config.hash_config.np_descr)).tofile(f"{folder}/decontam.index.hashes")
+flt = NGramsDecontFilter(folder, config=config)
+def documents():
+    with open(corpus, "rb") as handle:
+        for i, line in enumerate(handle):
+            record = json.loads(line)
+            text = "\\n".join(v for v in record.values() if isinstance(v, str))
+            yield Document(text=text, id=str(i))
+t0 = time.perf_counter()
+kept = sum(1 for _ in flt.run(documents()))
+print(time.perf_counter() - t0, kept, int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) // 1024)
+"""
+
+
+def timed(code: str, *args: str) -> tuple[float | None, int | None, str]:
+    """Run a snippet in a fresh process; (its own timer's seconds, its peak RSS MB, output)."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, None, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+    fields = proc.stdout.strip().splitlines()[-1].split()
+    return float(fields[0]), int(fields[-1]), " ".join(fields)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--skip-datatrove", action="store_true")
+    parser.add_argument("--datatrove-max-mb", type=float, default=150, help="datatrove tokenizes with spaCy: slow; skip it above this size")
+    args = parser.parse_args()
+    import decontam
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        decontam.build_index(Path(tmp) / "index", default_source_args())
+        print(f"index build (default sources, 18.8k items, 3 layers): {time.perf_counter() - t0:.1f} s; cores: {os.cpu_count()}\n")
+        print("| corpus | path | workers | seconds | MB/s | MB/s per worker | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        for size in [int(s) for s in args.sizes.split(",")]:
+            corpus = Path(tmp) / f"corpus-{size}.jsonl"
+            make_corpus(corpus, size)
+            mb = corpus.stat().st_size / 1e6
+            runs = [("decontam ngram+minhash", DECONTAM_RUN, w, "ngram,minhash") for w in (1, 2)]
+            runs += [("decontam default (ngram+minhash+artifact)", DECONTAM_RUN, w, "ngram,minhash,artifact") for w in (1, 2)]
+            for name, code, workers, methods in runs:
+                seconds, peak, out = timed(code, str(corpus), str(Path(tmp) / "index"), str(workers), methods)
+                print(f"| {mb:.0f} MB | {name} | {workers} | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds / workers:.1f} | {peak} |", flush=True)
+            seconds, peak, out = timed(PLAIN_LOOP, str(corpus), str(Path(tmp) / "index"))
+            print(f"| {mb:.0f} MB | plain-Python 13-gram loop (lm-eval style) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
+            if not args.skip_datatrove and mb <= args.datatrove_max_mb:
+                seconds, peak, out = timed(DATATROVE_RUN, str(corpus), str(Path(tmp) / "index"))
+                if seconds is None:
+                    print(f"| {mb:.0f} MB | datatrove NGramsDecontFilter | 1 | failed: {out} | | | |", flush=True)
+                else:
+                    print(f"| {mb:.0f} MB | datatrove NGramsDecontFilter (13-grams) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
+            corpus.unlink()
+
+
+if __name__ == "__main__":
+    main()
