@@ -142,6 +142,18 @@ class WorkDir:
         return pl.read_parquet(self.path / f"{shard.shard_id}.parquet"), counts
 
 
+def resume(shards: list[Shard], work_dir: WorkDir | None) -> tuple[dict[str, tuple[pl.DataFrame, dict]], list[Shard]]:
+    """Results of the shards a work folder already holds, and the shards still to run."""
+    done: dict[str, tuple[pl.DataFrame, dict]] = {}
+    todo = []
+    for shard in shards:
+        if work_dir is not None and work_dir.done(shard):
+            done[shard.shard_id] = work_dir.load(shard)
+        else:
+            todo.append(shard)
+    return done, todo
+
+
 def run_key(sources: list[str], index_files: dict, options_dict: dict, shards: list[Shard]) -> str:
     stats = []
     for source in sources:

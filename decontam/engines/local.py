@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from . import Shard, WorkDir
+from . import Shard, WorkDir, resume
 
 _WORKER_INDEX = None
 
@@ -34,13 +34,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     """Run every shard not already done; return (shard, findings, counts) for all of them, in order."""
     from ..scan import run_shard
 
-    results: dict[str, tuple[pl.DataFrame, dict]] = {}
-    todo = []
-    for shard in shards:
-        if work_dir is not None and work_dir.done(shard):
-            results[shard.shard_id] = work_dir.load(shard)
-        else:
-            todo.append(shard)
+    results, todo = resume(shards, work_dir)
     fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
     completed = 0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputError
-from . import Shard, WorkDir
+from . import Shard, WorkDir, resume
 
 _CACHE: dict[str, object] = {}
 
@@ -79,13 +79,7 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
                  num_cpus=num_cpus if address is None else None, configure_logging=False)
         started = True
     try:
-        results: dict[str, tuple[pl.DataFrame, dict]] = {}
-        todo = []
-        for shard in shards:
-            if work_dir is not None and work_dir.done(shard):
-                results[shard.shard_id] = work_dir.load(shard)
-            else:
-                todo.append(shard)
+        results, todo = resume(shards, work_dir)
         if todo:
             digest = index.manifest.get("files", {}).get("parts.parquet", str(index.path))
             bundle_ref = ray.put(_index_bundle(Path(index.path)))
