@@ -89,11 +89,6 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
     return frame.select(list(FINDINGS_SCHEMA)).cast(FINDINGS_SCHEMA), metadata
 
 
-def gate_failed(findings: pl.DataFrame, fail_min_score: float) -> bool:
-    """The CI gate: does any finding reach the threshold?"""
-    return findings.filter(pl.col("score") >= fail_min_score).height > 0
-
-
 def _field_pattern(field: str) -> str:
     """``messages[3].content`` -> ``messages[*].content``, so per-field counts group like fields."""
     return re.sub(r"\[\d+\]", "[*]", field)

@@ -384,9 +384,8 @@ def _sha256(file: Path) -> str:
 
 def default_index_path() -> Path:
     """The index that ships with decontam (``indexes/default`` in the repository)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "indexes" / "default", here / "data" / "default_index"):
-        if (candidate / MANIFEST).exists():
-            return candidate
+    candidate = Path(__file__).resolve().parents[1] / "indexes" / "default"
+    if (candidate / MANIFEST).exists():
+        return candidate
     raise IndexFormatError("the default index that ships with decontam was not found",
                            "reinstall from the repository (pip install -e .), or pass --index INDEX_DIR")

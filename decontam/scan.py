@@ -22,7 +22,7 @@ from .layers.ngram import check_scan_params
 from .ngrams import encode_batch
 from .normalize import token_offsets, tokenize_batch
 from .readers import describe_keys, expand_inputs, iter_records, segments_of
-from .types import MalformedRow, Record, Segment
+from .types import Finding, MalformedRow, Record, Segment
 
 MAX_EXAMPLES = 20  # malformed / text-less rows listed in the summary (all of them are counted)
 
@@ -73,6 +73,11 @@ class ScanResult:
     findings: pl.DataFrame
     counts: ScanCounts
     index: Index
+
+    def iter_findings(self) -> Iterator[Finding]:
+        """The findings table as ``Finding`` objects, one per row."""
+        for row in self.findings.iter_rows(named=True):
+            yield Finding(**row)
 
     def summary(self, *, fail_min_score: float = 0.0) -> dict:
         items = {b["name"]: b["items"] for b in self.index.manifest["benchmarks"]}
@@ -166,27 +171,17 @@ def run_shard(shard: Shard, index: Index, options: ScanOptions) -> tuple[pl.Data
     return findings.sort(SORT_KEYS), counts.as_dict()
 
 
-def scan_records(
-    records: Iterable[Record],
-    index: Index,
-    options: ScanOptions,
-    counts: ScanCounts | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[pl.DataFrame]:
-    """The shard function: findings for each batch of ``options.batch_size`` records."""
+def scan_records(records: Iterable[Record], index: Index, options: ScanOptions, counts: ScanCounts | None = None) -> Iterator[pl.DataFrame]:
+    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time)."""
     counts = counts if counts is not None else ScanCounts()
     batch: list[Record] = []
     for record in records:
         batch.append(record)
         if len(batch) >= options.batch_size:
             yield scan_batch(batch, index, options, counts)
-            if progress:
-                progress(counts.rows_read)
             batch = []
     if batch:
         yield scan_batch(batch, index, options, counts)
-        if progress:
-            progress(counts.rows_read)
 
 
 def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts: ScanCounts) -> pl.DataFrame:

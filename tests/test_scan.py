@@ -179,3 +179,9 @@ def test_property_sharding_does_not_change_findings(tmp_path, index, gsm8k, batc
     second = scan_rows(tmp_path, index, rows[split:], batch_size=batch_size).findings.drop("source")
     merged = pl.concat([first, second.with_columns(pl.col("row") + split)]).sort(["row", "field", "benchmark", "item_id", "item_part", "method"])
     assert whole.sort(["row", "field", "benchmark", "item_id", "item_part", "method"]).equals(merged)
+
+
+def test_iter_findings_gives_finding_objects(tmp_path, index, gsm8k):
+    result = scan_rows(tmp_path, index, [{"prompt": gsm8k[21]["question"]}], methods=("ngram",))
+    (finding,) = list(result.iter_findings())
+    assert isinstance(finding, decontam.Finding) and finding.item_id == gsm8k[21]["id"] and finding.score == 1.0
