@@ -25,7 +25,7 @@ from decontam.readers import iter_records, segments_of
 from decontam.scan import ScanOptions
 from decontam.types import Record
 
-from .common import BACKGROUND, DATA, HARD_NEGATIVES, default_source_args, read_jsonl
+from .common import BACKGROUND, HARD_NEGATIVES, default_source_args, read_jsonl
 
 
 def make_corpus(path: Path, megabytes: float) -> int:

@@ -24,7 +24,7 @@ from .incremental import changed_rows
 from .report import RENDERERS, build_report
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
-from .layers import ArtifactParams, MinHashParams, NgramParams
+from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
 from .private import PRIVATE_INDEX_REVEALS, export_private
 from .readers import expand_inputs
 from .registry import RECIPES_DIR, load_recipes, pin, recipe_sources
@@ -106,6 +106,9 @@ def index_build(
     no_curated: Annotated[bool, typer.Option("--no-curated", help="Mine templates only; add no curated ones.")] = False,
     min_share: Annotated[float, typer.Option(help="Default artifact threshold: share of a template's n-grams.")] = ArtifactParams.min_share,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Reuse an index built before from the same benchmark revisions and parameters.")] = None,
+    embedding_model: Annotated[str, typer.Option(help="Embedding layer model (with --methods ...,embedding): a sentence-transformers name or local folder.")] = EmbeddingParams.model,
+    min_cosine: Annotated[float, typer.Option(help="Default embedding threshold (cosine).")] = EmbeddingParams.min_cosine,
+    min_lexical: Annotated[float, typer.Option(help="Default first-stage threshold of the embedding layer (TF-IDF cosine).")] = EmbeddingParams.min_lexical,
 ) -> None:
     """Build an index over benchmark test sets."""
     try:
@@ -125,6 +128,7 @@ def index_build(
             minhash=MinHashParams(num_perm=num_perm, shingle_size=shingle_size, min_jaccard=min_jaccard, min_shingles=min_shingles,
                                   boilerplate_min_items=boilerplate_min_items),
             artifact=ArtifactParams(min_share=min_share),
+            embedding=EmbeddingParams(model=embedding_model, min_cosine=min_cosine, min_lexical=min_lexical),
             min_part_tokens=min_part_tokens,
             methods=_split_csv(methods) or (),
         )
@@ -218,6 +222,11 @@ def scan_command(
     min_score: Annotated[Optional[float], typer.Option(help="n-gram score threshold (default: the index's).")] = None,
     min_jaccard: Annotated[Optional[float], typer.Option(help="MinHash Jaccard threshold (default: the index's).")] = None,
     min_share: Annotated[Optional[float], typer.Option(help="Artifact threshold: share of a template's n-grams (default: the index's).")] = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="Embedding threshold: cosine (default: the index's).")] = None,
+    min_lexical: Annotated[Optional[float], typer.Option(help="Embedding first stage: TF-IDF cosine (default: the index's).")] = None,
+    embedding_model: Annotated[Optional[str], typer.Option(help="Require the index's embedding layer to use this model.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Device of the embedding model: cpu, cuda, cuda:1 (default: cuda when there is one).")] = None,
+    embedding_cache: Annotated[Optional[Path], typer.Option(help="Cache segment vectors here by content hash; a re-scan embeds nothing new.")] = None,
     ngram_size: Annotated[Optional[int], typer.Option(help="Require the index to use this n-gram size.")] = None,
     fields: Annotated[Optional[str], typer.Option(help="Scan only these top-level fields, comma-separated.")] = None,
     fail_min_score: Annotated[float, typer.Option(help="Gate: findings scoring below this never fail it.")] = 0.0,
@@ -245,6 +254,8 @@ def scan_command(
         accepted = read_baseline(baseline) if baseline is not None else set()
         only_rows = _rows_since(sources, since) if since else None
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
+                              min_cosine=min_cosine, min_lexical=min_lexical, embedding_model=embedding_model, device=device,
+                              embedding_cache=str(embedding_cache) if embedding_cache else None,
                               ngram_size=ngram_size, fields=_split_csv(fields), batch_size=batch_size, strict=strict,
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))

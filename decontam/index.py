@@ -29,7 +29,7 @@ import polars as pl
 
 from . import __version__
 from .errors import IndexFormatError, ParameterError
-from .layers import ArtifactLayer, ArtifactParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
+from .layers import ArtifactLayer, ArtifactParams, EmbeddingLayer, EmbeddingParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
 from .layers.artifact import load_curated
 from .ngrams import KeyedVocabulary, build_vocabulary, encode_batch, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
@@ -37,7 +37,8 @@ from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer, "artifact": ArtifactLayer}
+LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer, "artifact": ArtifactLayer, "embedding": EmbeddingLayer}
+# The embedding layer needs torch and a model: built on request (--methods ...,embedding).
 DEFAULT_METHODS = ("ngram", "minhash", "artifact")
 CURATED_TEMPLATES = Path(__file__).resolve().parents[1] / "indexes" / "curated_templates.jsonl"
 
@@ -49,6 +50,7 @@ class IndexParams:
     ngram: NgramParams = field(default_factory=NgramParams)
     minhash: MinHashParams = field(default_factory=MinHashParams)
     artifact: ArtifactParams = field(default_factory=ArtifactParams)
+    embedding: EmbeddingParams = field(default_factory=EmbeddingParams)
     min_part_tokens: int = 5  # shorter parts ("Paris", "4") match everywhere and are not indexed
     # Parts that are mostly numbers or symbols ("[1, 2], [1, 3]", "\\frac{1}{2}") match code and
     # arithmetic everywhere: at least this share of a part's tokens must contain a letter.
@@ -195,11 +197,14 @@ def build_index(
     params: IndexParams | None = None,
     background: Iterable[str | Path] = (),
     curated_templates: str | Path | None = CURATED_TEMPLATES,
+    embedder=None,
 ) -> Index:
     """Load the test sets, build every layer and (when ``path`` is given) save the index there.
 
     ``background``: corpus files of ordinary text; a phrase frequent there is not a benchmark template.
     ``curated_templates``: JSON Lines of known templates to add to the artifact layer (None: none).
+    ``embedder``: an object with ``name``, ``revision``, ``dim``, ``pooling`` and ``encode(texts)``,
+    to use instead of loading ``params.embedding.model`` (tests pass a fake one).
 
     >>> index = build_index("indexes/mine", ["gsm8k=../shared/data/benchmarks/gsm8k/test.jsonl.gz"])  # doctest: +SKIP
     """
@@ -237,6 +242,8 @@ def build_index(
         layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
     if "minhash" in params.methods:
         layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
+    if "embedding" in params.methods:
+        layers["embedding"] = EmbeddingLayer.build(params.embedding, parts, encoded, embedder)
     background_info = []
     if "artifact" in params.methods:
         question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "item_id", "text")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob as globlib
 import gzip
-import io
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence

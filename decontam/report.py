@@ -177,14 +177,14 @@ def _md_cell(text: str) -> str:
 def render_html(report: dict) -> str:
     esc = html.escape
     bench_rows = {k: v for k, v in report["benchmarks"].items() if v["rows"]}
-    head = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>decontam report</title>
+    head = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>decontam report</title>
 <style>
-body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}}
-h1{{font-size:1.5rem}} h2{{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de}}
-table{{border-collapse:collapse;width:100%;font-size:.9rem}} td,th{{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}}
-th{{background:#f6f8fa}} .num{{text-align:right}} .kpi{{display:inline-block;margin-right:2rem}} .kpi b{{font-size:1.6rem;display:block}}
-.pair{{display:grid;grid-template-columns:1fr 1fr;gap:.75rem;margin:.4rem 0 1.2rem}} .pair div{{background:#f6f8fa;border:1px solid #d0d7de;padding:.5rem;white-space:pre-wrap;font-size:.85rem}}
-mark{{background:#ffd8b5}} .meta{{color:#57606a;font-size:.85rem}} svg text{{font-size:11px;fill:#1f2328}}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
+h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa} .num{text-align:right} .kpi{display:inline-block;margin-right:2rem} .kpi b{font-size:1.6rem;display:block}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:.75rem;margin:.4rem 0 1.2rem} .pair div{background:#f6f8fa;border:1px solid #d0d7de;padding:.5rem;white-space:pre-wrap;font-size:.85rem}
+mark{background:#ffd8b5} .meta{color:#57606a;font-size:.85rem} svg text{font-size:11px;fill:#1f2328}
 </style></head><body>"""
     parts = [head, "<h1>decontam: benchmark contamination report</h1>", "<p>"]
     kpis = [("rows scanned", report["rows_read"]), ("rows flagged", report["rows_flagged"]),

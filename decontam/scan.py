@@ -33,6 +33,11 @@ class ScanOptions:
     min_score: float | None = None  # n-gram share threshold; default: the index's
     min_jaccard: float | None = None  # MinHash threshold; default: the index's
     min_share: float | None = None  # artifact: share of a template's n-grams; default: the index's
+    min_cosine: float | None = None  # embedding: cosine threshold; default: the index's
+    min_lexical: float | None = None  # embedding: first-stage TF-IDF cosine; default: the index's
+    embedding_model: str | None = None  # only checked against the index
+    device: str | None = None  # embedding model device (default: cuda when there is one)
+    embedding_cache: str | None = None  # folder of cached segment vectors
     ngram_size: int | None = None  # only checked against the index
     fields: tuple[str, ...] | None = None  # scan only these top-level fields
     batch_size: int = 2000  # records per batch
@@ -52,6 +57,10 @@ class ScanOptions:
             raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
         if "ngram" in methods:
             check_scan_params(index.layers["ngram"], self.ngram_size)
+        if "embedding" in methods and self.embedding_model and self.embedding_model != index.layers["embedding"].meta["model"]:
+            raise ParameterError(
+                f"the scan asks for embedding model {self.embedding_model!r} but the index was built with {index.layers['embedding'].meta['model']!r}",
+                "drop --embedding-model, or rebuild the index with --embedding-model " + self.embedding_model)
 
 
 @dataclass
@@ -226,12 +235,23 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
         matches.append(found.join(templates, on="template_ix").with_columns(
             pl.lit("artifact").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
+    if "embedding" in methods:
+        layer = index.layers["embedding"]
+        layer.device, layer.cache_dir = options.device, options.embedding_cache
+        found = layer.match(encoded, [seg.text for seg in segments],
+                            options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
+                            options.min_lexical if options.min_lexical is not None else layer.params.min_lexical)
+        matches.append(found.join(items, on="part_ix").with_columns(
+            pl.lit("embedding").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
     columns = ["text_ix", "score", "tok_start", "tok_end", "char_start", "char_end", "method",
                "benchmark", "subset", "item_id", "item_part", "kind"]
     for i, frame in enumerate(matches):
         if "char_start" not in frame.columns:
             matches[i] = frame.with_columns(pl.lit(None, pl.Int64).alias("char_start"), pl.lit(None, pl.Int64).alias("char_end"))
-    matched = pl.concat([m.select(columns) for m in matches])
+    for i, frame in enumerate(matches):
+        if "lexical" not in frame.columns:
+            matches[i] = frame.with_columns(pl.lit(None, pl.Float64).alias("lexical"))
+    matched = pl.concat([m.select(columns + ["lexical"]) for m in matches])
     if matched.is_empty():
         return empty_findings()
     return _to_findings(matched, records, segments, seg_record, options)
@@ -260,6 +280,9 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
         spans_start.append(start)
         spans_end.append(end)
         evidence.append(_shorten(text[start:end], options.evidence_chars))
+    lexical = matched["lexical"].to_list()
+    evidence = [e if lex is None else f"[lexical {lex:.2f} -> cosine {score:.2f}] {e}"  # which stages fired, both scores
+                for e, lex, score in zip(evidence, lexical, matched["score"].to_list())]
     seg_rec = np.asarray(seg_record)[text_ix]
     return pl.DataFrame({
         "source": [records[r].source for r in seg_rec],

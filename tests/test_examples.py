@@ -67,7 +67,7 @@ def test_pre_commit_hook_entry(tmp_path, gsm8k):
 def test_ci_script_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci/run").read_text()
-    command = 'pip install -e ".[test]" && python3 -m pytest -q -p no:benchmark'
+    command = 'pip install torch==2.13.0 && pip install -e ".[test]" && python3 -m pytest -q -p no:benchmark'
     assert command in readme
-    assert 'pip install -q -e ".[test]" && python3 -m pytest -q -p no:benchmark' in ci
+    assert 'pip install -q torch==2.13.0 && python3 -m pip install -q -e ".[test]" && python3 -m pytest -q -p no:benchmark' in ci
     assert Path(ROOT / ".ci/run").stat().st_mode & 0o111

