@@ -218,12 +218,11 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     if "ngram" in methods:
         layer = index.layers["ngram"]
         found = layer.match(encoded, options.min_score if options.min_score is not None else layer.params.min_score)
-        matches.append(found.join(items, on="part_ix").with_columns(pl.lit("ngram").alias("method")))
+        matches.append(_complete(found.join(items, on="part_ix"), "ngram"))
     if "minhash" in methods:
         layer = index.layers["minhash"]
         found = layer.match(encoded, options.min_jaccard if options.min_jaccard is not None else layer.params.min_jaccard)
-        matches.append(found.join(items, on="part_ix").with_columns(
-            pl.lit("minhash").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
+        matches.append(_complete(found.join(items, on="part_ix"), "minhash"))
     if "artifact" in methods:
         layer = index.layers["artifact"]
         found = layer.match(encoded, [seg.text for seg in segments],
@@ -233,28 +232,29 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
             pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
             pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),
         ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
-        matches.append(found.join(templates, on="template_ix").with_columns(
-            pl.lit("artifact").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
+        matches.append(_complete(found.join(templates, on="template_ix"), "artifact"))
     if "embedding" in methods:
         layer = index.layers["embedding"]
         layer.device, layer.cache_dir = options.device, options.embedding_cache
         found = layer.match(encoded, [seg.text for seg in segments],
                             options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
                             options.min_lexical if options.min_lexical is not None else layer.params.min_lexical)
-        matches.append(found.join(items, on="part_ix").with_columns(
-            pl.lit("embedding").alias("method"), pl.lit(None, pl.Int64).alias("tok_start"), pl.lit(None, pl.Int64).alias("tok_end")))
-    columns = ["text_ix", "score", "tok_start", "tok_end", "char_start", "char_end", "method",
-               "benchmark", "subset", "item_id", "item_part", "kind"]
-    for i, frame in enumerate(matches):
-        if "char_start" not in frame.columns:
-            matches[i] = frame.with_columns(pl.lit(None, pl.Int64).alias("char_start"), pl.lit(None, pl.Int64).alias("char_end"))
-    for i, frame in enumerate(matches):
-        if "lexical" not in frame.columns:
-            matches[i] = frame.with_columns(pl.lit(None, pl.Float64).alias("lexical"))
-    matched = pl.concat([m.select(columns + ["lexical"]) for m in matches])
+        matches.append(_complete(found.join(items, on="part_ix"), "embedding"))
+    matched = pl.concat(matches)
     if matched.is_empty():
         return empty_findings()
     return _to_findings(matched, records, segments, seg_record, options)
+
+
+# What a layer may leave out of its matches: token span (n-gram), character span (artifact,
+# embedding), first-stage score (embedding). Absent means the whole segment / no such stage.
+_OPTIONAL_COLUMNS = {"tok_start": pl.Int64, "tok_end": pl.Int64, "char_start": pl.Int64, "char_end": pl.Int64, "lexical": pl.Float64}
+_MATCH_COLUMNS = ["text_ix", "score", *_OPTIONAL_COLUMNS, "method", "benchmark", "subset", "item_id", "item_part", "kind"]
+
+
+def _complete(frame: pl.DataFrame, method: str) -> pl.DataFrame:
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in _OPTIONAL_COLUMNS.items() if name not in frame.columns]
+    return frame.with_columns(*missing, pl.lit(method).alias("method")).select(_MATCH_COLUMNS)
 
 
 def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Sequence[Segment], seg_record: list[int],
