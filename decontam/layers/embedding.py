@@ -46,6 +46,9 @@ HASHING_PREFIX = "hashing:"  # "hashing:256": a model-free bag-of-words embedder
 class EmbeddingParams:
     model: str = DEFAULT_MODEL
     min_cosine: float = 0.80
+    # Reference answers in one benchmark's style are close to each other in embedding space (GSM8K
+    # solutions with "#### N" vs GPT-4-written GSM8K-style solutions): they need a higher cosine.
+    min_cosine_answer: float = 0.92
     min_lexical: float = 0.25
     window_words: int = 96
     top_k: int = 5
@@ -180,9 +183,10 @@ class EmbeddingLayer:
     name = NAME
 
     def __init__(self, params: EmbeddingParams, part_ix: np.ndarray, faiss_index, meta: dict,
-                 term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray):
+                 term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray, is_answer: np.ndarray):
         self.params = params
         self.part_ix = part_ix  # [k] int32: parts with a vector (row i of the FAISS index)
+        self.is_answer = is_answer  # [k] bool: the part is a reference answer (own threshold)
         self.faiss_index = faiss_index  # IndexFlatIP over unit vectors
         self.meta = meta  # model name, revision, dim, pooling
         self.term_part, self.term_id = term_part, term_id  # [t] rare terms of each part (lexical stage)
@@ -221,8 +225,9 @@ class EmbeddingLayer:
         rare = frame.filter(pl.Series(df[frame["id"].to_numpy().astype(np.int64)] <= max(2, params.max_df_share * n)))
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP"}
+        is_answer = (parts["kind"] == "answer").to_numpy()[part_ix]
         layer = cls(params, part_ix, faiss_index, meta, rare["row"].to_numpy().astype(np.int32),
-                    rare["id"].to_numpy().astype(np.uint64), idf)
+                    rare["id"].to_numpy().astype(np.uint64), idf, is_answer)
         layer._embedder = embedder
         return layer
 
@@ -233,7 +238,8 @@ class EmbeddingLayer:
 
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.faiss_index, str(folder / "vectors.faiss"))
-        arrays = {"part_ix": self.part_ix, "term_part": self.term_part, "term_id": self.term_id, "idf": self.idf}
+        arrays = {"part_ix": self.part_ix, "term_part": self.term_part, "term_id": self.term_id, "idf": self.idf,
+                  "is_answer": self.is_answer}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
         return [f"{NAME}/vectors.faiss"] + [f"{NAME}/{name}.npy" for name in arrays]
@@ -247,10 +253,11 @@ class EmbeddingLayer:
 
         names = EmbeddingParams.__dataclass_fields__
         params = EmbeddingParams(**{k: v for k, v in entry.items() if k in names})
-        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ("part_ix", "term_part", "term_id", "idf")}
+        names = ("part_ix", "term_part", "term_id", "idf", "is_answer")
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in names}
         meta = {k: entry[k] for k in ("model", "model_revision", "dim", "pooling", "normalized", "faiss")}
         return cls(params, arrays["part_ix"], faiss.read_index(str(folder / "vectors.faiss")), meta,
-                   arrays["term_part"], arrays["term_id"], arrays["idf"])
+                   arrays["term_part"], arrays["term_id"], arrays["idf"], arrays["is_answer"])
 
     # -- scan -------------------------------------------------------------------------------------
 
@@ -311,7 +318,9 @@ class EmbeddingLayer:
             "text_ix": np.repeat(np.asarray(owner, dtype=np.int64), k), "row": rows.reshape(-1).astype(np.int64),
             "score": cosine.reshape(-1).astype(np.float64),
             "char_start": np.repeat([s for s, _ in spans], k), "char_end": np.repeat([e for _, e in spans], k),
-        }).filter((pl.col("row") >= 0) & (pl.col("score") >= min_cosine))
+        }).filter(pl.col("row") >= 0)
+        floor = np.where(self.is_answer[found["row"].to_numpy()], max(min_cosine, self.params.min_cosine_answer), min_cosine)
+        found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
         found = found.sort("score", descending=True).unique(["text_ix", "row"], keep="first", maintain_order=True)
