@@ -7,11 +7,14 @@ Layout of ``INDEX_DIR``::
     parts.parquet        one row per indexed item part: benchmark, subset, item_id, part, kind, text
     items.parquet        every test item: benchmark, item_id, subset (parts too short to index included)
     vocabulary.parquet   the tokens of all parts; a token's id is its row number + 1
+                         (vocabulary_keys.npy instead in a private, text-free index: keyed hashes)
     ngram/*.npy          exact n-gram layer
     minhash/*.npy        MinHash layer
+    artifact/templates.parquet   mined and curated instruction templates
+    embedding/vectors.faiss, *.npy   embedding layer (when built): FAISS index, lexical first stage
 
-Nothing is pickled: numpy arrays are loaded with ``allow_pickle=False`` and Parquet holds plain
-columns, so loading an index from someone else cannot run code.
+Nothing is pickled: numpy arrays are loaded with ``allow_pickle=False``, Parquet holds plain columns
+and FAISS files are FAISS's own binary format, so loading an index from someone else cannot run code.
 """
 
 from __future__ import annotations
