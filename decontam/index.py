@@ -242,9 +242,9 @@ def build_index(
 
     layers: dict = {}
     if "ngram" in params.methods:
-        layers["ngram"] = NgramLayer.build(params.ngram, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
+        layers["ngram"] = NgramLayer.build(params.ngram, encoded, _item_keys(parts), parts["benchmark"].to_numpy())
     if "minhash" in params.methods:
-        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, parts["item_no"].to_numpy(), parts["benchmark"].to_numpy())
+        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, _item_keys(parts), parts["benchmark"].to_numpy())
     if "embedding" in params.methods:
         layers["embedding"] = EmbeddingLayer.build(params.embedding, parts, encoded, embedder)
     background_info = []
@@ -294,6 +294,20 @@ def build_index(
     if path is not None:
         index.save(Path(path))
     return index
+
+
+def _item_keys(parts: pl.DataFrame) -> np.ndarray:
+    """[n_parts] who counts as "another item" when deciding what is boilerplate: the item itself, except
+    that items whose parts read the same after normalization are one. MMLU asks "Find the degree for
+    the given field extension Q(sqrt(2), sqrt(3)) over Q." in three items (with +, * or a comma);
+    their shared 8-grams are one question repeated, not boilerplate, and must stay matchable."""
+    from .normalize import normalize_batch
+
+    signature = (parts.with_columns(pl.Series("norm", normalize_batch(parts["text"].to_list())))
+                 .sort("part").group_by("item_no", maintain_order=True)
+                 .agg(pl.col("benchmark").first(), pl.col("norm").str.join("\u0000").alias("signature")))
+    keyed = signature.with_columns(pl.struct("benchmark", "signature").rank("dense").alias("key"))
+    return parts.select("item_no").join(keyed.select("item_no", "key"), on="item_no", how="left", maintain_order="left")["key"].to_numpy()
 
 
 def _corpus_texts(source: str) -> list[str]:
