@@ -1,7 +1,8 @@
 """Scanning: corpus records are cut into segments, batched, and run through the index's layers.
 
-``scan_records`` is the shard function every engine uses: it takes an iterable of records and
-yields findings per batch, holding only one batch of records in memory.
+``scan`` cuts the inputs into shards and hands them to an engine; ``run_shard`` is the shard function
+every engine runs; ``scan_records`` streams one shard's records in batches, so only one batch of
+records is in memory at a time; ``scan_batch`` runs the layers over one batch.
 """
 
 from __future__ import annotations
