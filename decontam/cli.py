@@ -96,7 +96,7 @@ def index_build(
     ngram_size: Annotated[int, typer.Option(help="Words per n-gram in the exact layer.")] = NgramParams.ngram_size,
     min_score: Annotated[float, typer.Option(help="Default n-gram score threshold stored for scans.")] = NgramParams.min_score,
     boilerplate_min_items: Annotated[int, typer.Option(help="An n-gram or shingle in this many items of one benchmark is boilerplate and ignored.")] = NgramParams.boilerplate_min_items,
-    min_part_tokens: Annotated[int, typer.Option(help="Item parts with fewer words are not indexed.")] = IndexParams.min_part_tokens,
+    min_part_tokens: Annotated[int, typer.Option(help="Item parts with fewer words are not indexed (under 5 words they match only segments they make up most of).")] = IndexParams.min_part_tokens,
     num_perm: Annotated[int, typer.Option(help="MinHash permutations.")] = MinHashParams.num_perm,
     shingle_size: Annotated[int, typer.Option(help="Words per MinHash shingle.")] = MinHashParams.shingle_size,
     min_jaccard: Annotated[float, typer.Option(help="Jaccard threshold the LSH is tuned for.")] = MinHashParams.min_jaccard,

@@ -54,7 +54,9 @@ class IndexParams:
     minhash: MinHashParams = field(default_factory=MinHashParams)
     artifact: ArtifactParams = field(default_factory=ArtifactParams)
     embedding: EmbeddingParams = field(default_factory=EmbeddingParams)
-    min_part_tokens: int = 5  # shorter parts ("Paris", "4") match everywhere and are not indexed
+    # Shorter parts ("Paris", "4") match everywhere and are not indexed; parts of 3-4 words ("Are toads
+    # frogs?") are, but match only a segment they make up most of (layers/ngram.py).
+    min_part_tokens: int = 3
     # Parts that are mostly numbers or symbols ("[1, 2], [1, 3]", "\\frac{1}{2}") match code and
     # arithmetic everywhere: at least this share of a part's tokens must contain a letter.
     min_alpha_share: float = 0.5

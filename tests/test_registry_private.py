@@ -21,6 +21,7 @@ from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
 
 runner = CliRunner()
 RECIPES = load_recipes()
+REVEALED_COLUMNS = {"benchmark", "subset", "item_id", "part", "kind", "template_id"}
 NEEDED = {"rewardbench", "rewardbench2", "judgebench", "rm-bench", "ppe", "rmb", "mt_bench", "alpaca_eval", "arena_hard", "ifeval",
           "mmlu", "mmlu-pro", "gpqa", "gsm8k", "math", "math500", "aime", "humaneval", "mbpp", "livecodebench", "truthfulqa",
           "arc", "hellaswag", "bbh", "drop"}
@@ -166,7 +167,9 @@ def test_private_index_holds_no_test_text(full_and_private):
             for column in table.column_names:
                 values = [v for v in table.column(column).to_pylist() if isinstance(v, str)]
                 assert not any(p in v for v in values for p in phrases[:50]), (file, column)
-                assert not any(w in v for v in values for w in probes[:50] if column != "template_id"), (file, column)
+                if column in REVEALED_COLUMNS:  # documented as revealed: names and ids, not test text
+                    continue
+                assert not any(w in v for v in values for w in probes[:50]), (file, column)
     manifest = json.loads((folder / "private/manifest.json").read_text())
     assert manifest["private"]["reveals"] and not (folder / "private/vocabulary.parquet").exists()
     assert set(json.loads(json.dumps(manifest)).get("layers")) == {"ngram", "minhash", "artifact"}

@@ -7,7 +7,8 @@ more different test items of one benchmark ("which of the following is not a ...
 instruction suffix, a passage several questions refer to) are dropped from the table and from each
 part's denominator: they say nothing about which item leaked. A short part matched whole must be
 unique to one item: "Which of the following statements is true?" is the whole question of several
-MMLU items and identifies none of them.
+MMLU items and identifies none of them. A part under ``TINY_PART_TOKENS`` words ("Are toads frogs?")
+matches only a segment it makes up most of.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..errors import ParameterError
 from ..ngrams import TokenBatch, ngram_hashes
 
 NAME = "ngram"
+TINY_PART_TOKENS = 5  # parts shorter than this match only a segment they make most of
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class NgramLayer:
             # A bitmap of the index's hashes rejects almost every corpus n-gram with a few numpy
             # operations; only the survivors (true hits and ~1% false ones) go to the exact join.
             keep = grams.known & in_bitmap(self._bitmap, grams.hashes)
+            if length < TINY_PART_TOKENS:
+                # "Are toads frogs?" is a TruthfulQA item only when it is (nearly) all the text says;
+                # inside a longer text three words are no evidence.
+                keep &= batch.lengths[grams.text_ix] <= 2 * length + 1
             if not keep.any():
                 continue
             frames.append(pl.DataFrame({
