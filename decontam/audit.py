@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from . import __version__
+from .checksums import sha256_file
 from .findings import SORT_KEYS
 
 
@@ -24,11 +25,7 @@ def findings_digest(findings: pl.DataFrame) -> str:
 def file_digest(path: str) -> str | None:
     if path == "-" or path.startswith("hf:") or not Path(path).is_file():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+    return "sha256:" + sha256_file(path)
 
 
 def build_audit(result, sources: list[str], options, summary: dict, gate: dict) -> dict:

@@ -8,7 +8,6 @@ kept). Parquet inputs keep their schema. A manifest says what was removed and wh
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .checksums import sha256_file
 from .errors import InputError, ParameterError
 
 
@@ -86,7 +86,7 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
         .sort("row")
     )
     manifest = {
-        "input": {"path": str(corpus), "sha256": _sha256(corpus), "rows": input_rows},
+        "input": {"path": str(corpus), "sha256": "sha256:" + sha256_file(corpus), "rows": input_rows},
         "kept": {"path": str(kept_path), "rows": input_rows - len(remove)},
         "removed": {"path": str(removed_path), "rows": len(remove)},
         "policy": {"kinds": list(policy.kinds or []), "methods": list(policy.methods or []), "min_score": policy.min_score},
@@ -124,10 +124,3 @@ def _split_parquet(corpus: Path, remove: Iterable[int], kept_path: Path, removed
     pq.write_table(table.filter(mask), removed_path)
     return table.num_rows
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()

@@ -311,6 +311,12 @@ def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
     return out
 
 
+def _findings_and_index(findings_file: Path, index: Optional[Path]):
+    """A findings table, what the scan stored with it, and the index it names (or ``index``)."""
+    findings, metadata = read_findings_with_metadata(findings_file)
+    return findings, metadata, resolve_index(index if index is not None else metadata.get("index"))
+
+
 def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
     fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
     if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY"):
@@ -334,8 +340,7 @@ def report_command(
     try:
         if fmt not in RENDERERS:
             raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
-        findings, metadata = read_findings_with_metadata(findings_file)
-        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        findings, metadata, loaded = _findings_and_index(findings_file, index)
         text = RENDERERS[fmt](build_report(findings, counts=metadata.get("counts"), index=loaded, top=top))
     except DecontamError as exc:
         raise _fail(exc) from None
@@ -395,8 +400,7 @@ def split_command(
 ) -> None:
     """Split each benchmark's test set into clean and contaminated items with respect to a scanned corpus."""
     try:
-        findings, metadata = read_findings_with_metadata(findings_file)
-        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        findings, metadata, loaded = _findings_and_index(findings_file, index)
         summary = split_benchmarks(findings, loaded, out_dir, kinds=_split_csv(kinds) or ())
     except DecontamError as exc:
         raise _fail(exc) from None
@@ -420,8 +424,7 @@ def compare_command(
 ) -> None:
     """Score on all items, clean items and contaminated items: does contamination explain a result?"""
     try:
-        findings, metadata = read_findings_with_metadata(findings_file)
-        loaded = resolve_index(index if index is not None else metadata.get("index"))
+        findings, metadata, loaded = _findings_and_index(findings_file, index)
         if benchmark not in loaded.benchmarks:
             raise ParameterError(f"benchmark {benchmark!r} is not in index {loaded.path}; it has {loaded.benchmarks}", "pass --benchmark with one of those")
         per_item = read_results(results, id_column=id_column, score_column=score_column)

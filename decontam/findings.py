@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import polars as pl
@@ -89,11 +88,6 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
     return frame.select(list(FINDINGS_SCHEMA)).cast(FINDINGS_SCHEMA), metadata
 
 
-def _field_pattern(field: str) -> str:
-    """``messages[3].content`` -> ``messages[*].content``, so per-field counts group like fields."""
-    return re.sub(r"\[\d+\]", "[*]", field)
-
-
 def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, int], *, fail_min_score: float,
               templates: pl.DataFrame | None = None) -> dict:
     """The scan summary as plain data (printed as JSON with --json, or as tables).
@@ -151,7 +145,8 @@ def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, 
         "artifacts": dict(sorted(artifacts.items(), key=lambda kv: -kv[1]["rows"])),
         "methods": rows_by("method", "method"),
         "kinds": rows_by("kind", "kind"),
-        "fields": rows_by(pl.col("field").map_elements(_field_pattern, return_dtype=pl.String), "field_pattern"),
+        # messages[3].content -> messages[*].content, so per-field counts group like fields
+        "fields": rows_by(pl.col("field").str.replace_all(r"\[\d+\]", "[*]"), "field_pattern"),
         "malformed": counts["malformed_examples"],
         "without_text": counts["without_text_examples"],
         "gate": {"fail_min_score": fail_min_score, "failed": rows_flagged > 0},

@@ -19,6 +19,7 @@ and FAISS files are FAISS's own binary format, so loading an index from someone 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -31,10 +32,11 @@ import numpy as np
 import polars as pl
 
 from . import __version__
+from .checksums import sha256_file, sha256_files
 from .errors import IndexFormatError, ParameterError
 from .layers import ArtifactLayer, ArtifactParams, EmbeddingLayer, EmbeddingParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
 from .layers.artifact import load_curated
-from .ngrams import KeyedVocabulary, build_vocabulary, encode_batch, tokenize_frame
+from .ngrams import KeyedVocabulary, encode_tokens, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
 from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 
@@ -88,6 +90,12 @@ class Index:
         self.vocabulary = vocabulary
         self.layers = layers
 
+    @functools.cached_property
+    def part_descriptors(self) -> pl.DataFrame:
+        """part_ix and the finding columns that describe a part: benchmark, subset, item_id, item_part, kind."""
+        return (self.parts.select("benchmark", "subset", "item_id", pl.col("part").alias("item_part"), "kind")
+                .with_row_index("part_ix").with_columns(pl.col("part_ix").cast(pl.Int32)))
+
     @property
     def methods(self) -> list[str]:
         return list(self.layers)
@@ -116,7 +124,7 @@ class Index:
         for name, layer in self.layers.items():
             files += layer.save(tmp / name)
         manifest = dict(self.manifest)
-        manifest["files"] = {name: _sha256(tmp / name) for name in sorted(files)}
+        manifest["files"] = {name: sha256_file(tmp / name) for name in sorted(files)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         if path.exists():
             if not (path / MANIFEST).exists() and any(path.iterdir()):
@@ -136,7 +144,7 @@ def cache_key(sources: Iterable[str | SourceSpec], params: IndexParams, backgrou
     revision (a hub dataset without ``revision=``): such an index is rebuilt every time."""
     from dataclasses import asdict
 
-    from .testsets import _local_files, _sha256_of
+    from .testsets import _is_saved_dataset, _local_files
 
     parts = {"decontam": __version__, "params": asdict(params), "sources": [], "background": [], "curated": None}
     for source in sources:
@@ -146,13 +154,13 @@ def cache_key(sources: Iterable[str | SourceSpec], params: IndexParams, backgrou
                 return None
             revision = spec.revision
         else:
-            revision = _sha256_of(_local_files(spec.location)) if not Path(spec.location).is_dir() or not (Path(spec.location) / "dataset_info.json").exists() else None
-            if revision is None:
+            if _is_saved_dataset(Path(spec.location)):
                 return None
+            revision = sha256_files(_local_files(spec.location))
         parts["sources"].append([spec.name, spec.location, spec.config, spec.split, revision, sorted(dict(spec.field_map).items())])
-    parts["background"] = [_sha256(Path(b)) for b in background]
+    parts["background"] = [sha256_file(b) for b in background]
     if curated_templates is not None and Path(curated_templates).exists():
-        parts["curated"] = _sha256(Path(curated_templates))
+        parts["curated"] = sha256_file(curated_templates)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -230,9 +238,11 @@ def build_index(
     parts = pl.DataFrame(rows, orient="row", schema={
         "benchmark": pl.String, "subset": pl.String, "item_id": pl.String, "part": pl.String,
         "kind": pl.String, "text": pl.String, "item_no": pl.Int64})
-    vocabulary = pl.Series("token", build_vocabulary(parts["text"].to_list()))
-    encoded = encode_batch(parts["text"].to_list(), vocabulary)
-    alpha_share = _alpha_share(parts["text"].to_list())
+    texts = parts["text"].to_list()
+    tokens = tokenize_frame(texts)  # the parts are tokenized once; everything below derives from it
+    vocabulary = tokens["tok"].unique().sort().rename("token")
+    encoded = encode_tokens(tokens, len(texts), vocabulary)
+    alpha_share = _alpha_share(tokens, len(texts))
     is_answer = (parts["kind"] == "answer").to_numpy()
     min_tokens = np.where(is_answer, max(params.min_answer_tokens, params.min_part_tokens), params.min_part_tokens)
     keep = (encoded.lengths >= min_tokens) & (alpha_share >= params.min_alpha_share)
@@ -240,13 +250,14 @@ def build_index(
     short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
     all_parts = parts
     parts = parts.filter(pl.Series(keep))
-    encoded = encode_batch(parts["text"].to_list(), vocabulary)
+    encoded = encoded.select(keep)
+    item_keys = _item_keys(parts, encoded)
 
     layers: dict = {}
     if "ngram" in params.methods:
-        layers["ngram"] = NgramLayer.build(params.ngram, encoded, _item_keys(parts), parts["benchmark"].to_numpy())
+        layers["ngram"] = NgramLayer.build(params.ngram, encoded, item_keys, parts["benchmark"].to_numpy())
     if "minhash" in params.methods:
-        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, _item_keys(parts), parts["benchmark"].to_numpy())
+        layers["minhash"] = MinHashLayer.build(params.minhash, encoded, item_keys, parts["benchmark"].to_numpy())
     if "embedding" in params.methods:
         layers["embedding"] = EmbeddingLayer.build(params.embedding, parts, encoded, embedder)
     background_info = []
@@ -256,7 +267,7 @@ def build_index(
         for file in background:
             texts = _corpus_texts(str(file))
             background_texts += texts
-            background_info.append({"source": str(file), "revision": "sha256:" + _sha256(Path(file)), "rows": len(texts)})
+            background_info.append({"source": str(file), "revision": "sha256:" + sha256_file(file), "rows": len(texts)})
         curated = load_curated(Path(curated_templates)) if curated_templates is not None and Path(curated_templates).exists() else []
         layers["artifact"] = ArtifactLayer.build(params.artifact, question_side, background=background_texts, curated=curated)
 
@@ -298,18 +309,20 @@ def build_index(
     return index
 
 
-def _item_keys(parts: pl.DataFrame) -> np.ndarray:
+def _item_keys(parts: pl.DataFrame, encoded) -> np.ndarray:
     """[n_parts] who counts as "another item" when deciding what is boilerplate: the item itself, except
-    that items whose parts read the same after normalization are one. MMLU asks "Find the degree for
-    the given field extension Q(sqrt(2), sqrt(3)) over Q." in three items (with +, * or a comma);
-    their shared 8-grams are one question repeated, not boilerplate, and must stay matchable."""
-    from .normalize import normalize_batch
-
-    signature = (parts.with_columns(pl.Series("norm", normalize_batch(parts["text"].to_list())))
-                 .sort("part").group_by("item_no", maintain_order=True)
-                 .agg(pl.col("benchmark").first(), pl.col("norm").str.join("\u0000").alias("signature")))
-    keyed = signature.with_columns(pl.struct("benchmark", "signature").rank("dense").alias("key"))
-    return parts.select("item_no").join(keyed.select("item_no", "key"), on="item_no", how="left", maintain_order="left")["key"].to_numpy()
+    that items whose parts read the same after normalization (the same token ids) are one. MMLU asks
+    "Find the degree for the given field extension Q(sqrt(2), sqrt(3)) over Q." in three items (with +,
+    * or a comma); their shared 8-grams are one question repeated, not boilerplate, and must stay
+    matchable."""
+    starts, ends = encoded.offsets[:-1], encoded.offsets[1:]
+    signatures: dict[int, list] = {}
+    for item, bench, name, start, end in zip(parts["item_no"].to_list(), parts["benchmark"].to_list(),
+                                             parts["part"].to_list(), starts.tolist(), ends.tolist()):
+        signatures.setdefault(item, [bench]).append((name, encoded.ids[start:end].tobytes()))
+    dense: dict[tuple, int] = {}
+    key_of = {item: dense.setdefault((sig[0], *sorted(sig[1:])), len(dense)) for item, sig in signatures.items()}
+    return np.array([key_of[item] for item in parts["item_no"].to_list()], dtype=np.int64)
 
 
 def _corpus_texts(source: str) -> list[str]:
@@ -325,11 +338,10 @@ def _corpus_texts(source: str) -> list[str]:
     return texts
 
 
-def _alpha_share(texts: list[str]) -> np.ndarray:
+def _alpha_share(tokens: pl.DataFrame, n_texts: int) -> np.ndarray:
     """[n] float: share of each text's tokens that contain a letter (0 for a text with no token)."""
-    tokens = tokenize_frame(texts).with_columns(pl.col("tok").str.contains(r"\p{L}").alias("alpha"))
-    share = tokens.group_by("text_ix").agg(pl.col("alpha").mean())
-    out = np.zeros(len(texts))
+    share = tokens.with_columns(pl.col("tok").str.contains(r"\p{L}").alias("alpha")).group_by("text_ix").agg(pl.col("alpha").mean())
+    out = np.zeros(n_texts)
     out[share["text_ix"].to_numpy()] = share["alpha"].to_numpy()
     return out
 
@@ -391,21 +403,13 @@ def verify_files(path: Path, manifest: dict) -> list[str]:
         file = path / name
         if not file.exists():
             problems.append(f"{name} is missing")
-        elif _sha256(file) != digest:
+        elif sha256_file(file) != digest:
             problems.append(f"{name} changed (sha256 differs from the manifest)")
     for file in sorted(path.rglob("*")):
         rel = file.relative_to(path).as_posix()
         if file.is_file() and rel != MANIFEST and rel not in listed:
             problems.append(f"{rel} is not listed in the manifest")
     return problems
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_index_path() -> Path:

@@ -45,6 +45,15 @@ class TokenBatch:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def select(self, mask: np.ndarray) -> TokenBatch:
+        """The texts where ``mask`` ([n_texts] bool) is true, in order."""
+        lengths = self.lengths[mask]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        take = np.repeat(mask, self.lengths)
+        return TokenBatch(ids=self.ids[take], offsets=offsets,
+                          tokens=self.tokens.filter(pl.Series(take)) if self.tokens is not None else None)
+
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """Stateless 64-bit mixer (splitmix64 finalizer); numpy uint64 arithmetic wraps, as intended."""
@@ -100,7 +109,12 @@ def encode_batch(texts: Sequence[str], vocabulary: pl.Series | KeyedVocabulary, 
     """Tokenize and map tokens to ids. ``vocabulary`` is the index's token list (id = position + 1), or
     a ``KeyedVocabulary``. ``keep_tokens`` keeps the token strings for layers that need them (the
     artifact layer's slots)."""
-    exploded = tokenize_frame(texts)
+    return encode_tokens(tokenize_frame(texts), len(texts), vocabulary, keep_tokens=keep_tokens)
+
+
+def encode_tokens(exploded: pl.DataFrame, n_texts: int, vocabulary: pl.Series | KeyedVocabulary, *,
+                  keep_tokens: bool = False) -> TokenBatch:
+    """``encode_batch`` for texts already tokenized by ``tokenize_frame``."""
     known_ids = pl.Series("id", np.arange(1, len(vocabulary) + 1, dtype=np.uint64))
     if isinstance(vocabulary, KeyedVocabulary):
         exploded = exploded.with_columns(vocabulary.key_tokens(exploded["tok"]).alias("key"))
@@ -114,8 +128,8 @@ def encode_batch(texts: Sequence[str], vocabulary: pl.Series | KeyedVocabulary, 
         .replace_strict(table, known_ids, default=None, return_dtype=pl.UInt64)
         .fill_null(pl.col("tok").hash(seed=7) | int(UNKNOWN_BIT))
     ).to_series().to_numpy()
-    counts = np.bincount(exploded.get_column("text_ix").to_numpy(), minlength=len(texts))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    counts = np.bincount(exploded.get_column("text_ix").to_numpy(), minlength=n_texts)
+    offsets = np.zeros(n_texts + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return TokenBatch(ids=ids.astype(np.uint64, copy=False), offsets=offsets,
                       tokens=exploded.get_column("tok") if keep_tokens else None)

@@ -214,8 +214,7 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     methods = options.methods or tuple(index.methods)
     encoded = encode_batch([s.text for s in segments], index.vocabulary, keep_tokens="artifact" in methods)
     matches = []
-    items = index.parts.select(pl.col("benchmark"), pl.col("subset"), pl.col("item_id"), pl.col("part").alias("item_part"),
-                               pl.col("kind")).with_row_index("part_ix").with_columns(pl.col("part_ix").cast(pl.Int32))
+    items = index.part_descriptors
     if "ngram" in methods:
         layer = index.layers["ngram"]
         found = layer.match(encoded, options.min_score if options.min_score is not None else layer.params.min_score)
@@ -229,11 +228,7 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         found = layer.match(encoded, [seg.text for seg in segments],
                             options.min_share if options.min_share is not None else layer.params.min_share,
                             vocabulary=index.vocabulary)
-        templates = layer.templates.select(
-            pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
-            pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),
-        ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
-        matches.append(_complete(found.join(templates, on="template_ix"), "artifact"))
+        matches.append(_complete(found.join(layer.descriptors, on="template_ix"), "artifact"))
     if "embedding" in methods:
         layer = index.layers["embedding"]
         layer.device, layer.cache_dir = options.device, options.embedding_cache

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from .checksums import sha256_files
 from .errors import InputError
 from .types import ItemPart, TestItem
 
@@ -111,7 +111,7 @@ def load_test_set(spec: SourceSpec) -> LoadedTestSet:
         where = spec.location
     else:
         files = _local_files(spec.location)
-        rows, revision = _read_local(files), _sha256_of(files)
+        rows, revision = _read_local(files), "sha256:" + sha256_files(files)
         where = spec.location
     items = []
     for position, row in enumerate(rows):
@@ -355,10 +355,3 @@ def _starts_with_bracket(path: Path) -> bool:
         return handle.read(64).lstrip().startswith(b"[")
 
 
-def _sha256_of(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return "sha256:" + digest.hexdigest()

@@ -27,6 +27,7 @@ score is that share.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -146,6 +147,14 @@ class ArtifactLayer:
         table = pl.DataFrame({"h": grams.hashes, "template_ix": grams.text_ix.astype(np.int32)}).unique()
         self._table = table
         self.template_ngrams = np.bincount(table["template_ix"].to_numpy(), minlength=templates.height).astype(np.int32)
+
+    @functools.cached_property
+    def descriptors(self) -> pl.DataFrame:
+        """template_ix and the finding columns that describe a template (kind artifact)."""
+        return self.templates.select(
+            pl.col("benchmark"), pl.lit(None, pl.String).alias("subset"), pl.col("template_id").alias("item_id"),
+            pl.lit("template").alias("item_part"), pl.lit("artifact").alias("kind"),
+        ).with_row_index("template_ix").with_columns(pl.col("template_ix").cast(pl.Int32))
 
     def _encode_tokens(self, token_lists: list[list[str]]) -> TokenBatch:
         flat = pl.Series("tok", [t for toks in token_lists for t in toks], dtype=pl.String)
