@@ -142,6 +142,31 @@ def test_minilm_finds_llm_rewrites_not_train_problems(minilm_index, tmp_path):
 
 
 @pytest.mark.model
+def test_gpu_scan_finds_what_the_cpu_scan_finds(minilm_index, tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here (run on a GPU machine: the GPU path is checked there)")
+    path, ids = minilm_index
+    rewrites = [x for x in REWRITES if x["gsm8k_test_id"] in ids][:40]
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": x["rewritten_question_1"]} for x in rewrites])
+    found, keys = {}, ["row", "field", "item_id", "item_part", "span_start", "span_end"]
+    for device in ("cuda", "cpu"):
+        out = tmp_path / f"{device}.parquet"
+        result = CliRunner().invoke(app, ["scan", str(corpus), "--index", str(path), "--methods", "embedding",
+                                          "--device", device, "--out", str(out)])
+        assert result.exit_code == 1, result.stderr
+        found[device] = pl.read_parquet(out).select(*keys, "score")
+    joined = found["cuda"].join(found["cpu"], on=keys, how="full", suffix="_cpu")
+    both = joined.drop_nulls()
+    assert both.height >= 0.95 * max(found["cuda"].height, found["cpu"].height)
+    assert (both["score"] - both["score_cpu"]).abs().max() < 0.01
+    # what only one device finds sits at the threshold, where fp16 and bf16 rounding decide
+    one_side = joined.filter(pl.col("score").is_null() | pl.col("score_cpu").is_null())
+    highest = one_side.select(pl.max_horizontal("score", "score_cpu")).to_series().max()
+    assert highest is None or highest < 0.81
+
+
+@pytest.mark.model
 def test_multilingual_model_finds_translations(tmp_path):
     pytest.importorskip("sentence_transformers")
     from huggingface_hub import snapshot_download
