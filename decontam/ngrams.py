@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from .normalize import chunked_frame, tokens_expr
+from .normalize import ascii_tokens_expr, chunked_frame, tokens_expr
 
 UNKNOWN_BIT = np.uint64(1 << 63)
 _P = np.uint64(0x100000001B3)  # FNV-64 prime: odd, mixes well as a polynomial base
@@ -68,13 +68,21 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def tokenize_frame(texts: Sequence[str]) -> pl.DataFrame:
-    """Exploded tokens: one row per token with the index of its text (texts with no token drop out)."""
-    return (
-        chunked_frame(texts).select(tokens_expr(pl.col("text")).alias("tok"))
-        .with_row_index("text_ix")
-        .explode("tok")
-        .drop_nulls("tok")
-    )
+    """Exploded tokens: one row per token with the index of its text (texts with no token drop out).
+
+    The leading run of all-ASCII texts takes the shorter ASCII pipeline (same tokens, about half the
+    cost): callers that put their ASCII texts first (``ascii_first``) get the most from it."""
+    texts = list(texts)
+    ascii_count = next((i for i, text in enumerate(texts) if not text.isascii()), len(texts))
+    pieces = [chunked_frame(texts[:ascii_count]).select(ascii_tokens_expr(pl.col("text")).alias("tok"))]
+    if ascii_count < len(texts):
+        pieces.append(chunked_frame(texts[ascii_count:]).select(tokens_expr(pl.col("text")).alias("tok")))
+    return pl.concat(pieces).with_row_index("text_ix").explode("tok").drop_nulls("tok")
+
+
+def ascii_first(texts: Sequence[str]) -> list[int]:
+    """An order of the texts with the all-ASCII ones first (stable), for ``tokenize_frame``."""
+    return sorted(range(len(texts)), key=lambda i: not texts[i].isascii())
 
 
 def build_vocabulary(texts: Sequence[str]) -> list[str]:

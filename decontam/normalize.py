@@ -62,6 +62,12 @@ def tokens_expr(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def ascii_tokens_expr(expr: pl.Expr) -> pl.Expr:
+    """``tokens_expr`` for text that is all ASCII, where it gives the same tokens with fewer steps:
+    there are no zero-width characters, NFKC changes nothing, and tokens are runs of [a-z0-9]."""
+    return expr.fill_null("").str.replace_all(_MARKUP, " ").str.to_lowercase().str.extract_all("[a-z0-9]+")
+
+
 def normalized_expr(expr: pl.Expr) -> pl.Expr:
     """Normalized text: the tokens joined by single spaces."""
     return tokens_expr(expr).list.join(" ")

@@ -66,3 +66,31 @@ def test_normalize_is_idempotent(text):
 def test_normalized_text_has_single_spaces_only(text):
     out = normalize(text)
     assert "  " not in out and out == out.strip()
+
+
+_ASCII_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=200)
+_MARKUP_BITS = st.sampled_from(["<|im_start|>user\n", "\nHuman: ", "### Instruction:\n", "(B) ", "\nA. ", "[INST]", "<<3*4=12>>",
+                                "x_y", "Don't", "  \t\n", "ABC def 123", "<s>", "\r\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ASCII_TEXT, _MARKUP_BITS), max_size=12).map("".join))
+def test_ascii_pipeline_gives_the_same_tokens_as_the_full_one(text):
+    import polars as pl
+
+    from decontam.normalize import ascii_tokens_expr, tokens_expr
+
+    frame = pl.DataFrame({"text": [text]})
+    assert frame.select(ascii_tokens_expr(pl.col("text"))).item().to_list() == frame.select(tokens_expr(pl.col("text"))).item().to_list()
+
+
+def test_mixed_batches_keep_text_order():
+    from decontam.ngrams import ascii_first, tokenize_frame
+
+    texts = ["Plain ASCII one", "Janet’s ＤＵＣＫＳ", "plain two", "naïve café"]
+    frame = tokenize_frame(texts)  # ASCII texts after a non-ASCII one take the full pipeline
+    assert frame.group_by("text_ix", maintain_order=True).agg("tok")["tok"].to_list() == [tokenize(t) for t in texts]
+    order = ascii_first(texts)
+    assert order == [0, 2, 1, 3]
+    reordered = tokenize_frame([texts[i] for i in order])
+    assert reordered.group_by("text_ix", maintain_order=True).agg("tok")["tok"].to_list() == [tokenize(texts[i]) for i in order]
