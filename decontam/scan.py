@@ -20,7 +20,7 @@ from .errors import InputError, ParameterError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
 from .index import Index, default_index_path, load_index
 from .layers.ngram import check_scan_params
-from .ngrams import encode_batch
+from .ngrams import ascii_first, encode_batch
 from .normalize import token_offsets, tokenize_batch
 from .readers import describe_keys, expand_inputs, iter_records, segments_of
 from .types import Finding, MalformedRow, Record, Segment
@@ -112,13 +112,17 @@ def scan(
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     engine: str = "local",
     address: str | None = None,
+    embedding_actors: int | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Scan corpus files (or ``-``, globs, folders, URLs, ``hf:`` datasets) against an index.
 
     The inputs are cut into shards (files, byte ranges of big JSONL files, Parquet row groups) that
     ``workers`` processes scan (``engine="ray"``: Ray tasks on the cluster at ``address``, or a local
     one); with ``work_dir`` every finished shard is kept there and a rerun after a crash scans only
-    the rest. ``progress`` is called with the number of records done.
+    the rest. ``progress`` is called with the number of records done. On Ray, ``embedding_actors``
+    model actors serve the embedding layer (default: one per cluster GPU; 0: each task loads the
+    model); ``note`` receives a line saying how the engine was set up.
     """
     index = resolve_index(index)
     options = options or ScanOptions()
@@ -137,13 +141,15 @@ def scan(
         if progress:
             progress(done_rows[0])
 
+    if engine == "local" and embedding_actors is not None:
+        raise ParameterError("embedding_actors is for the Ray engine", "drop --embedding-actors, or scan with --engine ray")
     if engine == "local":
         results = run_local(shards, index, options, workers=workers, work_dir=folder, on_shard=on_shard)
     elif engine == "ray":
         from .engines.ray import run_ray
 
         results = run_ray(shards, index, options, address=address, work_dir=folder, on_shard=on_shard,
-                          num_cpus=workers if address is None else None)
+                          num_cpus=workers if address is None else None, embedding_actors=embedding_actors, on_note=note)
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
     counts = ScanCounts(**merge_counts([c for _, _, c in results]))
@@ -210,6 +216,8 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     counts.segments += len(segments)
     if not segments:
         return empty_findings()
+    order = ascii_first([s.text for s in segments])  # the cheaper tokenizer path takes them in one run
+    segments, seg_record = [segments[i] for i in order], [seg_record[i] for i in order]
 
     methods = options.methods or tuple(index.methods)
     encoded = encode_batch([s.text for s in segments], index.vocabulary, keep_tokens="artifact" in methods)

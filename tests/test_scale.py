@@ -165,3 +165,31 @@ def test_ray_engine_equals_local_and_retries(tmp_path, index_dir, many_files, lo
     assert len(list((tmp_path / "faults").iterdir())) == 6  # every shard failed once and was retried
     reference = decontam.scan(str(many_files), index=index_dir).findings
     assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
+
+
+def test_ray_embedding_model_served_by_actors(tmp_path, many_files, loopback_namespace):
+    from decontam.index import IndexParams
+    from decontam.layers.embedding import HashingEmbedder
+
+    from .conftest import INDEX_SOURCES
+
+    index_path = tmp_path / "emb"
+    decontam.build_index(index_path, [f"gsm8k={INDEX_SOURCES['gsm8k']}"], params=IndexParams(methods=("ngram", "embedding")),
+                         embedder=HashingEmbedder(256))
+    out = tmp_path / "ray.parquet"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run(["ip", "netns", "exec", loopback_namespace, sys.executable, "-c", RAY_SCAN, "scan", str(many_files),
+                           "--index", str(index_path), "--engine", "ray", "--workers", "2", "--embedding-actors", "1",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "embedding model served by 1 Ray actor(s) on cpu (0 GPU each)" in proc.stderr
+    reference = decontam.scan(str(many_files), index=index_path).findings
+    assert (reference["method"] == "embedding").sum() > 0
+    assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
+
+
+def test_embedding_actors_need_the_ray_engine(index, many_files):
+    from decontam.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="embedding_actors is for the Ray engine"):
+        decontam.scan(str(many_files), index=index, embedding_actors=1)

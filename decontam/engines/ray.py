@@ -4,7 +4,10 @@
 The index travels by path when a worker can read it, and through the object store when it cannot
 (the index files are put there once; a worker that lacks the path writes them to a temporary folder).
 Tasks are plain tasks of one CPU each (an actor pool that takes every CPU starves the readers) and
-are retried when they fail. The driver writes each shard's findings as Parquet in the work folder,
+are retried when they fail. When the scan uses the embedding layer, the model is served by actors
+(``embedding_actors``; by default one per GPU of the cluster, each holding one GPU and no CPU): the
+shard tasks send them the texts that pass the lexical first stage, so the CPUs read and match while
+the GPUs embed. Without GPUs each task loads the model itself. The driver writes each shard's findings as Parquet in the work folder,
 exactly as the local engine does, and merges them.
 
 Traps seen: ``ray start`` turns on token authentication in recent Ray, so a driver connecting to
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from . import Shard, WorkDir, resume
 
 _CACHE: dict[str, object] = {}
@@ -49,7 +52,62 @@ def _load_on_worker(path: str, digest: str, bundle_ref, salt: bytes | None):
     return index
 
 
-def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, salt: bytes | None):
+class _EmbedderActor:
+    """Holds the embedding model on its device (a GPU, when the actor was given one)."""
+
+    def __init__(self, model: str, device: str | None):
+        from ..layers.embedding import load_embedder
+
+        self.embedder = load_embedder(model, device)
+
+    def info(self) -> dict:
+        return {"name": self.embedder.name, "dim": self.embedder.dim, "revision": self.embedder.revision,
+                "device": getattr(self.embedder, "device", "cpu")}
+
+    def encode(self, texts: list[str]):
+        return self.embedder.encode(texts)
+
+
+class ActorEmbedder:
+    """The embedding layer's embedder inside a shard task: texts go to the model actors, in turn."""
+
+    def __init__(self, actors: list, info: dict):
+        self.actors, self.name, self.dim, self.revision = actors, info["name"], info["dim"], info["revision"]
+        self._turn = 0
+
+    def encode(self, texts):
+        import ray
+
+        actor = self.actors[self._turn % len(self.actors)]
+        self._turn += 1
+        return ray.get(actor.encode.remote(list(texts)))
+
+
+def _start_embedding_actors(ray, index, options, count: int | None) -> tuple[ActorEmbedder | None, str | None]:
+    """Model actors for a scan that uses the embedding layer: ``count`` of them (None: one per GPU)."""
+    if "embedding" not in (options.methods or tuple(index.methods)):
+        return None, None
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    count = int(gpus) if count is None else count
+    if count <= 0:
+        return None, None
+    gpus_each = min(1.0, gpus / count) if gpus else 0.0
+    actor_class = ray.remote(num_cpus=0, num_gpus=gpus_each)(_EmbedderActor)
+    layer = index.layers["embedding"]
+    actors = [actor_class.remote(layer.meta["model"], "cuda" if gpus_each else options.device) for _ in range(count)]
+    infos = ray.get([actor.info.remote() for actor in actors])
+    for info in infos:
+        if info["revision"] != layer.meta["model_revision"] or info["dim"] != layer.meta["dim"]:
+            raise ParameterError(
+                f"the embedding model {layer.meta['model']!r} on the Ray cluster differs from the one the index was built with "
+                f"(weights {info['revision'][:19]} vs {layer.meta['model_revision'][:19]})",
+                "install the same model version on the cluster, or rebuild the index's embedding layer")
+    devices = sorted({info["device"] for info in infos})
+    note = f"embedding model served by {count} Ray actor(s) on {', '.join(devices)} ({gpus_each:g} GPU each)"
+    return ActorEmbedder(actors, infos[0]), note
+
+
+def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, salt: bytes | None, embedder=None):
     from ..scan import run_shard
 
     fault_dir = os.environ.get("DECONTAM_FAULT_RAY_ONCE")  # tests: the first attempt of every shard fails
@@ -59,13 +117,16 @@ def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, 
             marker.touch()
             raise RuntimeError(f"injected failure for shard {shard.shard_id}")
     index = _load_on_worker(path, digest, bundle_ref, salt)
+    if embedder is not None:
+        index.layers["embedding"]._embedder = embedder
     findings, counts = run_shard(shard, index, options)
     return shard, findings.to_arrow(), counts
 
 
 def run_ray(shards: list[Shard], index, options, *, address: str | None, work_dir: WorkDir | None,
-            num_cpus: int | None = None, max_retries: int = 3,
-            on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
+            num_cpus: int | None = None, max_retries: int = 3, embedding_actors: int | None = None,
+            on_shard: Callable[[Shard, dict], None] | None = None,
+            on_note: Callable[[str], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
     try:
         import ray
     except ImportError as exc:
@@ -84,8 +145,12 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
             digest = index.manifest.get("files", {}).get("parts.parquet", str(index.path))
             bundle_ref = ray.put(_index_bundle(Path(index.path)))
             salt = getattr(index.vocabulary, "salt", None)
+            embedder, note = _start_embedding_actors(ray, index, options, embedding_actors)
+            if note and on_note:
+                on_note(note)
             task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_scan_shard_task)
-            pending = [task.remote(shard, options, str(Path(index.path).resolve()), digest, bundle_ref, salt) for shard in todo]
+            pending = [task.remote(shard, options, str(Path(index.path).resolve()), digest, bundle_ref, salt, embedder)
+                       for shard in todo]
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 shard, table, counts = ray.get(ready[0])
