@@ -10,7 +10,7 @@ import decontam
 from decontam.cli import app
 from decontam.errors import ParameterError
 from decontam.index import IndexParams
-from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _windows
+from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _windows, question_stem
 from decontam.scan import ScanOptions
 
 from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
@@ -182,3 +182,50 @@ def test_multilingual_model_finds_translations(tmp_path):
     corpus = write_jsonl(tmp_path / "zh.jsonl", [{"prompt": p["chinese_question"]} for p in pairs])
     found = decontam.scan(str(corpus), index=index, options=ScanOptions(min_lexical=0.0)).findings
     assert found.select("row").unique().height >= 24
+
+
+# -- question stems and multiple-choice items ----------------------------------------------------
+
+PASSAGE = ("This question refers to the following information. " + " ".join(f"w{i}" for i in range(60))
+           + "\nJohn L. O'Sullivan, 1839\nBy what means did the United States take possession of the Oregon Territory?")
+
+
+def test_question_stem_of_a_passage_item():
+    assert question_stem(PASSAGE) == "By what means did the United States take possession of the Oregon Territory?"
+    assert question_stem("By what means did the United States take possession of the Oregon Territory?") is None  # no passage
+    assert question_stem(PASSAGE.rsplit("\n", 1)[0] + "\nWhy?") is None  # too short to be specific
+    assert question_stem(PASSAGE.replace("Territory?", "Territory")) is None  # not a question
+
+
+WORDS = [f"term{i}" for i in range(25)]
+
+
+def _mc_index(tmp_path, with_choices: bool):
+    row = {"id": "q1", "question": " ".join(WORDS)}
+    if with_choices:
+        row["choices"] = ["alpha one", "beta two", "gamma three", "delta four"]
+    rows = [row, {"id": "q2", "question": PASSAGE}]
+    source = write_jsonl(tmp_path / f"mc{with_choices}.jsonl", rows)
+    return decontam.build_index(tmp_path / f"idx{with_choices}", [f"exam={source}"], params=IndexParams(methods=("embedding",)),
+                                embedder=HashingEmbedder(4096))
+
+
+def test_stem_and_choice_rows(tmp_path):
+    index = _mc_index(tmp_path, with_choices=True)
+    layer = index.layers["embedding"]
+    texts = index.parts["text"].to_list()
+    row_texts = [texts[i] for i in layer.part_ix]
+    assert len(row_texts) == 3 and row_texts.count(PASSAGE) == 2  # two questions, and the passage item's stem
+    assert layer.is_choice_item.tolist() == [True, False, False]  # the passage item has no choices
+    stem_only = write_jsonl(tmp_path / "stem.jsonl", [{"prompt": question_stem(PASSAGE)}])
+    found = decontam.scan(str(stem_only), index=index).findings
+    assert found.select("item_id", "item_part").rows() == [("q2", "question")]
+
+
+def test_multiple_choice_questions_have_a_lower_threshold(tmp_path):
+    rewrite = " ".join(WORDS[:19] + [f"new{i}" for i in range(6)])  # bag-of-words cosine 19/25 = 0.76
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": rewrite}])
+    with_choices = decontam.scan(str(corpus), index=_mc_index(tmp_path, with_choices=True)).findings
+    without = decontam.scan(str(corpus), index=_mc_index(tmp_path, with_choices=False)).findings
+    assert with_choices["item_id"].to_list() == ["q1"] and 0.75 <= with_choices["score"][0] < 0.8
+    assert without.is_empty()
