@@ -11,10 +11,11 @@ Layout of ``INDEX_DIR``::
     ngram/*.npy          exact n-gram layer
     minhash/*.npy        MinHash layer
     artifact/templates.parquet   mined and curated instruction templates
-    embedding/vectors.faiss, *.npy   embedding layer (when built): FAISS index, lexical first stage
+    embedding/*.npy      embedding layer: fp16 unit vectors (searched with FAISS), lexical first stage
 
-Nothing is pickled: numpy arrays are loaded with ``allow_pickle=False``, Parquet holds plain columns
-and FAISS files are FAISS's own binary format, so loading an index from someone else cannot run code.
+Nothing is pickled: numpy arrays are loaded with ``allow_pickle=False`` and Parquet holds plain
+columns (indexes from before 0.1 may hold a ``vectors.faiss`` file, FAISS's own binary format), so
+loading an index from someone else cannot run code.
 """
 
 from __future__ import annotations

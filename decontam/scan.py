@@ -8,7 +8,7 @@ records is in memory at a time; ``scan_batch`` runs the layers over one batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from .engines.local import run_local
 from .errors import InputError, ParameterError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
 from .index import Index, default_index_path, load_index
+from .layers.embedding import missing_packages
 from .layers.ngram import check_scan_params
 from .ngrams import ascii_first, encode_batch
 from .normalize import token_offsets, tokenize_batch
@@ -83,6 +84,8 @@ class ScanResult:
     findings: pl.DataFrame
     counts: ScanCounts
     index: Index
+    methods: tuple[str, ...] = ()  # the layers that ran
+    skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it did not run
 
     def iter_findings(self) -> Iterator[Finding]:
         """The findings table as ``Finding`` objects, one per row."""
@@ -92,7 +95,8 @@ class ScanResult:
     def summary(self, *, fail_min_score: float = 0.0) -> dict:
         items = {b["name"]: b["items"] for b in self.index.manifest["benchmarks"]}
         templates = self.index.layers["artifact"].templates if "artifact" in self.index.layers else None
-        return summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score, templates=templates)
+        summary = summarize(self.findings, self.counts.as_dict(), items, fail_min_score=fail_min_score, templates=templates)
+        return {**summary, "layers_run": list(self.methods), "layers_skipped": dict(self.skipped)}
 
 
 def resolve_index(index: Index | str | Path | None, *, salt: bytes | None = None) -> Index:
@@ -125,7 +129,10 @@ def scan(
     model); ``note`` receives a line saying how the engine was set up.
     """
     index = resolve_index(index)
-    options = options or ScanOptions()
+    options, skipped = _default_methods(index, options or ScanOptions())
+    for method, why in skipped.items():
+        if note:
+            note(f"The {method} layer was skipped: {why}")
     options.validate(index)
     if workers < 1:
         raise ParameterError(f"workers={workers} must be at least 1", "the default is one per core")
@@ -153,7 +160,20 @@ def scan(
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
     counts = ScanCounts(**merge_counts([c for _, _, c in results]))
-    return ScanResult(merge_findings([f for _, f, _ in results]), counts, index)
+    return ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
+
+
+def _default_methods(index: Index, options: ScanOptions) -> tuple[ScanOptions, dict[str, str]]:
+    """By default every layer of the index runs, except the embedding layer where its packages are
+    missing: the scan goes on without it and says so. Asked for by name (``methods``), it must run."""
+    if options.methods is not None or "embedding" not in index.layers:
+        return options, {}
+    missing = missing_packages(index.layers["embedding"].meta["model"])
+    if not missing:
+        return options, {}
+    why = (f"{', '.join(missing)} not installed (pip install torch==2.13.0 on a CPU-only machine, then "
+           'pip install "decontam[embed]"); --methods ...,embedding makes this an error')
+    return replace(options, methods=tuple(m for m in index.methods if m != "embedding")), {"embedding": why}
 
 
 def _options_key(options: ScanOptions) -> dict:
@@ -243,7 +263,12 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         found = layer.match(encoded, [seg.text for seg in segments],
                             options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
                             options.min_lexical if options.min_lexical is not None else layer.params.min_lexical)
-        matches.append(_complete(found.join(items, on="part_ix"), "embedding"))
+        # An assistant turn that explains a topic is close in meaning to exam questions on it ("GDP is the
+        # total market value..."): there the layer looks for leaked reference answers only.
+        assistant = np.array([seg.role == "assistant" for seg in segments], dtype=bool)
+        found = found.join(items, on="part_ix")
+        found = found.filter(pl.Series(~assistant[found["text_ix"].to_numpy()]) | (pl.col("kind") == "answer"))
+        matches.append(_complete(found, "embedding"))
     matched = pl.concat(matches)
     if matched.is_empty():
         return empty_findings()

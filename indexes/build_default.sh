@@ -3,7 +3,7 @@
 # sources and licences). Run from the repository root: bash indexes/build_default.sh
 set -euo pipefail
 DATA="${DECONTAM_DATA:-../shared/data}"
-decontam index build indexes/default \
+decontam index build indexes/default --methods ngram,minhash,artifact,embedding \
   --source gsm8k="$DATA/benchmarks/gsm8k/test.jsonl.gz" \
   --source mmlu="$DATA/benchmarks/mmlu/test.jsonl.gz" \
   --source humaneval="$DATA/benchmarks/humaneval/HumanEval.jsonl.gz" \

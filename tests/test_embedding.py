@@ -1,5 +1,6 @@
 """The embedding layer: a deterministic hashing embedder everywhere, the packaged MiniLM in a few tests."""
 
+import re
 
 import numpy as np
 import polars as pl
@@ -75,7 +76,8 @@ def test_windows_cover_long_texts():
 
 
 def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
-    turns = [x["chosen"] for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:12]]
+    # hh-rlhf text without its "Human:" / "Assistant:" marks, so that the prompt stays one user segment
+    turns = [re.sub(r"\n\n(Human|Assistant): ", " ", x["chosen"]) for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:12]]
     before, after = " ".join(turns[:6]), " ".join(turns[6:])
     assert len(before.split()) > 150 and len(after.split()) > 150
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{before} {gsm8k[580]['question']} {after}"}])
@@ -229,3 +231,40 @@ def test_multiple_choice_questions_have_a_lower_threshold(tmp_path):
     without = decontam.scan(str(corpus), index=_mc_index(tmp_path, with_choices=False)).findings
     assert with_choices["item_id"].to_list() == ["q1"] and 0.75 <= with_choices["score"][0] < 0.8
     assert without.is_empty()
+
+
+def test_default_scan_goes_on_without_missing_embedding_packages(hashing_index, tmp_path, monkeypatch, gsm8k):
+    import sys
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[3]["question"]}])
+    monkeypatch.setattr(sys.modules["decontam.scan"], "missing_packages", lambda model: ["faiss"])
+    notes = []
+    result = decontam.scan(str(corpus), index=hashing_index, note=notes.append)
+    assert result.methods == ("ngram",) and set(result.findings["method"]) == {"ngram"}
+    assert notes == [f"The embedding layer was skipped: {result.skipped['embedding']}"]
+    assert result.summary()["layers_skipped"]["embedding"].startswith("faiss not installed")
+    named = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("ngram", "embedding")))
+    assert named.skipped == {} and "embedding" in set(named.findings["method"])  # asked for by name, it runs
+
+
+def test_multiple_choice_word_problems_keep_the_plain_threshold(tmp_path):
+    rows = [{"id": "k", "question": "Which statement best describes the role of the judiciary in a federal system?",
+             "choices": ["a", "b", "c", "d"]},
+            {"id": "m", "question": "Susan reads 1 page every 3 minutes; how many minutes does she need for 18 pages?",
+             "choices": ["6", "36", "54", "60"]}]
+    source = write_jsonl(tmp_path / "mc.jsonl", rows)
+    index = decontam.build_index(tmp_path / "i", [f"exam={source}"], params=IndexParams(methods=("embedding",)),
+                                 embedder=HashingEmbedder(256))
+    layer = index.layers["embedding"]
+    items = index.parts["item_id"].to_list()
+    assert {items[p]: bool(flag) for p, flag in zip(layer.part_ix, layer.is_choice_item)} == {"k": True, "m": False}
+
+
+def test_assistant_turns_are_searched_for_reference_answers_only(hashing_index, tmp_path, gsm8k):
+    record = {"prompt": "Can you help me with a problem from my homework?", "chosen": gsm8k[5]["question"],
+              "rejected": gsm8k[6]["answer"]}
+    corpus = write_jsonl(tmp_path / "c.jsonl", [record])
+    found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings
+    assert found.select("field", "item_id", "kind").rows() == [("rejected", gsm8k[6]["id"], "answer")]
+    as_user = write_jsonl(tmp_path / "u.jsonl", [{"prompt": gsm8k[5]["question"]}])
+    assert set(decontam.scan(str(as_user), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings["item_id"]) == {gsm8k[5]["id"]}

