@@ -52,12 +52,13 @@ class EmbeddingParams:
     min_cosine_answer: float = 0.92
     # Multiple-choice knowledge questions are short, and LLM rewrites drift further from them in
     # MiniLM's space than from math word problems: their threshold is this much lower. Only for
-    # items with a list of choices whose question has enough words to be specific ("Why is the sky
-    # blue?" keeps the plain threshold) and at most one number (multiple-choice word problems match
-    # GSM8K-style text as readily as GSM8K does). benchmarks/README.md: MMLU rewrites found 0.72 -> 0.76,
+    # items with a list of choices whose question has enough words to be specific (shorter ones,
+    # "Why is the sky blue?", "For purposes of conception, the best position for intercourse is:",
+    # matched ordinary chat questions) and at most one number (multiple-choice word problems match
+    # GSM8K-style text as readily as GSM8K does). benchmarks/README.md: MMLU rewrites found 0.72 -> 0.75,
     # no false positive added on hh-rlhf, T0, GSM8K train or GSM8K-style problems.
     choice_item_offset: float = 0.05
-    choice_item_min_words: int = 8
+    choice_item_min_words: int = 12
     choice_item_max_numbers: int = 1
     min_lexical: float = 0.25
     window_words: int = 96
@@ -253,7 +254,8 @@ class EmbeddingLayer:
         df = np.bincount(frame["id"].to_numpy().astype(np.int64), minlength=vocab_size)
         n = len(row_part)
         idf = np.where(df > 0, np.log((n + 1) / np.maximum(df, 1)), np.log(n + 1)).astype(np.float32)
-        rare = frame.filter(pl.Series(df[frame["id"].to_numpy().astype(np.int64)] <= max(2, params.max_df_share * n)))
+        rare = (frame.filter(pl.Series(df[frame["id"].to_numpy().astype(np.int64)] <= max(2, params.max_df_share * n)))
+                .sort("row", "id"))  # the same bytes on every build
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
