@@ -259,12 +259,11 @@ class EmbeddingLayer:
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
-        with_choices = parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").unique()
-        is_choice_item = (parts.select("benchmark", "item_id").join(with_choices.with_columns(pl.lit(True).alias("mc")),
-                                                                       on=["benchmark", "item_id"], how="left", maintain_order="left")
-                          ["mc"].fill_null(False).to_numpy()[row_part])
-        is_choice_item &= np.array([len(text.split()) >= params.choice_item_min_words
-                                    and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers for text in row_text])
+        with_choices = set(parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").iter_rows())
+        item_of = list(parts.select("benchmark", "item_id").iter_rows())
+        is_choice_item = np.array([item_of[p] in with_choices and len(text.split()) >= params.choice_item_min_words
+                                   and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers
+                                   for p, text in zip(row_part.tolist(), row_text)], dtype=bool)
         layer = cls(params, row_part.astype(np.int32), vectors, meta, rare["row"].to_numpy().astype(np.int32),
                     rare["id"].to_numpy().astype(np.uint64), idf, is_answer, is_choice_item)
         layer._embedder = embedder
@@ -274,7 +273,7 @@ class EmbeddingLayer:
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"vectors": self.search_index_vectors(), "part_ix": self.part_ix, "term_part": self.term_part,
+        arrays = {"vectors": self.stored_vectors(), "part_ix": self.part_ix, "term_part": self.term_part,
                   "term_id": self.term_id, "idf": self.idf, "is_answer": self.is_answer, "is_choice_item": self.is_choice_item}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
@@ -296,7 +295,8 @@ class EmbeddingLayer:
             layer._faiss_file = folder / "vectors.faiss"
         return layer
 
-    def search_index_vectors(self) -> np.ndarray:
+    def stored_vectors(self) -> np.ndarray:
+        """The float16 unit vectors (read back from the FAISS file of an older index)."""
         if self.vectors is None:
             self.vectors = self.faiss_index().reconstruct_n(0, len(self.part_ix)).astype(np.float16)
         return self.vectors
