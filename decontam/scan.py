@@ -262,13 +262,9 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         layer.device, layer.cache_dir = options.device, options.embedding_cache
         found = layer.match(encoded, [seg.text for seg in segments],
                             options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
-                            options.min_lexical if options.min_lexical is not None else layer.params.min_lexical)
-        # An assistant turn that explains a topic is close in meaning to exam questions on it ("GDP is the
-        # total market value..."): there the layer looks for leaked reference answers only.
-        assistant = np.array([seg.role == "assistant" for seg in segments], dtype=bool)
-        found = found.join(items, on="part_ix")
-        found = found.filter(pl.Series(~assistant[found["text_ix"].to_numpy()]) | (pl.col("kind") == "answer"))
-        matches.append(_complete(found, "embedding"))
+                            options.min_lexical if options.min_lexical is not None else layer.params.min_lexical,
+                            assistant=np.array([seg.role == "assistant" for seg in segments], dtype=bool))
+        matches.append(_complete(found.join(items, on="part_ix"), "embedding"))
     matched = pl.concat(matches)
     if matched.is_empty():
         return empty_findings()

@@ -1,6 +1,5 @@
 """The embedding layer: a deterministic hashing embedder everywhere, the packaged MiniLM in a few tests."""
 
-import re
 
 import numpy as np
 import polars as pl
@@ -76,8 +75,7 @@ def test_windows_cover_long_texts():
 
 
 def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
-    # hh-rlhf text without its "Human:" / "Assistant:" marks, so that the prompt stays one user segment
-    turns = [re.sub(r"\n\n(Human|Assistant): ", " ", x["chosen"]) for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:12]]
+    turns = [x["chosen"] for x in read_jsonl(DATA / "corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:12]]
     before, after = " ".join(turns[:6]), " ".join(turns[6:])
     assert len(before.split()) > 150 and len(after.split()) > 150
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{before} {gsm8k[580]['question']} {after}"}])
@@ -260,11 +258,8 @@ def test_multiple_choice_word_problems_keep_the_plain_threshold(tmp_path):
     assert {items[p]: bool(flag) for p, flag in zip(layer.part_ix, layer.is_choice_item)} == {"k": True, "m": False}
 
 
-def test_assistant_turns_are_searched_for_reference_answers_only(hashing_index, tmp_path, gsm8k):
-    record = {"prompt": "Can you help me with a problem from my homework?", "chosen": gsm8k[5]["question"],
-              "rejected": gsm8k[6]["answer"]}
-    corpus = write_jsonl(tmp_path / "c.jsonl", [record])
-    found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings
-    assert found.select("field", "item_id", "kind").rows() == [("rejected", gsm8k[6]["id"], "answer")]
-    as_user = write_jsonl(tmp_path / "u.jsonl", [{"prompt": gsm8k[5]["question"]}])
-    assert set(decontam.scan(str(as_user), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings["item_id"]) == {gsm8k[5]["id"]}
+def test_no_lower_bar_in_assistant_turns(tmp_path):
+    rewrite = " ".join(WORDS[:19] + [f"new{i}" for i in range(6)])  # bag-of-words cosine 0.76 with q1
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "Tell me about it.", "chosen": rewrite}, {"prompt": rewrite}])
+    found = decontam.scan(str(corpus), index=_mc_index(tmp_path, with_choices=True)).findings
+    assert found.select("row", "field", "item_id").rows() == [(1, "prompt", "q1")]

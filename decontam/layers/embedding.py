@@ -155,7 +155,7 @@ def missing_packages(model: str) -> list[str]:
     """Packages the embedding layer needs for ``model`` that are not installed here."""
     import importlib.util
 
-    needed = ["faiss"] + ([] if model.startswith(HASHING_PREFIX) else ["torch", "sentence_transformers"])
+    needed = ["faiss", "scipy"] + ([] if model.startswith(HASHING_PREFIX) else ["torch", "sentence_transformers"])
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
@@ -225,11 +225,10 @@ class EmbeddingLayer:
         self.meta = meta  # model name, revision, dim, pooling
         self.term_part, self.term_id = term_part, term_id  # [t] rare terms of each part (lexical stage)
         self.idf = idf  # [V + 1] float32 idf of every vocabulary id
-        rows = pl.DataFrame({"row": term_part, "id": term_id})
-        self._terms = rows.with_columns(pl.Series(idf[term_id.astype(np.int64)]).alias("w"))
         norms = np.zeros(len(part_ix), dtype=np.float64)
         np.add.at(norms, term_part, idf[term_id.astype(np.int64)].astype(np.float64) ** 2)
         self._norms = np.sqrt(np.maximum(norms, 1e-12))
+        self._term_matrix = None  # [V + 1, rows] sparse: idf / row norm of each row's rare terms (made on first use)
         self._embedder = None
         self.device: str | None = None
         self.cache_dir: str | None = None
@@ -326,8 +325,11 @@ class EmbeddingLayer:
             self._embedder = embedder
         return self._embedder
 
-    def lexical(self, batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Best TF-IDF cosine of every text against the parts, and the part it is best against."""
+    def lexical(self, batch: TokenBatch, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Best TF-IDF cosine of every text against the rows, and the row it is best against: one sparse
+        product (texts x terms) @ (terms x rows), ``block`` texts at a time to bound memory."""
+        from scipy import sparse
+
         n_texts = len(batch)
         best, best_part = np.zeros(n_texts), np.full(n_texts, -1, dtype=np.int64)
         known = batch.ids < UNKNOWN_BIT
@@ -335,6 +337,33 @@ class EmbeddingLayer:
         segment = pl.DataFrame({"text_ix": texts[known], "id": batch.ids[known]}).unique()
         if segment.is_empty():
             return best, best_part
+        t, ids = segment["text_ix"].to_numpy(), segment["id"].to_numpy().astype(np.int64)
+        inside = ids < len(self.idf)  # a vocabulary id no part uses weighs as much as the rarest term
+        weights = np.where(inside, self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max()).astype(np.float64)
+        norm = np.zeros(n_texts)
+        np.add.at(norm, t, weights ** 2)
+        unknown_count = np.bincount(texts[~known], minlength=n_texts)  # words the test set never uses
+        norm = np.maximum(np.sqrt(norm + unknown_count * float(self.idf.max()) ** 2), 1e-12)
+        texts_by_term = sparse.csr_matrix((weights[inside] / norm[t[inside]], (t[inside], ids[inside])),
+                                          shape=(n_texts, len(self.idf)))
+        terms_by_row = self._terms_by_row()
+        for first in range(0, n_texts, block):
+            cosine = (texts_by_term[first : first + block] @ terms_by_row).tocsr()
+            if cosine.nnz:
+                top = cosine.max(axis=1).toarray().ravel()
+                best[first : first + len(top)] = top
+                best_part[first : first + len(top)] = np.where(top > 0, np.asarray(cosine.argmax(axis=1)).ravel(), -1)
+        return best, best_part
+
+    def _terms_by_row(self):
+        if self._term_matrix is None:
+            from scipy import sparse
+
+            ids = self.term_id.astype(np.int64)
+            values = self.idf[ids].astype(np.float64) / self._norms[self.term_part]
+            self._term_matrix = sparse.csr_matrix((values, (ids, self.term_part.astype(np.int64))),
+                                                  shape=(len(self.idf), len(self.part_ix)))
+        return self._term_matrix
         ids = segment["id"].to_numpy().astype(np.int64)
         weights = np.where(ids < len(self.idf), self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max())
         norm = np.zeros(n_texts)
@@ -352,8 +381,11 @@ class EmbeddingLayer:
         best_part[t[order][first]] = r[order][first]
         return best, best_part
 
-    def match(self, batch: TokenBatch, texts: Sequence[str], min_cosine: float, min_lexical: float) -> pl.DataFrame:
-        """Findings: text_ix, part_ix, score (cosine), lexical, char_start, char_end."""
+    def match(self, batch: TokenBatch, texts: Sequence[str], min_cosine: float, min_lexical: float,
+              assistant: np.ndarray | None = None) -> pl.DataFrame:
+        """Findings: text_ix, part_ix, score (cosine), lexical, char_start, char_end. ``assistant``
+        ([n_texts] bool) marks assistant turns: an answer that explains a topic sits close to exam
+        questions on it ("GDP is the total market value...") and gets no lower bar for them."""
         lexical, _ = self.lexical(batch)
         candidates = np.flatnonzero(lexical >= min_lexical)
         if len(candidates) == 0:
@@ -374,8 +406,11 @@ class EmbeddingLayer:
             "char_start": np.repeat([s for s, _ in spans], k), "char_end": np.repeat([e for _, e in spans], k),
         }).filter(pl.col("row") >= 0)
         rows = found["row"].to_numpy()
+        lower_bar = self.is_choice_item[rows]
+        if assistant is not None:
+            lower_bar &= ~assistant[found["text_ix"].to_numpy()]
         floor = np.where(self.is_answer[rows], max(min_cosine, self.params.min_cosine_answer),
-                         np.where(self.is_choice_item[rows], min_cosine - self.params.choice_item_offset, min_cosine))
+                         np.where(lower_bar, min_cosine - self.params.choice_item_offset, min_cosine))
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
