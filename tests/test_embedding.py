@@ -263,3 +263,14 @@ def test_no_lower_bar_in_assistant_turns(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "Tell me about it.", "chosen": rewrite}, {"prompt": rewrite}])
     found = decontam.scan(str(corpus), index=_mc_index(tmp_path, with_choices=True)).findings
     assert found.select("row", "field", "item_id").rows() == [(1, "prompt", "q1")]
+
+
+def test_a_few_words_count_only_as_a_near_copy(tmp_path):
+    item = "alpha bravo charlie delta echo foxtrot"
+    source = write_jsonl(tmp_path / "s.jsonl", [{"id": "s1", "question": item}])
+    index = decontam.build_index(tmp_path / "i", [f"trivia={source}"], params=IndexParams(methods=("embedding",)),
+                                 embedder=HashingEmbedder(4096))
+    rows = [{"prompt": "alpha bravo charlie delta echo xray"},  # cosine 5/6 = 0.83: six words are too few
+            {"prompt": "Alpha, bravo, charlie, delta, echo, foxtrot!"}]
+    found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", rows)), index=index).findings
+    assert found["row"].to_list() == [1]

@@ -38,3 +38,25 @@ def test_sets_are_reproducible_and_labelled():
     classes = {e.cls for e in first}
     assert {"verbatim", "paraphrase (LLM rewrites)", "translation", "numeric perturbation", "negative: GSM8K train"} <= classes
     assert all(e.benchmark and e.item_id for e in first if e.positive and e.cls != "paraphrase (LLM rewrites)")
+
+
+def test_threshold_curve_is_read_off_one_scan(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import decontam
+    from benchmarks.quality.curves import threshold_curve, write_svg
+
+    from .conftest import INDEX_SOURCES, read_jsonl
+
+    items = read_jsonl(INDEX_SOURCES["gsm8k"])[:30]
+    index = decontam.build_index(tmp_path / "idx", [f"gsm8k={INDEX_SOURCES['gsm8k']}"])
+    half = lambda q: " ".join(q.split()[: len(q.split()) * 6 // 10])  # noqa: E731 - ~60% of the item's words
+    examples = ([Example("verbatim", True, {"prompt": x["question"]}, "gsm8k", x["id"]) for x in items[:10]]
+                + [Example("verbatim", True, {"prompt": half(x["question"])}, "gsm8k", x["id"]) for x in items[10:20]]
+                + [Example("negative: chat", False, {"text": "Tell me a story about a dragon who bakes bread."})] * 5)
+    curve = threshold_curve(index, examples, "ngram", "min_score", [0.3, 0.5, 0.7, 0.9, 1.0], 0.7, ["verbatim"])
+    assert curve.recall[0] == 1.0 and curve.recall[-1] == 0.5  # truncated copies fall out as the bar rises
+    assert curve.recall == sorted(curve.recall, reverse=True)
+    assert curve.false_positive_rate == [0.0] * 5
+    write_svg(tmp_path / "c.svg", [curve])
+    assert ET.parse(tmp_path / "c.svg").getroot().tag.endswith("svg")

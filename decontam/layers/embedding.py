@@ -60,6 +60,11 @@ class EmbeddingParams:
     choice_item_offset: float = 0.05
     choice_item_min_words: int = 12
     choice_item_max_numbers: int = 1
+    # A text of a few words carries too little meaning for a paraphrase verdict ("Who is the president?"
+    # vs TruthfulQA's "Who is the current president of the United States?" at 0.81): under this many
+    # words, only near-copies count.
+    short_text_words: int = 8
+    min_cosine_short_text: float = 0.90
     min_lexical: float = 0.25
     window_words: int = 96
     top_k: int = 5
@@ -411,6 +416,8 @@ class EmbeddingLayer:
             lower_bar &= ~assistant[found["text_ix"].to_numpy()]
         floor = np.where(self.is_answer[rows], max(min_cosine, self.params.min_cosine_answer),
                          np.where(lower_bar, min_cosine - self.params.choice_item_offset, min_cosine))
+        short = batch.lengths[found["text_ix"].to_numpy()] < self.params.short_text_words
+        floor = np.where(short, np.maximum(floor, self.params.min_cosine_short_text), floor)
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
