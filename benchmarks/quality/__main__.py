@@ -13,6 +13,7 @@ from decontam.index import IndexParams
 
 from ..common import DATA, OUT
 from . import detectors
+from .curves import threshold_curve, write_svg
 from .metrics import score
 from .sets import OPTIONAL_CLASSES, build_sets
 
@@ -39,15 +40,21 @@ def main() -> None:
         runs = {
             "decontam ngram": detectors.decontam_detector(index, ("ngram",)),
             "decontam minhash": detectors.decontam_detector(index, ("minhash",)),
-            "decontam default (ngram+minhash)": detectors.decontam_detector(index, ("ngram", "minhash")),
+            "decontam ngram+minhash": detectors.decontam_detector(index, ("ngram", "minhash")),
             "13-gram rule (GPT-3 / lm-eval)": detectors.ngram13_baseline(index),
             "PaLM rule (>= 70% of 8-grams)": detectors.palm_baseline(index),
         }
         if not args.no_embedding:
             runs["decontam embedding"] = detectors.decontam_detector(index, ("embedding",))
-            runs["decontam all layers"] = detectors.decontam_detector(index, methods)
+            runs["decontam default (all layers)"] = detectors.decontam_detector(index, methods)
             runs["MiniLM top-1 cosine >= 0.8 (llm-decontaminator stage 1)"] = detectors.minilm_baseline(index)
         results = {name: score(examples, detect(examples)) for name, detect in runs.items()}
+        copies = ["verbatim", "formatting", "inside a longer prompt", "short items (< 13 words)", "answer leaked into chosen", "multi-turn"]
+        curves = [threshold_curve(index, examples, "ngram", "min_score", [round(0.3 + 0.05 * i, 2) for i in range(15)], 0.7, copies),
+                  threshold_curve(index, examples, "minhash", "min_jaccard", [round(0.5 + 0.05 * i, 2) for i in range(11)], 0.5, copies)]
+        if not args.no_embedding:
+            curves.append(threshold_curve(index, examples, "embedding", "min_cosine", [round(0.6 + 0.025 * i, 3) for i in range(15)],
+                                          index.layers["embedding"].params.min_cosine, ["paraphrase (LLM rewrites)"]))
     classes = list(next(iter(results.values()))["classes"])
     negatives = list(next(iter(results.values()))["negatives"])
     short = {name: name.split(" (")[0] for name in results}
@@ -69,6 +76,14 @@ def main() -> None:
     print("|---|" + "---|" * len(results))
     for cls in classes:
         print(f"| {cls} | " + " | ".join(f"{r['classes'][cls]['f1']:.2f}" for r in results.values()) + " |")
+    print("\nThreshold curves (one scan each at the lowest threshold; plot: benchmarks/quality_curves.svg):")
+    for curve in curves:
+        print(f"\n{curve.label} (recall of: {', '.join(curve.classes)}; default {curve.chosen:g})\n")
+        print("| threshold | " + " | ".join(f"{t:g}" for t in curve.thresholds) + " |")
+        print("|---|" + "---|" * len(curve.thresholds))
+        print("| recall | " + " | ".join(f"{v:.2f}" for v in curve.recall) + " |")
+        print("| false-positive rate | " + " | ".join(f"{v:.3f}" for v in curve.false_positive_rate) + " |")
+    write_svg(Path(__file__).resolve().parents[1] / "quality_curves.svg", curves)
     OUT.mkdir(exist_ok=True)
     (OUT / "quality.json").write_text(json.dumps(results, indent=2))
 

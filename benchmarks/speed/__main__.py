@@ -128,7 +128,7 @@ def main() -> None:
         print(f"index build (default sources, 18.8k items, 3 layers): {time.perf_counter() - t0:.1f} s; cores: {os.cpu_count()}\n")
         print("| corpus | path | workers | seconds | MB/s | MB/s per worker | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
-        for size in [int(s) for s in args.sizes.split(",")]:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
             corpus = Path(tmp) / f"corpus-{size}.jsonl"
             make_corpus(corpus, size)
             mb = corpus.stat().st_size / 1e6
