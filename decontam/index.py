@@ -44,7 +44,8 @@ from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LAYER_CLASSES = {"ngram": NgramLayer, "minhash": MinHashLayer, "artifact": ArtifactLayer, "embedding": EmbeddingLayer}
-# The embedding layer needs torch and a model: built on request (--methods ...,embedding).
+# The embedding layer needs torch and a model: built on request (--methods ...,embedding); the shipped
+# default index has it, so a default scan uses it where the embed extra is installed.
 DEFAULT_METHODS = ("ngram", "minhash", "artifact")
 CURATED_TEMPLATES = Path(__file__).resolve().parents[1] / "indexes" / "curated_templates.jsonl"
 

@@ -7,8 +7,8 @@ Tasks are plain tasks of one CPU each (an actor pool that takes every CPU starve
 are retried when they fail. When the scan uses the embedding layer, the model is served by actors
 (``embedding_actors``; by default one per GPU of the cluster, each holding one GPU and no CPU): the
 shard tasks send them the texts that pass the lexical first stage, so the CPUs read and match while
-the GPUs embed. Without GPUs each task loads the model itself. The driver writes each shard's findings as Parquet in the work folder,
-exactly as the local engine does, and merges them.
+the GPUs embed. Without GPUs each task loads the model itself. The driver writes each shard's
+findings as Parquet in the work folder, exactly as the local engine does, and merges them.
 
 Traps seen: ``ray start`` turns on token authentication in recent Ray, so a driver connecting to
 such a cluster needs ``RAY_AUTH_MODE=token``; a head node waits ~30 s on SIGTERM.
