@@ -13,6 +13,7 @@ import polars as pl
 from . import Shard, WorkDir, resume
 
 _WORKER_INDEX = None
+_THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")
 
 
 def _init_worker(index_path: str, salt: bytes | None) -> None:
@@ -59,18 +60,22 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 
             raise ParameterError("several workers need an index saved on disk", "save the index (build_index(path, ...)) or use workers=1")
         salt = getattr(index.vocabulary, "salt", None)
-        previous = os.environ.get("POLARS_MAX_THREADS")
-        os.environ["POLARS_MAX_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
+        # No oversubscription: each worker's polars and torch (the embedding model) get its share of
+        # the cores. Spawned workers read these when they import polars and torch.
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        previous = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+        os.environ.update({name: threads for name in _THREAD_VARIABLES})
         try:
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers, initializer=_init_worker, initargs=(str(index.path), salt)) as pool:
                 for shard, findings, counts in pool.imap_unordered(_star, [(s, options) for s in todo]):
                     finish(shard, findings, counts)
         finally:
-            if previous is None:
-                os.environ.pop("POLARS_MAX_THREADS", None)
-            else:
-                os.environ["POLARS_MAX_THREADS"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     return [(shard, *results[shard.shard_id]) for shard in shards]
 
 
