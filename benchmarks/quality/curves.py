@@ -2,8 +2,9 @@
 
 A layer's score for a (row, item part) pair does not depend on the threshold, so one scan at the
 lowest threshold gives every point of the curve: a row counts at threshold t when one of its
-findings scores at least t (the embedding layer's own rules apply: reference answers keep their
-higher floor, multiple-choice items their lower one).
+findings scores at least t, or for the embedding layer at least what its own rule (``floors``) asks
+at min_cosine t: more against reference answers and for short texts, less for multiple-choice
+knowledge questions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 import decontam
@@ -38,24 +40,37 @@ def threshold_curve(index: decontam.Index, examples, method: str, option: str, t
         path.write_text("".join(json.dumps(e.record, ensure_ascii=False) + "\n" for e in examples))
         options = ScanOptions(methods=(method,), **{option: min(thresholds)})
         findings = decontam.scan(str(path), index=index, options=options).findings
-    if method == "embedding":  # the layer's own rules: answers need more, multiple-choice items less
-        params = index.layers[method].params
-        with_choices = index.parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").unique()
-        findings = (findings.filter((pl.col("kind") != "answer") | (pl.col("score") >= params.min_cosine_answer))
-                    .join(with_choices.with_columns(pl.lit(params.choice_item_offset).alias("offset")), on=["benchmark", "item_id"], how="left")
-                    .with_columns(pl.col("score") + pl.col("offset").fill_null(0.0)))
-    best = findings.group_by("row", "benchmark").agg(pl.col("score").max())
-    scores: dict[tuple[int, str], float] = {(r, b): s for r, b, s in best.iter_rows()}
-    any_score: dict[int, float] = {}
-    for (row, _), s in scores.items():
-        any_score[row] = max(any_score.get(row, 0.0), s)
+    floors = _embedding_floors(index, examples, findings) if method == "embedding" else None
+    found_rows = findings["row"].to_numpy()
+    found_benchmarks = findings["benchmark"].to_list()
+    scores = findings["score"].to_numpy()
     positives = [(i, e) for i, e in enumerate(examples) if e.positive and e.cls in classes]
     negatives = [i for i, e in enumerate(examples) if not e.positive]
     recall, fpr = [], []
     for t in thresholds:
-        recall.append(sum(scores.get((i, e.benchmark), 0.0) >= t for i, e in positives) / max(len(positives), 1))
-        fpr.append(sum(any_score.get(i, 0.0) >= t for i in negatives) / max(len(negatives), 1))
+        passed = scores >= (floors(t) if floors else t)
+        hits = {(int(r), b) for r, b, ok in zip(found_rows, found_benchmarks, passed) if ok}
+        flagged = {row for row, _ in hits}
+        recall.append(sum((i, e.benchmark) in hits for i, e in positives) / max(len(positives), 1))
+        fpr.append(sum(i in flagged for i in negatives) / max(len(negatives), 1))
     return Curve(f"{method}: {option}", thresholds, recall, fpr, chosen, classes)
+
+
+def _embedding_floors(index: decontam.Index, examples, findings: pl.DataFrame):
+    """t -> the cosine each finding needs at min_cosine t, by the layer's own rule (``floors``)."""
+    from decontam.normalize import tokenize_batch
+    from decontam.readers import segments_of
+
+    layer = index.layers["embedding"]
+    part_of = {key: i for i, key in enumerate(index.parts.select("benchmark", "item_id", "part").iter_rows())}
+    choice_parts = set(layer.part_ix[layer.is_choice_item].tolist())
+    texts = {(row, seg.field): seg.text for row in set(findings["row"].to_list()) for seg in segments_of(examples[row].record)}
+    words = dict(zip(texts, (len(tokens) for tokens in tokenize_batch(list(texts.values())))))
+    keys = findings.select("benchmark", "item_id", "item_part").rows()
+    is_answer = (findings["kind"] == "answer").to_numpy()
+    choice_item = np.array([part_of[k] in choice_parts for k in keys]) & (findings["role"] != "assistant").to_numpy()
+    short = np.array([words[(r, f)] < layer.params.short_text_words for r, f in findings.select("row", "field").rows()])
+    return lambda t: layer.floors(t, is_answer=is_answer, choice_item=choice_item, short=short)
 
 
 def write_svg(path: Path, curves: list[Curve]) -> None:

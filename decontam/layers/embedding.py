@@ -24,6 +24,7 @@ rewrites of GSM8K test questions and flags 0.7% of GSM8K train problems, 0 hh-rl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -110,12 +111,10 @@ class SentenceTransformerEmbedder:
                              'pip install torch==2.13.0 (CPU) or torch (GPU), then pip install "decontam[embed]"') from exc
         self.name = name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:  # the scan has its own progress display; transformers' weight-loading bar would interleave with it
+        with contextlib.suppress(ImportError):  # the scan shows its own progress; transformers' loading bar would interleave
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
-        except ImportError:
-            pass
         try:
             self.model = SentenceTransformer(_model_location(name), device=self.device)
         except Exception as exc:  # hub errors, missing local folders, bad configs
@@ -330,18 +329,18 @@ class EmbeddingLayer:
             self._embedder = embedder
         return self._embedder
 
-    def lexical(self, batch: TokenBatch, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-        """Best TF-IDF cosine of every text against the rows, and the row it is best against: one sparse
-        product (texts x terms) @ (terms x rows), ``block`` texts at a time to bound memory."""
+    def lexical(self, batch: TokenBatch, block: int = 2048) -> np.ndarray:
+        """Best TF-IDF cosine of every text against the rows: one sparse product (texts x terms) @
+        (terms x rows), ``block`` texts at a time to bound memory."""
         from scipy import sparse
 
         n_texts = len(batch)
-        best, best_part = np.zeros(n_texts), np.full(n_texts, -1, dtype=np.int64)
+        best = np.zeros(n_texts)
         known = batch.ids < UNKNOWN_BIT
         texts = np.repeat(np.arange(n_texts, dtype=np.int64), batch.lengths)
         segment = pl.DataFrame({"text_ix": texts[known], "id": batch.ids[known]}).unique()
         if segment.is_empty():
-            return best, best_part
+            return best
         t, ids = segment["text_ix"].to_numpy(), segment["id"].to_numpy().astype(np.int64)
         inside = ids < len(self.idf)  # a vocabulary id no part uses weighs as much as the rarest term
         weights = np.where(inside, self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max()).astype(np.float64)
@@ -357,8 +356,7 @@ class EmbeddingLayer:
             if cosine.nnz:
                 top = cosine.max(axis=1).toarray().ravel()
                 best[first : first + len(top)] = top
-                best_part[first : first + len(top)] = np.where(top > 0, np.asarray(cosine.argmax(axis=1)).ravel(), -1)
-        return best, best_part
+        return best
 
     def _terms_by_row(self):
         if self._term_matrix is None:
@@ -369,29 +367,22 @@ class EmbeddingLayer:
             self._term_matrix = sparse.csr_matrix((values, (ids, self.term_part.astype(np.int64))),
                                                   shape=(len(self.idf), len(self.part_ix)))
         return self._term_matrix
-        ids = segment["id"].to_numpy().astype(np.int64)
-        weights = np.where(ids < len(self.idf), self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max())
-        norm = np.zeros(n_texts)
-        np.add.at(norm, segment["text_ix"].to_numpy(), weights.astype(np.float64) ** 2)
-        unknown_count = np.bincount(texts[~known], minlength=n_texts)  # words the test set never uses
-        norm = np.sqrt(norm + unknown_count * float(self.idf.max()) ** 2)
-        scores = (segment.join(self._terms, on="id").group_by("text_ix", "row").agg((pl.col("w") ** 2).sum().alias("dot")))
-        if scores.is_empty():
-            return best, best_part
-        t, r = scores["text_ix"].to_numpy(), scores["row"].to_numpy()
-        cosine = scores["dot"].to_numpy() / (self._norms[r] * np.maximum(norm[t], 1e-12))
-        order = np.lexsort((-cosine, t))
-        first = np.concatenate(([True], t[order][1:] != t[order][:-1]))
-        best[t[order][first]] = cosine[order][first]
-        best_part[t[order][first]] = r[order][first]
-        return best, best_part
+
+    def floors(self, min_cosine: float, *, is_answer: np.ndarray, choice_item: np.ndarray, short: np.ndarray) -> np.ndarray:
+        """The cosine each match needs: ``min_cosine``, at least ``min_cosine_answer`` against a
+        reference answer, ``choice_item_offset`` less against a multiple-choice knowledge question
+        (outside assistant turns: the caller's ``choice_item``), at least ``min_cosine_short_text``
+        for a text under ``short_text_words``."""
+        floor = np.where(is_answer, max(min_cosine, self.params.min_cosine_answer),
+                         np.where(choice_item, min_cosine - self.params.choice_item_offset, min_cosine))
+        return np.where(short, np.maximum(floor, self.params.min_cosine_short_text), floor)
 
     def match(self, batch: TokenBatch, texts: Sequence[str], min_cosine: float, min_lexical: float,
               assistant: np.ndarray | None = None) -> pl.DataFrame:
         """Findings: text_ix, part_ix, score (cosine), lexical, char_start, char_end. ``assistant``
         ([n_texts] bool) marks assistant turns: an answer that explains a topic sits close to exam
         questions on it ("GDP is the total market value...") and gets no lower bar for them."""
-        lexical, _ = self.lexical(batch)
+        lexical = self.lexical(batch)
         candidates = np.flatnonzero(lexical >= min_lexical)
         if len(candidates) == 0:
             return _empty_matches()
@@ -410,14 +401,10 @@ class EmbeddingLayer:
             "score": cosine.reshape(-1).astype(np.float64),
             "char_start": np.repeat([s for s, _ in spans], k), "char_end": np.repeat([e for _, e in spans], k),
         }).filter(pl.col("row") >= 0)
-        rows = found["row"].to_numpy()
-        lower_bar = self.is_choice_item[rows]
-        if assistant is not None:
-            lower_bar &= ~assistant[found["text_ix"].to_numpy()]
-        floor = np.where(self.is_answer[rows], max(min_cosine, self.params.min_cosine_answer),
-                         np.where(lower_bar, min_cosine - self.params.choice_item_offset, min_cosine))
-        short = batch.lengths[found["text_ix"].to_numpy()] < self.params.short_text_words
-        floor = np.where(short, np.maximum(floor, self.params.min_cosine_short_text), floor)
+        rows, text_ix = found["row"].to_numpy(), found["text_ix"].to_numpy()
+        floor = self.floors(min_cosine, is_answer=self.is_answer[rows],
+                            choice_item=self.is_choice_item[rows] & (~assistant[text_ix] if assistant is not None else True),
+                            short=batch.lengths[text_ix] < self.params.short_text_words)
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
