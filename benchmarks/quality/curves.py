@@ -68,7 +68,7 @@ def _embedding_floors(index: decontam.Index, examples, findings: pl.DataFrame):
     words = dict(zip(texts, (len(tokens) for tokens in tokenize_batch(list(texts.values())))))
     keys = findings.select("benchmark", "item_id", "item_part").rows()
     is_answer = (findings["kind"] == "answer").to_numpy()
-    choice_item = np.array([part_of[k] in choice_parts for k in keys]) & (findings["role"] != "assistant").to_numpy()
+    choice_item = np.array([part_of[k] in choice_parts for k in keys]) & (findings["role"].fill_null("") != "assistant").to_numpy()
     short = np.array([words[(r, f)] < layer.params.short_text_words for r, f in findings.select("row", "field").rows()])
     return lambda t: layer.floors(t, is_answer=is_answer, choice_item=choice_item, short=short)
 
