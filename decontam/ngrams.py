@@ -159,6 +159,22 @@ def ngram_hashes(batch: TokenBatch, n: int) -> NgramHashes:
     return ngram_hashes_multi(batch, [n])[n]
 
 
+def ngram_hashes_at(batch: TokenBatch, positions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the ``n``-grams that start at the batch-wide token ``positions`` (the values
+    ``ngram_hashes`` gives them), and whether each lies inside one text with no unknown token; for a
+    few positions this is much cheaper than hashing every n-gram of the batch."""
+    ids, total = batch.ids, len(batch.ids)
+    text = np.searchsorted(batch.offsets, positions, side="right") - 1
+    valid = positions + n <= batch.offsets[np.minimum(text + 1, len(batch))]
+    h = np.zeros(len(positions), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            token = ids[np.minimum(positions + k, total - 1)] if total else np.zeros(len(positions), dtype=np.uint64)
+            valid &= token < UNKNOWN_BIT
+            h = h * _P + splitmix64(token)
+        return splitmix64(h + np.uint64(n) * np.uint64(0x9E3779B97F4A7C15)), valid
+
+
 def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, NgramHashes]:
     """n-gram hashes for several sizes in one pass: the rolling hash of the first L tokens is
     extended by one token per step, and each wanted size is finished (length mixed in) on the way."""
@@ -181,11 +197,12 @@ def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, Ngr
     with np.errstate(over="ignore"):
         for length in range(1, wanted[-1] + 1):
             count = total - length + 1
-            h = h[:count] * _P + mixed[length - 1 : length - 1 + count]
+            rolling = h[:count]  # a view: the hash of tokens [i, i + length) is built in place
+            rolling *= _P
+            rolling += mixed[length - 1 : length - 1 + count]
             if length in wanted:
-                inside = text_of[:count] == text_of[length - 1 : length - 1 + count]
-                known = (unknown_before[length : length + count] - unknown_before[:count]) == 0
-                finished = splitmix64(h + np.uint64(length) * np.uint64(0x9E3779B97F4A7C15))
-                out[length] = NgramHashes(hashes=finished[inside], text_ix=text_of[:count][inside],
-                                          start=position[:count][inside], known=known[inside])
+                inside = np.flatnonzero(text_of[:count] == text_of[length - 1 : length - 1 + count])
+                known = (unknown_before[inside + length] - unknown_before[inside]) == 0
+                finished = splitmix64(rolling[inside] + np.uint64(length) * np.uint64(0x9E3779B97F4A7C15))
+                out[length] = NgramHashes(hashes=finished, text_ix=text_of[inside], start=position[inside], known=known)
     return out

@@ -13,6 +13,7 @@ chosen/rejected/output/response/completion are assistant text).
 
 from __future__ import annotations
 
+import functools
 import glob as globlib
 import gzip
 import re
@@ -251,6 +252,7 @@ def _split_transcript(text: str) -> list[tuple[str, str]] | None:
     return turns
 
 
+@functools.lru_cache(maxsize=4096)  # a corpus has few distinct field names; this runs for each string
 def _role_from_name(name: str) -> str | None:
     lowered = name.lower().replace(" ", "_")
     if lowered in USER_FIELDS:

@@ -118,6 +118,7 @@ class MinHashLayer:
         self.shingle_offsets = shingle_offsets  # [k + 1] int64
         self.boilerplate = boilerplate  # [q] uint64, sorted; shingles ignored on both sides
         self._boilerplate_bitmap = hash_bitmap(boilerplate)
+        self._boilerplate_set = pl.Series(boilerplate, dtype=pl.UInt64).implode()  # for is_in
         self.b, self.r = params.bands()
         self._bitmap = hash_bitmap(shingles)
         keys = band_keys(sigs, self.b, self.r)
@@ -191,7 +192,7 @@ class MinHashLayer:
         # past this layer; the n-gram layer still sees it.
         maybe_boilerplate = in_bitmap(self._boilerplate_bitmap, grams.hashes)
         ordinary = np.ones(len(grams.hashes), dtype=bool)
-        ordinary[maybe_boilerplate] = ~np.isin(grams.hashes[maybe_boilerplate], self.boilerplate, assume_unique=False)
+        ordinary[maybe_boilerplate] = ~pl.Series(grams.hashes[maybe_boilerplate]).is_in(self._boilerplate_set).to_numpy()
         hit = grams.known & ordinary & in_bitmap(self._bitmap, grams.hashes)
         n_texts = len(batch)
         known_count = np.bincount(grams.text_ix, weights=hit, minlength=n_texts)
@@ -201,7 +202,7 @@ class MinHashLayer:
         if not take.any():
             return _empty_matches()
         text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
-        text_ids, group = np.unique(text_ix, return_inverse=True)
+        text_ids, group = _runs(text_ix)
         sigs = signatures(shingle32(values), group, len(text_ids), self.params)  # repeats do not change a minimum
         keys = band_keys(sigs, self.b, self.r)
         query = pl.DataFrame({
@@ -238,6 +239,15 @@ class MinHashLayer:
             .filter(pl.col("score") >= min_jaccard)
         )
         return scored.select(pl.col("text_ix").cast(pl.Int64), pl.col("part_ix").cast(pl.Int32), pl.col("score").cast(pl.Float64))
+
+
+def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(sorted_values, return_inverse=True)`` for sorted input, without sorting again."""
+    starts = np.flatnonzero(np.diff(sorted_values)) + 1
+    group = np.zeros(len(sorted_values), dtype=np.int64)
+    group[starts] = 1
+    np.cumsum(group, out=group)
+    return sorted_values[np.concatenate(([0], starts)).astype(np.int64)] if len(sorted_values) else sorted_values[:0], group
 
 
 def _empty_matches() -> pl.DataFrame:

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ParameterError
-from ..ngrams import TokenBatch, ngram_hashes
+from ..ngrams import TokenBatch, ngram_hashes, ngram_hashes_at
 
 NAME = "ngram"
 TINY_PART_TOKENS = 5  # parts shorter than this match only a segment they make most of
@@ -49,14 +49,18 @@ class NgramLayer:
     name = NAME
 
     def __init__(self, params: NgramParams, hashes: np.ndarray, part_ix: np.ndarray, part_ngrams: np.ndarray,
-                 short_lengths: list[int]):
+                 short_lengths: list[int], short_prefixes: np.ndarray | None = None):
         self.params = params
         self.hashes = hashes  # [m] uint64; sorted n-gram (or whole short part) hashes
         self.part_ix = part_ix  # [m] int32; the part each hash belongs to
         self.part_ngrams = part_ngrams  # [n_parts] int32; distinct non-boilerplate n-grams per part
         self.short_lengths = short_lengths  # token counts of parts shorter than ngram_size
+        # [k] uint64 sorted: hashes of the first min(short_lengths) tokens of every short part, so a
+        # scan hashes the longer short lengths only where one of them starts (None: an older index)
+        self.short_prefixes = short_prefixes
         self._table = pl.DataFrame({"h": hashes, "part_ix": part_ix})
         self._bitmap = hash_bitmap(hashes)
+        self._prefix_bitmap = hash_bitmap(short_prefixes) if short_prefixes is not None else None
 
     # -- build ------------------------------------------------------------------------------------
 
@@ -85,7 +89,12 @@ class NgramLayer:
         common = item_df.filter((pl.col("df") >= params.boilerplate_min_items) | (pl.col("whole") & (pl.col("df") >= 2))).select("h")
         table = table.join(common, on="h", how="anti").select("h", "part_ix").sort("h", "part_ix")
         part_ngrams = np.bincount(table["part_ix"].to_numpy(), minlength=len(parts)).astype(np.int32)
-        return cls(params, table["h"].to_numpy(), table["part_ix"].to_numpy().astype(np.int32), part_ngrams, short_lengths)
+        prefixes = np.zeros(0, dtype=np.uint64)
+        if short_lengths:
+            first = ngram_hashes(parts, short_lengths[0])
+            prefixes = np.unique(first.hashes[(first.start == 0) & (lengths[first.text_ix] < n)])
+        return cls(params, table["h"].to_numpy(), table["part_ix"].to_numpy().astype(np.int32), part_ngrams, short_lengths,
+                   prefixes)
 
     # -- disk -------------------------------------------------------------------------------------
 
@@ -94,7 +103,11 @@ class NgramLayer:
         np.save(folder / "hashes.npy", self.hashes)
         np.save(folder / "part_ix.npy", self.part_ix)
         np.save(folder / "part_ngrams.npy", self.part_ngrams)
-        return [f"{NAME}/hashes.npy", f"{NAME}/part_ix.npy", f"{NAME}/part_ngrams.npy"]
+        files = [f"{NAME}/hashes.npy", f"{NAME}/part_ix.npy", f"{NAME}/part_ngrams.npy"]
+        if self.short_prefixes is not None:
+            np.save(folder / "short_prefixes.npy", self.short_prefixes)
+            files.append(f"{NAME}/short_prefixes.npy")
+        return files
 
     def manifest_entry(self) -> dict:
         return {**asdict(self.params), "short_lengths": self.short_lengths, "n_hashes": int(len(self.hashes)),
@@ -109,6 +122,7 @@ class NgramLayer:
             np.load(folder / "part_ix.npy", allow_pickle=False),
             np.load(folder / "part_ngrams.npy", allow_pickle=False),
             list(entry["short_lengths"]),
+            np.load(folder / "short_prefixes.npy", allow_pickle=False) if (folder / "short_prefixes.npy").exists() else None,
         )
 
     # -- scan -------------------------------------------------------------------------------------
@@ -116,21 +130,21 @@ class NgramLayer:
     def match(self, batch: TokenBatch, min_score: float) -> pl.DataFrame:
         """Matches of a batch: columns text_ix, part_ix, score, tok_start, tok_end (token positions)."""
         frames = []
-        for length, grams in batch.ngrams([self.params.ngram_size, *self.short_lengths]).items():
+        for length, (hashes, text_ix, start, known) in self._candidates(batch):
             # A bitmap of the index's hashes rejects almost every corpus n-gram with a few numpy
             # operations; only the survivors (true hits and ~1% false ones) go to the exact join.
-            keep = grams.known & in_bitmap(self._bitmap, grams.hashes)
+            keep = known & in_bitmap(self._bitmap, hashes)
             if length < TINY_PART_TOKENS:
                 # "Are toads frogs?" is a TruthfulQA item only when it is (nearly) all the text says;
                 # inside a longer text three words are no evidence.
-                keep &= batch.lengths[grams.text_ix] <= 2 * length + 1
+                keep &= batch.lengths[text_ix] <= 2 * length + 1
             if not keep.any():
                 continue
             frames.append(pl.DataFrame({
-                "h": grams.hashes[keep],
-                "text_ix": grams.text_ix[keep],
-                "tok_start": grams.start[keep],
-                "tok_end": grams.start[keep] + length,
+                "h": hashes[keep],
+                "text_ix": text_ix[keep],
+                "tok_start": start[keep],
+                "tok_end": start[keep] + length,
             }))
         if not frames:
             return _empty_matches()
@@ -144,6 +158,24 @@ class NgramLayer:
         score = np.minimum(matches["n"].to_numpy() / np.maximum(den, 1), 1.0)
         matches = matches.with_columns(pl.Series("score", score)).filter(pl.col("score") >= min_score)
         return matches.select("text_ix", "part_ix", "score", "tok_start", "tok_end")
+
+
+    def _candidates(self, batch: TokenBatch):
+        """(length, (hashes, text_ix, start, known)) for the n-grams and each short length. The short
+        lengths are hashed only where a short part's first tokens are (a few % of the positions)."""
+        n, short = self.params.ngram_size, self.short_lengths
+        if not short or self.short_prefixes is None:
+            for length, grams in batch.ngrams([n, *short]).items():
+                yield length, (grams.hashes, grams.text_ix, grams.start, grams.known)
+            return
+        grams = batch.ngrams([n, short[0]])
+        yield n, (grams[n].hashes, grams[n].text_ix, grams[n].start, grams[n].known)
+        first = grams[short[0]]
+        at = np.flatnonzero(first.known & in_bitmap(self._prefix_bitmap, first.hashes))
+        text_ix, start = first.text_ix[at], first.start[at]
+        for length in short:
+            hashes, known = ngram_hashes_at(batch, batch.offsets[text_ix] + start, length)
+            yield length, (hashes, text_ix, start, known)
 
 
 _BITMAP_SHIFT = np.uint64(64 - 27)  # 2^27 bits = 16 MB; ~1M index hashes fill under 1% of it
