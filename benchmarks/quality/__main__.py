@@ -1,4 +1,4 @@
-"""python -m benchmarks.quality [--per-class 100] [--no-embedding]"""
+"""python -m benchmarks.quality [--per-class 100] [--no-embedding] [--min-lexical 0.25]"""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Detection quality per contamination class.")
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--no-embedding", action="store_true", help="skip the embedding layer and the MiniLM baseline (no torch)")
+    parser.add_argument("--min-lexical", type=float, default=None, help="the embedding layer's first-stage threshold (default: the layer's)")
     args = parser.parse_args()
     examples = build_sets(args.per_class)
     methods = ("ngram", "minhash") if args.no_embedding else ("ngram", "minhash", "embedding")
@@ -45,8 +46,8 @@ def main() -> None:
             "PaLM rule (>= 70% of 8-grams)": detectors.palm_baseline(index),
         }
         if not args.no_embedding:
-            runs["decontam embedding"] = detectors.decontam_detector(index, ("embedding",))
-            runs["decontam default (all layers)"] = detectors.decontam_detector(index, methods)
+            runs["decontam embedding"] = detectors.decontam_detector(index, ("embedding",), min_lexical=args.min_lexical)
+            runs["decontam default (all layers)"] = detectors.decontam_detector(index, methods, min_lexical=args.min_lexical)
             runs["MiniLM top-1 cosine >= 0.8 (llm-decontaminator stage 1)"] = detectors.minilm_baseline(index)
         results = {name: score(examples, detect(examples)) for name, detect in runs.items()}
         copies = ["verbatim", "formatting", "inside a longer prompt", "short items (< 13 words)", "answer leaked into chosen", "multi-turn"]

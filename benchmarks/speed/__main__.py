@@ -1,7 +1,7 @@
 """Scan speed and memory at 100 MB and 1 GB+, 1 and 2 workers, beside the plain-Python 13-gram loop
 and datatrove's n-gram decontamination filter, on the same files in one run.
 
-    python -m benchmarks.speed [--sizes 100,1000] [--skip-datatrove] [--cascade-mb 20]
+    python -m benchmarks.speed [--sizes 100,1000] [--skip-datatrove] [--cascade-mb 20] [--min-lexical 0.25]
 
 Corpora are made by repeating the shared real corpora (hh-rlhf, Auto-J, PandaLM, T0 sample, Code
 Alpaca, GSM8K train) into JSONL files, 1 row in 500 carrying a GSM8K test question. Each timed run is
@@ -27,8 +27,9 @@ DECONTAM_RUN = """
 import sys, time, decontam
 from decontam.scan import ScanOptions
 corpus, index, workers, methods = sys.argv[1], sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
+min_lexical = float(sys.argv[5]) if len(sys.argv) > 5 else None
 t0 = time.perf_counter()
-r = decontam.scan(corpus, index=index, workers=workers, options=ScanOptions(methods=methods), shard_bytes=32 << 20)
+r = decontam.scan(corpus, index=index, workers=workers, options=ScanOptions(methods=methods, min_lexical=min_lexical), shard_bytes=32 << 20)
 seconds = time.perf_counter() - t0
 import resource
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--datatrove-max-mb", type=float, default=150, help="datatrove tokenizes with spaCy: slow; skip it above this size")
     parser.add_argument("--cascade-mb", type=float, default=20, help="corpus size for the default cascade with embeddings (0: skip)")
+    parser.add_argument("--min-lexical", type=float, default=None, help="the cascade's first-stage threshold (default: the layer's)")
     args = parser.parse_args()
     import decontam
     from decontam.index import IndexParams
@@ -156,7 +158,7 @@ def main() -> None:
             mb = corpus.stat().st_size / 1e6
             for workers in (1, 2):
                 seconds, peak, out = timed(DECONTAM_RUN, str(corpus), str(Path(tmp) / "index-embed"), str(workers),
-                                           "ngram,minhash,artifact,embedding")
+                                           "ngram,minhash,artifact,embedding", *([] if args.min_lexical is None else [str(args.min_lexical)]))
                 print(f"| {mb:.0f} MB | decontam default cascade with embeddings (index built in {build_s:.0f} s) | {workers} | "
                       f"{seconds:.1f} | {mb / seconds:.2f} | {mb / seconds / workers:.2f} | {peak} |", flush=True)
 

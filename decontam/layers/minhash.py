@@ -243,11 +243,13 @@ class MinHashLayer:
 
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(sorted_values, return_inverse=True)`` for sorted input, without sorting again."""
+    if len(sorted_values) == 0:
+        return sorted_values, np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.diff(sorted_values)) + 1
     group = np.zeros(len(sorted_values), dtype=np.int64)
     group[starts] = 1
     np.cumsum(group, out=group)
-    return sorted_values[np.concatenate(([0], starts)).astype(np.int64)] if len(sorted_values) else sorted_values[:0], group
+    return sorted_values[np.concatenate(([0], starts))], group
 
 
 def _empty_matches() -> pl.DataFrame:

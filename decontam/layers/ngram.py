@@ -159,7 +159,6 @@ class NgramLayer:
         matches = matches.with_columns(pl.Series("score", score)).filter(pl.col("score") >= min_score)
         return matches.select("text_ix", "part_ix", "score", "tok_start", "tok_end")
 
-
     def _candidates(self, batch: TokenBatch):
         """(length, (hashes, text_ix, start, known)) for the n-grams and each short length. The short
         lengths are hashed only where a short part's first tokens are (a few % of the positions)."""
