@@ -236,11 +236,10 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
     counts.segments += len(segments)
     if not segments:
         return empty_findings()
-    order = ascii_first([s.text for s in segments])  # the cheaper tokenizer path takes them in one run
-    segments, seg_record = [segments[i] for i in order], [seg_record[i] for i in order]
+    texts, assistant, text_of_segment = _distinct_texts(segments)
 
     methods = options.methods or tuple(index.methods)
-    encoded = encode_batch([s.text for s in segments], index.vocabulary, keep_tokens="artifact" in methods)
+    encoded = encode_batch(texts, index.vocabulary, keep_tokens="artifact" in methods)
     matches = []
     items = index.part_descriptors
     if "ngram" in methods:
@@ -253,22 +252,39 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         matches.append(_complete(found.join(items, on="part_ix"), "minhash"))
     if "artifact" in methods:
         layer = index.layers["artifact"]
-        found = layer.match(encoded, [seg.text for seg in segments],
+        found = layer.match(encoded, texts,
                             options.min_share if options.min_share is not None else layer.params.min_share,
                             vocabulary=index.vocabulary)
         matches.append(_complete(found.join(layer.descriptors, on="template_ix"), "artifact"))
     if "embedding" in methods:
         layer = index.layers["embedding"]
         layer.device, layer.cache_dir = options.device, options.embedding_cache
-        found = layer.match(encoded, [seg.text for seg in segments],
+        found = layer.match(encoded, texts,
                             options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
                             options.min_lexical if options.min_lexical is not None else layer.params.min_lexical,
-                            assistant=np.array([seg.role == "assistant" for seg in segments], dtype=bool))
+                            assistant=assistant)
         matches.append(_complete(found.join(items, on="part_ix"), "embedding"))
     matched = pl.concat(matches)
     if matched.is_empty():
         return empty_findings()
+    every_segment = pl.DataFrame({"text_ix": text_of_segment, "segment_ix": np.arange(len(segments), dtype=np.int64)})
+    matched = matched.join(every_segment, on="text_ix").drop("text_ix").rename({"segment_ix": "text_ix"})
     return _to_findings(matched, records, segments, seg_record, options)
+
+
+def _distinct_texts(segments: Sequence[Segment]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The texts to scan: each distinct (text, is an assistant turn) once, ASCII-like texts first (the
+    cheaper tokenizer path takes them in one run); whether each is an assistant turn; and, for every
+    segment, the place of its text in that list. A text that recurs in a batch (the prompt and shared
+    turns of chosen and rejected, a system prompt on every row) is scanned once and its matches go to
+    every segment that holds it; the embedding layer's bar depends on the role, hence the flag."""
+    group_of: dict[tuple[str, bool], int] = {}
+    group = np.array([group_of.setdefault((s.text, s.role == "assistant"), len(group_of)) for s in segments], dtype=np.int64)
+    keys = list(group_of)
+    order = ascii_first([text for text, _ in keys])
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(order))
+    return [keys[i][0] for i in order], np.array([keys[i][1] for i in order], dtype=bool), place[group]
 
 
 # What a layer may leave out of its matches: token span (n-gram), character span (artifact,

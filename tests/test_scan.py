@@ -139,6 +139,18 @@ def test_methods_option_limits_layers(tmp_path, index, gsm8k):
     assert set(result.findings["method"]) == {"minhash"}
 
 
+def test_a_text_repeated_across_fields_and_rows_is_flagged_everywhere(tmp_path, index, gsm8k):
+    """A batch scans each distinct text once: every segment holding it still gets its findings."""
+    question = gsm8k[5]["question"]
+    transcript = f"\n\nHuman: {question}\n\nAssistant: Let me think."
+    rows = [{"chosen": transcript + " Done.", "rejected": transcript + " No idea."}, {"prompt": question, "response": question},
+            {"prompt": "nothing to see"}]
+    found = scan_rows(tmp_path, index, rows, methods=("ngram",)).findings
+    assert sorted(found.select("row", "field", "role").rows()) == [
+        (0, "chosen.turn[0]", "user"), (0, "rejected.turn[0]", "user"), (1, "prompt", "user"), (1, "response", "assistant")]
+    assert found["score"].to_list() == [1.0] * 4 and found["evidence"].n_unique() == 1
+
+
 def test_sharded_scan_equals_unsharded(tmp_path, index, gsm8k):
     rows = [{"prompt": gsm8k[i]["question"]} if i % 3 == 0 else {"prompt": f"filler text number {i} about cats"} for i in range(60)]
     whole = scan_rows(tmp_path, index, rows, batch_size=1000).findings
