@@ -273,7 +273,7 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
 
 
 def _distinct_texts(segments: Sequence[Segment]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The texts to scan: each distinct (text, is an assistant turn) once, ASCII-like texts first (the
+    """The texts to scan: each distinct (text, is an assistant turn) once, all-ASCII texts first (the
     cheaper tokenizer path takes them in one run); whether each is an assistant turn; and, for every
     segment, the place of its text in that list. A text that recurs in a batch (the prompt and shared
     turns of chosen and rejected, a system prompt on every row) is scanned once and its matches go to
