@@ -159,20 +159,20 @@ def ngram_hashes(batch: TokenBatch, n: int) -> NgramHashes:
     return ngram_hashes_multi(batch, [n])[n]
 
 
-def ngram_hashes_at(batch: TokenBatch, positions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of the ``n``-grams that start at the batch-wide token ``positions`` (the values
-    ``ngram_hashes`` gives them), and whether each lies inside one text with no unknown token; for a
+def ngram_hashes_at(batch: TokenBatch, text_ix: np.ndarray, start: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the ``n``-grams that start at token ``start`` of text ``text_ix`` (the values
+    ``ngram_hashes`` gives them), and whether each lies inside its text with no unknown token; for a
     few positions this is much cheaper than hashing every n-gram of the batch."""
-    ids, total = batch.ids, len(batch.ids)
-    text = np.searchsorted(batch.offsets, positions, side="right") - 1
-    valid = positions + n <= batch.offsets[np.minimum(text + 1, len(batch))]
+    valid = start + n <= batch.lengths[text_ix]
+    positions = batch.offsets[text_ix] + start
+    last = max(len(batch.ids) - 1, 0)
     h = np.zeros(len(positions), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(n):
-            token = ids[np.minimum(positions + k, total - 1)] if total else np.zeros(len(positions), dtype=np.uint64)
+            token = batch.ids[np.minimum(positions + k, last)]
             valid &= token < UNKNOWN_BIT
             h = h * _P + splitmix64(token)
-        return splitmix64(h + np.uint64(n) * np.uint64(0x9E3779B97F4A7C15)), valid
+    return _finish(h, n), valid
 
 
 def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, NgramHashes]:
@@ -203,6 +203,12 @@ def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, Ngr
             if length in wanted:
                 inside = np.flatnonzero(text_of[:count] == text_of[length - 1 : length - 1 + count])
                 known = (unknown_before[inside + length] - unknown_before[inside]) == 0
-                finished = splitmix64(rolling[inside] + np.uint64(length) * np.uint64(0x9E3779B97F4A7C15))
-                out[length] = NgramHashes(hashes=finished, text_ix=text_of[inside], start=position[inside], known=known)
+                out[length] = NgramHashes(hashes=_finish(rolling[inside], length), text_ix=text_of[inside],
+                                          start=position[inside], known=known)
     return out
+
+
+def _finish(rolling: np.ndarray, n: int) -> np.ndarray:
+    """An n-gram's hash from its rolling polynomial hash: the length mixed in, then splitmix64."""
+    with np.errstate(over="ignore"):
+        return splitmix64(rolling + np.uint64(n) * np.uint64(0x9E3779B97F4A7C15))

@@ -1,6 +1,5 @@
 """The embedding layer: a deterministic hashing embedder everywhere, the packaged MiniLM in a few tests."""
 
-
 import numpy as np
 import polars as pl
 import pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decontam.ngrams import UNKNOWN_BIT, TokenBatch, encode_batch, ngram_hashes, ngram_hashes_at
@@ -23,7 +23,8 @@ def test_property_hashes_at_positions_equal_the_full_pass(texts, n):
     batch = TokenBatch(ids=np.array([i for t in texts for i in t], dtype=np.uint64),
                        offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
     full = ngram_hashes(batch, n)
-    hashes, valid = ngram_hashes_at(batch, np.arange(len(batch.ids), dtype=np.int64), n)
+    text_of = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lengths)  # every token as (text, start)
+    hashes, valid = ngram_hashes_at(batch, text_of, np.arange(len(batch.ids), dtype=np.int64) - batch.offsets[text_of], n)
     starts = batch.offsets[full.text_ix] + full.start  # every n-gram inside one text, with its hash
     assert np.array_equal(hashes[starts], full.hashes)
     assert np.array_equal(valid[starts], full.known)

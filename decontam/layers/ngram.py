@@ -173,7 +173,7 @@ class NgramLayer:
         at = np.flatnonzero(first.known & in_bitmap(self._prefix_bitmap, first.hashes))
         text_ix, start = first.text_ix[at], first.start[at]
         for length in short:
-            hashes, known = ngram_hashes_at(batch, batch.offsets[text_ix] + start, length)
+            hashes, known = ngram_hashes_at(batch, text_ix, start, length)
             yield length, (hashes, text_ix, start, known)
 
 
