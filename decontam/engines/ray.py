@@ -17,6 +17,7 @@ such a cluster needs ``RAY_AUTH_MODE=token``; a head node waits ~30 s on SIGTERM
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,13 +74,13 @@ class ActorEmbedder:
 
     def __init__(self, actors: list, info: dict):
         self.actors, self.name, self.dim, self.revision = actors, info["name"], info["dim"], info["revision"]
-        self._turn = 0
 
     def encode(self, texts):
         import ray
 
-        actor = self.actors[self._turn % len(self.actors)]
-        self._turn += 1
+        # every task holds its own copy of this object: a shared turn order would send all their
+        # first batches to the same actor
+        actor = random.choice(self.actors)
         return ray.get(actor.encode.remote(list(texts)))
 
 
