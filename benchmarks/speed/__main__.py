@@ -1,7 +1,7 @@
 """Scan speed and memory at 100 MB and 1 GB+, 1 and 2 workers, beside the plain-Python 13-gram loop
 and datatrove's n-gram decontamination filter, on the same files in one run.
 
-    python -m benchmarks.speed [--sizes 100,1000] [--skip-datatrove] [--cascade-mb 20] [--min-lexical 0.25]
+    python -m benchmarks.speed [--sizes 100,1000] [--workers 1,2] [--skip-datatrove] [--cascade-mb 20] [--min-lexical 0.25]
 
 Corpora are made by repeating the shared real corpora (hh-rlhf, Auto-J, PandaLM, T0 sample, Code
 Alpaca, GSM8K train) into JSONL files, 1 row in 500 carrying a GSM8K test question. Each timed run is
@@ -28,8 +28,11 @@ import sys, time, decontam
 from decontam.scan import ScanOptions
 corpus, index, workers, methods = sys.argv[1], sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
 min_lexical = float(sys.argv[5]) if len(sys.argv) > 5 else None
+import os
+# shards of 32 MB, smaller where that would leave workers idle
+shard_bytes = min(32 << 20, max(1 << 20, os.path.getsize(corpus) // (4 * workers)))
 t0 = time.perf_counter()
-r = decontam.scan(corpus, index=index, workers=workers, options=ScanOptions(methods=methods, min_lexical=min_lexical), shard_bytes=32 << 20)
+r = decontam.scan(corpus, index=index, workers=workers, options=ScanOptions(methods=methods, min_lexical=min_lexical), shard_bytes=shard_bytes)
 seconds = time.perf_counter() - t0
 import resource
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
@@ -116,6 +119,8 @@ def timed(code: str, *args: str) -> tuple[float | None, int | None, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--workers", default=[1, 2], type=lambda v: [int(x) for x in v.split(",")],
+                        help="worker counts for the n-gram paths (default 1,2)")
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--datatrove-max-mb", type=float, default=150, help="datatrove tokenizes with spaCy: slow; skip it above this size")
     parser.add_argument("--cascade-mb", type=float, default=20, help="corpus size for the default cascade with embeddings (0: skip)")
@@ -134,8 +139,8 @@ def main() -> None:
             corpus = Path(tmp) / f"corpus-{size}.jsonl"
             make_corpus(corpus, size)
             mb = corpus.stat().st_size / 1e6
-            runs = [("decontam ngram+minhash", DECONTAM_RUN, w, "ngram,minhash") for w in (1, 2)]
-            runs += [("decontam ngram+minhash+artifact (the default less embeddings)", DECONTAM_RUN, w, "ngram,minhash,artifact") for w in (1, 2)]
+            runs = [("decontam ngram+minhash", DECONTAM_RUN, w, "ngram,minhash") for w in args.workers]
+            runs += [("decontam ngram+minhash+artifact (the default less embeddings)", DECONTAM_RUN, w, "ngram,minhash,artifact") for w in args.workers]
             for name, code, workers, methods in runs:
                 seconds, peak, out = timed(code, str(corpus), str(Path(tmp) / "index"), str(workers), methods)
                 print(f"| {mb:.0f} MB | {name} | {workers} | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds / workers:.1f} | {peak} |", flush=True)
