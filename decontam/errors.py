@@ -17,6 +17,9 @@ class DecontamError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
 
+    def __reduce__(self):  # raised in a worker process, it reaches the caller with its hint
+        return type(self), (self.message, self.hint)
+
 
 class InputError(DecontamError):
     """A corpus or test-set input cannot be read or understood."""
@@ -28,3 +31,7 @@ class IndexFormatError(DecontamError):
 
 class ParameterError(DecontamError):
     """An option has a value the library cannot use."""
+
+
+class WorkerError(DecontamError):
+    """A worker process of a parallel scan died (killed, out of memory) or could not start."""

@@ -92,6 +92,33 @@ def test_resume_after_kill_9(tmp_path, index_dir, many_files):
     assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
 
 
+def test_a_worker_that_dies_stops_the_scan_with_an_error(tmp_path, index_dir, many_files):
+    """multiprocessing.Pool would replace the dead worker and wait forever for its shard."""
+    work = tmp_path / "work"
+    command = [shutil.which("decontam") or "decontam", "scan", str(many_files), "--index", str(index_dir),
+               "--workers", "2", "--work-dir", str(work)]
+    died = subprocess.run(command, env={**os.environ, "DECONTAM_FAULT_KILL_WORKER": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert died.returncode == 2, died.stderr[-2000:]
+    assert "Error: a worker process of the scan died (killed, out of memory) or could not start" in died.stderr
+    assert "run the same command again to scan the rest" in died.stderr
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 1, resumed.stderr[-2000:]
+
+
+def test_an_index_changed_under_the_workers_is_an_error_not_a_hang(tmp_path, index_dir, many_files):
+    from decontam.errors import IndexFormatError
+
+    copy = tmp_path / "index"
+    shutil.copytree(index_dir, copy)
+    loaded = decontam.load_index(copy)
+    hashes = copy / "ngram" / "hashes.npy"
+    hashes.write_bytes(hashes.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(IndexFormatError, match="ngram/hashes.npy changed") as raised:
+        decontam.scan(str(many_files), index=loaded, workers=2)
+    assert raised.value.hint == "the files were changed or damaged; rebuild the index or fetch it again"
+
+
 def test_work_dir_of_another_scan_is_refused(tmp_path, index_dir, many_files, gsm8k):
     decontam.scan(str(many_files), index=index_dir, work_dir=tmp_path / "w")
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x y z"}])

@@ -1,5 +1,9 @@
 """Shards on this machine: in this process, or in a pool of worker processes (spawned, not forked:
-a process forked after polars was imported can hang), each loading the index once."""
+a process forked after polars was imported can hang), each loading the index once.
+
+The pool is a ``ProcessPoolExecutor``: a worker that dies (killed, out of memory) or cannot start
+breaks it, and the scan stops with an error. (``multiprocessing.Pool`` replaces such a worker and
+waits forever for the shard it held; one whose start fails is replaced again and again.)"""
 
 from __future__ import annotations
 
@@ -7,25 +11,35 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import polars as pl
 
 from . import Shard, WorkDir, resume
 
 _WORKER_INDEX = None
+_WORKER_START_ERROR: BaseException | None = None
 _THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")
 
 
 def _init_worker(index_path: str, salt: bytes | None) -> None:
-    global _WORKER_INDEX
+    global _WORKER_INDEX, _WORKER_START_ERROR
     from ..index import load_index
 
-    _WORKER_INDEX = load_index(index_path, salt=salt)
+    try:
+        _WORKER_INDEX = load_index(index_path, salt=salt)
+    except Exception as exc:  # raised with the first shard, so that it reaches the caller as it is
+        _WORKER_START_ERROR = exc
 
 
 def _run_in_worker(shard: Shard, options) -> tuple[Shard, pl.DataFrame, dict]:
     from ..scan import run_shard
 
+    if _WORKER_START_ERROR is not None:
+        raise _WORKER_START_ERROR
+    if os.environ.get("DECONTAM_FAULT_KILL_WORKER"):  # tests: a worker dies as if out of memory
+        os.kill(os.getpid(), signal.SIGKILL)
     findings, counts = run_shard(shard, _WORKER_INDEX, options)
     return shard, findings, counts
 
@@ -67,9 +81,17 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
         os.environ.update({name: threads for name in _THREAD_VARIABLES})
         try:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=(str(index.path), salt)) as pool:
-                for shard, findings, counts in pool.imap_unordered(_star, [(s, options) for s in todo]):
-                    finish(shard, findings, counts)
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(str(index.path), salt)) as pool:
+                futures = [pool.submit(_run_in_worker, shard, options) for shard in todo]
+                try:
+                    for future in as_completed(futures):
+                        finish(*future.result())
+                except BaseException as exc:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    if isinstance(exc, BrokenProcessPool):
+                        raise _worker_died(work_dir) from exc
+                    raise
         finally:
             for name, value in previous.items():
                 if value is None:
@@ -79,5 +101,12 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     return [(shard, *results[shard.shard_id]) for shard in shards]
 
 
-def _star(args):
-    return _run_in_worker(*args)
+def _worker_died(work_dir: WorkDir | None):
+    from ..errors import WorkerError
+
+    keep = ("the shards finished so far are kept in the work folder: run the same command again to scan the rest"
+            if work_dir is not None else "with --work-dir DIR a rerun scans only the shards not finished")
+    return WorkerError(
+        "a worker process of the scan died (killed, out of memory) or could not start",
+        f"{keep}; with fewer --workers if memory ran out; a Python script that scans with several workers "
+        "must call it under `if __name__ == \"__main__\":`")
