@@ -29,7 +29,7 @@ def _init_worker(index_path: str, salt: bytes | None) -> None:
 
     try:
         _WORKER_INDEX = load_index(index_path, salt=salt)
-    except Exception as exc:  # raised with the first shard, so that it reaches the caller as it is
+    except Exception as exc:  # noqa: BLE001 -- raised with the first shard, so that it reaches the caller as it is
         _WORKER_START_ERROR = exc
 
 
