@@ -55,6 +55,20 @@ def test_paraphrases_found_with_both_scores_in_the_evidence(hashing_index, tmp_p
     assert set(found["method"]) == {"embedding"} and ((found["score"] >= 0.5) & (found["score"] <= 1)).all()
 
 
+def test_a_text_full_of_numbers_passes_the_first_stage_at_less_lexical_similarity(hashing_index):
+    layer = hashing_index.layers["embedding"]
+    texts = ["Mark has $50 and earns $10 a day for 7 days.",  # 3 distinct numbers
+             "Mark has $50 and earns $10 a day.",  # 2
+             "Mark has fifty dollars.",
+             "Pay 5, then 5 and 5 again.",  # 1 distinct number, three times
+             "1. Mix. 2. Stir. 3. Serve. " + "And so on. " * 40]  # 3 numbers in a long text: a list, not a word problem
+    in_band = np.full(5, 0.2)  # under min_lexical 0.25, above 0.25 - numeric_lexical_offset
+    assert layer.first_stage(in_band, texts, 0.25).tolist() == [True, False, False, False, False]
+    assert layer.first_stage(np.full(5, 0.1), texts, 0.25).tolist() == [False] * 5  # below the band
+    assert layer.first_stage(np.full(5, 0.3), texts, 0.25).tolist() == [True] * 5
+    assert layer.first_stage(in_band, texts, 0.2).tolist() == [True] * 5  # the user's lower bar moves the band too
+
+
 def test_lexical_stage_spares_the_model(hashing_index, tmp_path):
     layer = hashing_index.layers["embedding"]
     counting = CountingEmbedder(256)
