@@ -119,6 +119,24 @@ def test_an_index_changed_under_the_workers_is_an_error_not_a_hang(tmp_path, ind
     assert raised.value.hint == "the files were changed or damaged; rebuild the index or fetch it again"
 
 
+def test_workers_take_the_gpus_in_turn(index_dir):
+    import multiprocessing
+
+    from decontam.engines import local
+
+    assert [local.worker_device(None, k, 4) for k in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
+    assert local.worker_device("cuda", 5, 2) == "cuda:1"
+    assert local.worker_device("cuda:3", 0, 4) == "cuda:3"  # a device asked for is kept
+    assert local.worker_device("cpu", 1, 4) == "cpu"
+    assert local.worker_device(None, 1, 1) is None  # one GPU or none: the embedder's own choice
+    ordinals = multiprocessing.get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(3):  # what each pool worker's initializer does
+        local._init_worker(str(index_dir), None, ordinals)
+        seen.append(local._WORKER_ORDINAL)
+    assert seen == [0, 1, 2]
+
+
 def test_work_dir_of_another_scan_is_refused(tmp_path, index_dir, many_files, gsm8k):
     decontam.scan(str(many_files), index=index_dir, work_dir=tmp_path / "w")
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x y z"}])

@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 
 import polars as pl
 
@@ -20,13 +21,34 @@ from . import Shard, WorkDir, resume
 
 _WORKER_INDEX = None
 _WORKER_START_ERROR: BaseException | None = None
+_WORKER_ORDINAL = 0  # this worker's number in its pool: 0, 1, ...
 _THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")
 
 
-def _init_worker(index_path: str, salt: bytes | None) -> None:
-    global _WORKER_INDEX, _WORKER_START_ERROR
+def worker_device(requested: str | None, ordinal: int, gpus: int) -> str | None:
+    """The embedding model's device in worker ``ordinal`` of a pool: on a machine with several GPUs,
+    workers that were given no device (or plain ``cuda``) take the GPUs in turn instead of all
+    loading the model onto the first; otherwise the device asked for."""
+    if gpus > 1 and requested in (None, "cuda"):
+        return f"cuda:{ordinal % gpus}"
+    return requested
+
+
+def _cuda_devices() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _init_worker(index_path: str, salt: bytes | None, ordinals) -> None:
+    global _WORKER_INDEX, _WORKER_START_ERROR, _WORKER_ORDINAL
     from ..index import load_index
 
+    with ordinals.get_lock():
+        _WORKER_ORDINAL = ordinals.value
+        ordinals.value += 1
     try:
         _WORKER_INDEX = load_index(index_path, salt=salt)
     except Exception as exc:  # noqa: BLE001 -- raised with the first shard, so that it reaches the caller as it is
@@ -40,6 +62,8 @@ def _run_in_worker(shard: Shard, options) -> tuple[Shard, pl.DataFrame, dict]:
         raise _WORKER_START_ERROR
     if os.environ.get("DECONTAM_FAULT_KILL_WORKER"):  # tests: a worker dies as if out of memory
         os.kill(os.getpid(), signal.SIGKILL)
+    if "embedding" in _WORKER_INDEX.layers and (options.methods is None or "embedding" in options.methods):
+        options = replace(options, device=worker_device(options.device, _WORKER_ORDINAL, _cuda_devices()))
     findings, counts = run_shard(shard, _WORKER_INDEX, options)
     return shard, findings, counts
 
@@ -82,7 +106,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
         try:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(str(index.path), salt)) as pool:
+                                     initargs=(str(index.path), salt, context.Value("i", 0))) as pool:
                 futures = [pool.submit(_run_in_worker, shard, options) for shard in todo]
                 try:
                     for future in as_completed(futures):
