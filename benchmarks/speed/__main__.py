@@ -24,11 +24,10 @@ from ..common import default_source_args
 from ..throughput import make_corpus
 
 DECONTAM_RUN = """
-import sys, time, decontam
+import os, sys, time, decontam
 from decontam.scan import ScanOptions
 corpus, index, workers, methods = sys.argv[1], sys.argv[2], int(sys.argv[3]), tuple(sys.argv[4].split(","))
 min_lexical = float(sys.argv[5]) if len(sys.argv) > 5 else None
-import os
 # shards of 32 MB, smaller where that would leave workers idle
 shard_bytes = min(32 << 20, max(1 << 20, os.path.getsize(corpus) // (4 * workers)))
 t0 = time.perf_counter()
