@@ -2,6 +2,7 @@ import json
 import shutil
 
 import numpy as np
+import polars as pl
 import pytest
 from datasketch import MinHash
 
@@ -100,11 +101,41 @@ def test_minhash_signatures_equal_datasketch():
     sets = [rng.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32) for n in (1, 7, 300)]
     values = np.concatenate(sets)
     group = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-    ours = signatures(values, group, len(sets), params)
+    ours = signatures(values, group, len(sets), params.permutations())
     for row, values_of_set in zip(ours, sets):
         reference = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32", hashfunc=lambda v: v)
         reference.update_batch([int(v) for v in values_of_set])
         assert np.array_equal(row, reference.hashvalues)
+
+
+def test_a_scan_does_not_import_datasketch(index_dir, tmp_path):
+    """The index keeps its MinHash permutations: a scan needs neither datasketch nor the scipy it imports."""
+    import subprocess
+    import sys
+
+    stored = np.load(index_dir / "minhash" / "permutations.npy")
+    assert np.array_equal(stored, MinHashParams().permutations())
+    corpus = tmp_path / "c.jsonl"
+    question = load_index(index_dir).parts.filter(pl.col("benchmark") == "gsm8k")["text"][0]
+    corpus.write_text(json.dumps({"prompt": question}) + "\n")
+    code = ("import sys, decontam; from decontam.scan import ScanOptions; "
+            f"r = decontam.scan({str(corpus)!r}, index={str(index_dir)!r}, options=ScanOptions(methods=('minhash',))); "
+            "print(r.findings.height, 'datasketch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "False"]
+
+
+def test_an_index_from_before_the_stored_permutations_scans_the_same(index_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(index_dir, old)
+    (old / "minhash" / "permutations.npy").unlink()
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["files"]["minhash/permutations.npy"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"prompt": t + " (edited)"}) + "\n" for t in load_index(index_dir).parts["text"][:50]))
+    found = [decontam.scan(str(corpus), index=path, options=ScanOptions(methods=("minhash",))).findings for path in (index_dir, old)]
+    assert found[0].height > 0 and found[0].equals(found[1])
 
 
 def test_generic_short_questions_are_not_indexed(index):

@@ -4,7 +4,8 @@ Shingles are word ``shingle_size``-grams (the same token ids and hashes as the n
 Signatures follow datasketch's ``affine32`` scheme bit for bit (``MinHash(num_perm, seed,
 scheme="affine32")`` fed the 32-bit shingle hashes gives the same hash values; a test checks it),
 computed for a whole batch with numpy instead of one ``MinHash`` object per segment. The band count
-``b`` and rows per band ``r`` are datasketch's own optimum for the threshold (``MinHashLSH``).
+``b`` and rows per band ``r`` are datasketch's own optimum for the threshold (``MinHashLSH``). Both
+the permutations and the bands are kept in the index, so datasketch is imported to build one only.
 
 Before any signature is computed, a segment must have min_shingles shingles, at least a share
 min_jaccard of them present in the index (Jaccard(A, B) <= |A ∩ U| / |A| where U is the union of all
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from datasketch import MinHash, MinHashLSH
 
 from ..errors import ParameterError
 from ..ngrams import TokenBatch, ngram_hashes, splitmix64
@@ -53,8 +53,18 @@ class MinHashParams:
             raise ParameterError(f"min_jaccard={self.min_jaccard} must be in (0, 1)", "0.5 is the default")
 
     def bands(self) -> tuple[int, int]:
+        from datasketch import MinHashLSH
+
         lsh = MinHashLSH(threshold=self.min_jaccard, num_perm=self.num_perm)
         return lsh.b, lsh.r
+
+    def permutations(self) -> np.ndarray:
+        """[2, num_perm] uint32: datasketch's affine32 permutations (a, b) for this seed. An index keeps
+        them (``minhash/permutations.npy``), so a scan does not import datasketch (a quarter second:
+        it imports scipy) and does not depend on a datasketch version deriving them the same way."""
+        from datasketch import MinHash
+
+        return np.asarray(MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32").permutations, dtype=np.uint32)
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -72,14 +82,15 @@ def shingle32(hashes: np.ndarray) -> np.ndarray:
     return ((hashes >> np.uint64(32)) ^ (hashes & _MASK32)).astype(np.uint32)
 
 
-def signatures(values32: np.ndarray, group: np.ndarray, n_groups: int, params: MinHashParams) -> np.ndarray:
+def signatures(values32: np.ndarray, group: np.ndarray, n_groups: int, permutations: np.ndarray) -> np.ndarray:
     """MinHash signatures of many sets at once.
 
-    values32: [m] uint32 shingle values; group: [m] int set number, sorted ascending.
+    values32: [m] uint32 shingle values; group: [m] int set number, sorted ascending;
+    permutations: [2, num_perm] uint32 (``MinHashParams.permutations``).
     Returns [n_groups, num_perm] uint32 (all-ones for an empty set, as datasketch).
     """
-    perm_a, perm_b = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32").permutations
-    out = np.full((n_groups, params.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    perm_a, perm_b = permutations
+    out = np.full((n_groups, len(perm_a)), np.iinfo(np.uint32).max, dtype=np.uint32)
     mixed = _fmix32(values32.astype(np.uint32))
     chunk = 1 << 14  # keeps the [chunk, num_perm] temporary near 8 MB
     with np.errstate(over="ignore"):
@@ -110,8 +121,10 @@ class MinHashLayer:
     name = NAME
 
     def __init__(self, params: MinHashParams, part_ix: np.ndarray, sigs: np.ndarray, shingles: np.ndarray,
-                 shingle_offsets: np.ndarray, boilerplate: np.ndarray):
+                 shingle_offsets: np.ndarray, boilerplate: np.ndarray, permutations: np.ndarray,
+                 bands: tuple[int, int] | None = None):
         self.params = params
+        self.permutations = permutations  # [2, num_perm] uint32
         self.part_ix = part_ix  # [k] int32; parts that have at least one shingle
         self.sigs = sigs  # [k, num_perm] uint32
         self.shingles = shingles  # [s] uint64; each part's distinct shingles, part after part
@@ -119,7 +132,7 @@ class MinHashLayer:
         self.boilerplate = boilerplate  # [q] uint64, sorted; shingles ignored on both sides
         self._boilerplate_bitmap = hash_bitmap(boilerplate)
         self._boilerplate_set = pl.Series(boilerplate, dtype=pl.UInt64).implode()  # for is_in
-        self.b, self.r = params.bands()
+        self.b, self.r = bands or params.bands()
         self._bitmap = hash_bitmap(shingles)
         keys = band_keys(sigs, self.b, self.r)
         self._bands = pl.DataFrame({
@@ -147,15 +160,16 @@ class MinHashLayer:
         np.cumsum(counts, out=offsets[1:])
         shingles = table["h"].to_numpy()
         group = np.repeat(np.arange(len(part_ix)), counts)
-        sigs = signatures(shingle32(shingles), group, len(part_ix), params)
-        return cls(params, part_ix.astype(np.int32), sigs, shingles, offsets, boilerplate)
+        permutations = params.permutations()
+        sigs = signatures(shingle32(shingles), group, len(part_ix), permutations)
+        return cls(params, part_ix.astype(np.int32), sigs, shingles, offsets, boilerplate, permutations)
 
     # -- disk -------------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         files = {"part_ix": self.part_ix, "signatures": self.sigs, "shingles": self.shingles,
-                 "shingle_offsets": self.shingle_offsets, "boilerplate": self.boilerplate}
+                 "shingle_offsets": self.shingle_offsets, "boilerplate": self.boilerplate, "permutations": self.permutations}
         for name, array in files.items():
             np.save(folder / f"{name}.npy", array)
         return [f"{NAME}/{name}.npy" for name in files]
@@ -170,8 +184,12 @@ class MinHashLayer:
                                entry["boilerplate_min_items"])
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
                   for name in ("part_ix", "signatures", "shingles", "shingle_offsets", "boilerplate")}
+        # indexes written before the permutations were kept derive them again (through datasketch)
+        stored = folder / "permutations.npy"
+        permutations = np.load(stored, allow_pickle=False) if stored.exists() else params.permutations()
+        bands = (entry["bands"], entry["rows_per_band"]) if "bands" in entry and "rows_per_band" in entry else None
         return cls(params, arrays["part_ix"], arrays["signatures"], arrays["shingles"], arrays["shingle_offsets"],
-                   arrays["boilerplate"])
+                   arrays["boilerplate"], permutations, bands)
 
     # -- scan -------------------------------------------------------------------------------------
 
@@ -203,7 +221,7 @@ class MinHashLayer:
             return _empty_matches()
         text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
         text_ids, group = _runs(text_ix)
-        sigs = signatures(shingle32(values), group, len(text_ids), self.params)  # repeats do not change a minimum
+        sigs = signatures(shingle32(values), group, len(text_ids), self.permutations)  # repeats do not change a minimum
         keys = band_keys(sigs, self.b, self.r)
         query = pl.DataFrame({
             "text_ix": np.repeat(text_ids, self.b),
