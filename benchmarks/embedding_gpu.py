@@ -35,7 +35,9 @@ def _write(path: Path, rows: list[dict]) -> str:
     return str(path)
 
 
-def _corpus(path: Path) -> tuple[str, dict[int, str], int]:
+def rewrites_corpus(path: Path) -> tuple[str, dict[int, str], int]:
+    """BenBench rewrites of 600 GSM8K test questions, then 2,000 negatives (GSM8K train, hh-rlhf), written
+    to ``path``. Returns the path, {row: the GSM8K item it rewrites}, and the first negative row."""
     rng = random.Random(0)
     rewrites = rng.sample(read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz"), 600)
     rows = [{"prompt": x["rewritten_question_1"]} for x in rewrites]
@@ -88,7 +90,7 @@ def main() -> None:
                                      params=IndexParams(methods=("ngram", "embedding")))
         print(f"index: GSM8K test, {index.manifest['layers']['embedding']['n_vectors']} vectors, "
               f"built on the GPU in {time.perf_counter() - t0:.1f} s")
-        corpus, expected, negatives_from = _corpus(tmp / "corpus.jsonl")
+        corpus, expected, negatives_from = rewrites_corpus(tmp / "corpus.jsonl")
         print("\n| device | first stage | segments | seconds | segments/s | recall (600 rewrites) | negative rows flagged (of 2,000) |")
         print("|---|---|---|---|---|---|---|")
         results = {}

@@ -29,7 +29,7 @@ from decontam.index import IndexParams
 from decontam.scan import ScanOptions
 
 from .common import default_source_args
-from .embedding_gpu import _corpus
+from .embedding_gpu import rewrites_corpus
 from .throughput import make_corpus
 
 KEYS = ["row", "field", "method", "item_id", "item_part", "span_start", "span_end"]  # one finding
@@ -85,7 +85,7 @@ def main() -> None:
             return result.findings
 
         if not args.skip_rewrites:
-            rewrites, _, _ = _corpus(tmp / "rewrites.jsonl")
+            rewrites, _, _ = rewrites_corpus(tmp / "rewrites.jsonl")
             print("\n| rewrites corpus (2,600 rows): engine | workers | seconds | MB/s | MB/s per worker | rows flagged |")
             print("|---|---|---|---|---|---|")
             run(rewrites, "local, model in process (warm-up)", 1)
