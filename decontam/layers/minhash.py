@@ -134,12 +134,12 @@ class MinHashLayer:
         self._boilerplate_set = pl.Series(boilerplate, dtype=pl.UInt64).implode()  # for is_in
         self.b, self.r = bands or params.bands()
         self._bitmap = hash_bitmap(shingles)
-        keys = band_keys(sigs, self.b, self.r)
-        self._bands = pl.DataFrame({
-            "part_ix": np.repeat(part_ix, self.b),
-            "band": np.tile(np.arange(self.b, dtype=np.int32), len(part_ix)),
-            "key": keys.reshape(-1),
-        })
+        # every (band, key) of the index, sorted by key, for lookups by binary search
+        keys = band_keys(sigs, self.b, self.r).reshape(-1)
+        order = np.argsort(keys, kind="stable")
+        self._band_keys = keys[order]
+        self._band_of_key = (order % self.b).astype(np.int32)
+        self._part_of_key = part_ix[order // self.b]
 
     # -- build ------------------------------------------------------------------------------------
 
@@ -222,16 +222,23 @@ class MinHashLayer:
         text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
         text_ids, group = _runs(text_ix)
         sigs = signatures(shingle32(values), group, len(text_ids), self.permutations)  # repeats do not change a minimum
-        keys = band_keys(sigs, self.b, self.r)
-        query = pl.DataFrame({
-            "text_ix": np.repeat(text_ids, self.b),
-            "band": np.tile(np.arange(self.b, dtype=np.int32), len(text_ids)),
-            "key": keys.reshape(-1),
-        })
-        candidates = query.join(self._bands, on=["band", "key"], how="inner").select("text_ix", "part_ix").unique()
+        candidates = self._candidates(text_ids, band_keys(sigs, self.b, self.r))
         if candidates.is_empty():
             return _empty_matches()
         return self._verify(candidates, text_ix, values, min_jaccard)
+
+    def _candidates(self, text_ids: np.ndarray, keys: np.ndarray) -> pl.DataFrame:
+        """(text_ix, part_ix) pairs that share a band: ``keys`` [len(text_ids), b] from ``band_keys``."""
+        keys = keys.reshape(-1)
+        first = np.searchsorted(self._band_keys, keys, side="left")
+        count = np.searchsorted(self._band_keys, keys, side="right") - first
+        query = np.flatnonzero(count)
+        first, count = first[query], count[query]
+        entry = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+        query = np.repeat(query, count)
+        same_band = self._band_of_key[entry] == query % self.b
+        pairs = pl.DataFrame({"text_ix": text_ids[query // self.b][same_band], "part_ix": self._part_of_key[entry][same_band]})
+        return pairs.unique()
 
     def _verify(self, candidates: pl.DataFrame, text_ix: np.ndarray, values: np.ndarray, min_jaccard: float) -> pl.DataFrame:
         """Exact Jaccard of every LSH candidate pair over the full (distinct) shingle sets."""

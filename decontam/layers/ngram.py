@@ -58,7 +58,6 @@ class NgramLayer:
         # [k] uint64 sorted: hashes of the first min(short_lengths) tokens of every short part, so a
         # scan hashes the longer short lengths only where one of them starts (None: an older index)
         self.short_prefixes = short_prefixes
-        self._table = pl.DataFrame({"h": hashes, "part_ix": part_ix})
         self._bitmap = hash_bitmap(hashes)
         self._prefix_bitmap = hash_bitmap(short_prefixes) if short_prefixes is not None else None
 
@@ -140,17 +139,25 @@ class NgramLayer:
                 keep &= batch.lengths[text_ix] <= 2 * length + 1
             if not keep.any():
                 continue
+            at = np.flatnonzero(keep)
+            # the exact lookup: every index entry with this hash (one per part that has the n-gram)
+            first = np.searchsorted(self.hashes, hashes[at], side="left")
+            count = np.searchsorted(self.hashes, hashes[at], side="right") - first
+            at, first, count = at[count > 0], first[count > 0], count[count > 0]
+            if len(at) == 0:
+                continue
+            entry = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+            hit = np.repeat(at, count)
             frames.append(pl.DataFrame({
-                "h": hashes[keep],
-                "text_ix": text_ix[keep],
-                "tok_start": start[keep],
-                "tok_end": start[keep] + length,
+                "h": hashes[hit],
+                "text_ix": text_ix[hit],
+                "tok_start": start[hit],
+                "tok_end": start[hit] + length,
+                "part_ix": self.part_ix[entry],
             }))
         if not frames:
             return _empty_matches()
-        hits = pl.concat(frames).join(self._table, on="h", how="inner")
-        if hits.is_empty():
-            return _empty_matches()
+        hits = pl.concat(frames)
         matches = hits.group_by("text_ix", "part_ix").agg(
             pl.col("h").n_unique().alias("n"), pl.col("tok_start").min(), pl.col("tok_end").max()
         )
@@ -189,8 +196,11 @@ def hash_bitmap(hashes: np.ndarray) -> np.ndarray:
 
 
 def in_bitmap(bitmap: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    slots = hashes >> _BITMAP_SHIFT
-    return ((bitmap[(slots >> np.uint64(3)).astype(np.int64)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1).astype(bool)
+    slots = hashes >> _BITMAP_SHIFT  # < 2^27: the byte number and the bit fit in int64 / uint8 views
+    byte = bitmap[(slots >> np.uint64(3)).view(np.int64)]
+    byte >>= (slots & np.uint64(7)).astype(np.uint8)
+    byte &= np.uint8(1)
+    return byte.view(bool)
 
 
 def _empty_matches() -> pl.DataFrame:
