@@ -22,9 +22,11 @@ Steps, in order (the version string below is stored in every index manifest):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 NORMALIZATION_VERSION = "nfkc-lower-punct-v2"
@@ -50,6 +52,11 @@ _TOKEN = rf"[{_CJK_CLASS}]|[[\p{{L}}\p{{N}}\p{{M}}]--[{_CJK_CLASS}]]+"
 
 def tokens_expr(expr: pl.Expr) -> pl.Expr:
     """The normalization pipeline as one polars expression: a string column -> list of tokens."""
+    return folded_expr(expr).str.extract_all(_TOKEN)
+
+
+def folded_expr(expr: pl.Expr) -> pl.Expr:
+    """Steps 1-5: the text whose tokens (step 6) are the matches of the token regex."""
     return (
         expr.fill_null("")
         .str.replace_all(_ZERO_WIDTH, "")
@@ -58,14 +65,36 @@ def tokens_expr(expr: pl.Expr) -> pl.Expr:
         .str.normalize("NFKC")
         .str.to_lowercase()  # NFKC can produce capitals ("㎒" -> "MHz")
         .str.replace_all("ß", "ss", literal=True)
-        .str.extract_all(_TOKEN)
     )
 
 
 def ascii_tokens_expr(expr: pl.Expr) -> pl.Expr:
     """``tokens_expr`` for text that is all ASCII, where it gives the same tokens with fewer steps:
     there are no zero-width characters, NFKC changes nothing, and tokens are runs of [a-z0-9]."""
-    return expr.fill_null("").str.replace_all(_MARKUP, " ").str.to_lowercase().str.extract_all("[a-z0-9]+")
+    return ascii_folded_expr(expr).str.extract_all("[a-z0-9]+")
+
+
+def ascii_folded_expr(expr: pl.Expr) -> pl.Expr:
+    """``folded_expr`` for text that is all ASCII."""
+    return expr.fill_null("").str.replace_all(_MARKUP, " ").str.to_lowercase()
+
+
+SEPARATOR, WORD, SINGLE = 0, 1, 2
+
+
+@functools.cache
+def char_classes() -> np.ndarray:
+    """[0x110000] uint8: the class of every code point under the token rule of step 6, computed with
+    the token regex itself: SINGLE (a token of its own: CJK), WORD (part of a run), or SEPARATOR.
+    For the compiled tokenizer (~70 ms, once per process)."""
+    points = np.concatenate([np.arange(0xD800), np.arange(0xE000, 0x110000)]).astype("<u4")
+    chars = pl.Series([points.tobytes().decode("utf-32-le")]).str.split("").explode()
+    single = chars.str.contains(f"^[{_CJK_CLASS}]$").to_numpy()
+    word = chars.str.contains(f"^(?:{_TOKEN})$").to_numpy() & ~single
+    classes = np.full(0x110000, SEPARATOR, dtype=np.uint8)
+    classes[points[word]] = WORD
+    classes[points[single]] = SINGLE
+    return classes
 
 
 def normalized_expr(expr: pl.Expr) -> pl.Expr:

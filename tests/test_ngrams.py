@@ -5,12 +5,17 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decontam.ngrams import UNKNOWN_BIT, TokenBatch, encode_batch, ngram_hashes, ngram_hashes_at
+import decontam
+from decontam import compiled_tokenizer
+from decontam.ngrams import UNKNOWN_BIT, TokenBatch, build_vocabulary, encode_batch, ngram_hashes, ngram_hashes_at
+from decontam.scan import ScanOptions
 
-from .conftest import BENCH, read_jsonl
+from .conftest import BENCH, DATA, read_jsonl, write_jsonl
 
 # texts as lists of small ids, a few of them unknown tokens (top bit set)
 TEXTS = st.lists(st.lists(st.one_of(st.integers(1, 6), st.just(int(UNKNOWN_BIT) | 99)), max_size=12), max_size=6)
@@ -46,3 +51,79 @@ def test_short_parts_are_matched_the_same_with_or_without_the_prefix_filter(tmp_
     unfiltered.short_prefixes = None
     without = unfiltered.match(encode_batch(texts, index.vocabulary), 0.7).sort("text_ix", "part_ix")
     assert with_filter.height >= len(short) and with_filter.equals(without)
+
+
+# Text to tokenize: ASCII words and punctuation, capitals, markup the normalizer removes, curly
+# quotes, accents and combining marks, CJK and Hangul (one token per character), fullwidth digits,
+# ligatures, NBSP and zero-width characters, an emoji and a CJK character outside the BMP.
+PIECES = st.sampled_from([
+    "the", "Cat", "cats", "42", "x1", "naïve", "cafe\u0301", "Straße", "ＡＢＣ１２", "ﬁne", "漢字", "한국어", "かな",
+    "𠀀", "😀", "’", "“quoted”", "-", ", ", ". ", "\n", "\u00a0", "\u200b", "<|im_start|>user", "(A) ", "Human: ", "_", "İ",
+])
+SEPARATORS = st.sampled_from(["", "", " ", "\n"])  # pieces often run together: "漢a", "42naïve"
+FOLDED_TEXTS = st.lists(st.lists(st.tuples(PIECES, SEPARATORS).map("".join), max_size=12).map("".join), min_size=1, max_size=8)
+needs_numba = pytest.mark.skipif(compiled_tokenizer.kernels() is None, reason="numba is not installed")
+
+
+@needs_numba
+@settings(max_examples=150, deadline=None)
+@given(texts=FOLDED_TEXTS, known=st.lists(PIECES, max_size=10))
+def test_property_compiled_tokenizer_gives_the_polars_tokens_and_ids(texts, known):
+    """Same tokens, token counts and known ids as the polars path; an unknown token gets one id
+    wherever it occurs (its hash), different from every other token's."""
+    vocabulary = pl.Series(build_vocabulary(known + ["the", "cat"]))
+    compiled = encode_batch(texts, vocabulary, keep_tokens=True)
+    assert compiled.spans is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DECONTAM_NUMBA", "0")
+        reference = encode_batch(texts, vocabulary, keep_tokens=True)
+    assert reference.spans is None
+    assert np.array_equal(compiled.offsets, reference.offsets)
+    assert compiled.token_strings().to_list() == reference.tokens.to_list()
+    known_compiled, known_reference = compiled.ids < UNKNOWN_BIT, reference.ids < UNKNOWN_BIT
+    assert np.array_equal(known_compiled, known_reference)
+    assert np.array_equal(compiled.ids[known_compiled], reference.ids[known_reference])
+    pairs = set(zip(compiled.token_strings().to_list(), compiled.ids.tolist()))
+    assert len(pairs) == len({token for token, _ in pairs}) == len({i for _, i in pairs})
+    take = ~known_compiled
+    assert compiled.token_strings(take).to_list() == reference.tokens.filter(pl.Series(take)).to_list()
+
+
+@needs_numba
+def test_compiled_and_polars_scans_find_the_same(tmp_path, index, monkeypatch):
+    """Real preference pairs with their MT-Bench and Arena-Hard prompts, non-English rows and curly
+    quotes, plus planted items: the same findings table either way, every layer."""
+    rows = read_jsonl(DATA / "corpora/auto_j/testdata_pairwise.jsonl.gz")[:400]
+    rows += [{"prompt": f"“{q['question']}”", "chosen": "Bien sûr : 漢字 ﬁne"} for q in read_jsonl(BENCH / "gsm8k/test.jsonl.gz")[:20]]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    compiled = decontam.scan(str(corpus), index=index, options=ScanOptions(methods=("ngram", "minhash", "artifact")))
+    monkeypatch.setenv("DECONTAM_NUMBA", "0")
+    reference = decontam.scan(str(corpus), index=index, options=ScanOptions(methods=("ngram", "minhash", "artifact")))
+    assert compiled.findings.height >= 40
+    assert compiled.findings.equals(reference.findings)
+
+
+@needs_numba
+def test_compiled_lookup_compares_bytes_not_only_hashes():
+    """A token whose hash equals a vocabulary token's (forged here: a collision of 64-bit hashes is
+    too rare to meet) is still unknown unless its bytes are the same."""
+    vocabulary = pl.Series(["cat", "dog"])
+    table = compiled_tokenizer.vocabulary_table(vocabulary)
+
+    def fnv1a(token: str) -> int:
+        h = 0xCBF29CE484222325
+        for byte in token.encode():
+            h = ((h ^ byte) * 0x100000001B3) % 2**64
+        return h
+
+    saved = table.slot_hash.copy(), table.slot_id.copy()
+    forged = fnv1a("cow")  # as long as "cat", so only the bytes tell them apart
+    slot = ((forged * 0x9E3779B97F4A7C15) % 2**64) >> (64 - table.bits)
+    table.slot_hash[:], table.slot_id[:] = 0, 0
+    table.slot_hash[slot], table.slot_id[slot] = forged, 1  # "cat" (id 1) filed under the hash of "cow"
+    try:
+        ids = encode_batch(["cow cat"], vocabulary).ids
+        assert ids[0] >= UNKNOWN_BIT and ids[1] >= UNKNOWN_BIT  # not "cat"; and "cat" is not where its hash says
+    finally:
+        table.slot_hash[:], table.slot_id[:] = saved
+    assert encode_batch(["cow cat"], vocabulary).ids[1] == 1

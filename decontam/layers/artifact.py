@@ -325,7 +325,7 @@ class ArtifactLayer:
         """Template-vocabulary ids of the batch's tokens. Tokens the index vocabulary knows are mapped
         through a table computed once per vocabulary (numpy take); only the rest are slotted as strings."""
         if not isinstance(vocabulary, pl.Series):  # no vocabulary, or a keyed (word-free) one
-            slotted = batch.tokens.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
+            slotted = batch.token_strings().to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series()
             return self._ids(slotted)
         key = (id(vocabulary), len(vocabulary))
         if getattr(self, "_vocab_key", None) != key:
@@ -337,7 +337,7 @@ class ArtifactLayer:
         out = np.empty(len(ids), dtype=np.uint64)
         out[~unknown] = self._vocab_map[ids[~unknown].astype(np.int64)]
         if unknown.any():
-            strings = batch.tokens.filter(pl.Series(unknown))
+            strings = batch.token_strings(unknown)
             out[unknown] = self._ids(strings.to_frame("tok").select(slotted_expr(pl.col("tok"))).to_series())
         return out
 
@@ -347,7 +347,7 @@ class ArtifactLayer:
         First pass on the batch's own tokens (no quote slots): any template n-gram marks a candidate.
         Second pass, candidates only: re-tokenized with quoted spans as slots, scored exactly.
         """
-        if batch.tokens is None:
+        if not batch.has_strings:
             raise ParameterError("the artifact layer needs the batch's token strings", "encode the batch with keep_tokens=True")
         first = self.match_batch(TokenBatch(ids=self._first_pass_ids(batch, vocabulary), offsets=batch.offsets), min_share=1e-9)
         if first.is_empty():
