@@ -3,7 +3,7 @@
 Normalization (markup, case, NFKC) runs in polars for every text; what is left is cutting the folded
 text into tokens and looking each up in the index vocabulary. With polars that is a regex extracting
 every token as a string and a join on strings, ~60 ns a token and most of a scan's time. The kernel in
-``_tokenizer_kernels`` walks the UTF-8 bytes once instead: each character's class (a separator, part
+``_kernels`` walks the UTF-8 bytes once instead: each character's class (a separator, part
 of a run, or a token of its own: CJK) comes from a table that ``normalize.char_classes`` fills with the
 token regex itself, each token is hashed (FNV-1a, 64 bits) and looked up in an open-addressing table
 of the vocabulary whose bytes are compared, so that a hash collision cannot give a token another's id.
@@ -11,39 +11,20 @@ It writes what ``ngrams.encode_tokens`` writes: the vocabulary id, or for a toke
 its hash with the top bit set; and each token's byte span, from which a layer that needs token strings
 (the artifact layer's slots) gets them.
 
-Same tokens and known ids as the polars path (``tests/test_ngrams.py`` checks it on random text).
-It runs where numba can be imported and ``DECONTAM_NUMBA`` is not ``0``; otherwise ``encode_batch``
-takes the polars path, which finds the same things, slower.
+Same tokens and known ids as the polars path (``tests/test_ngrams.py`` checks it on random text),
+which ``encode_batch`` takes where ``compiled.kernels()`` is None.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from .compiled import kernels
 from .normalize import char_classes
-
-_kernels = None  # the compiled module once imported; False where numba is missing
-
-
-def kernels():
-    """The compiled kernels, or None where numba is missing or ``DECONTAM_NUMBA=0`` is set."""
-    global _kernels
-    if os.environ.get("DECONTAM_NUMBA", "1") == "0":
-        return None
-    if _kernels is None:
-        try:
-            from . import _tokenizer_kernels
-
-            _kernels = _tokenizer_kernels
-        except ImportError:
-            _kernels = False
-    return _kernels or None
-
 
 @dataclass(frozen=True)
 class TokenSpans:

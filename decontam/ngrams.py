@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from . import compiled_tokenizer
+from .compiled import kernels
 from .compiled_tokenizer import TokenSpans
 from .normalize import ascii_folded_expr, ascii_tokens_expr, chunked_frame, folded_expr, tokens_expr
 
@@ -138,7 +139,7 @@ def encode_batch(texts: Sequence[str], vocabulary: pl.Series | KeyedVocabulary, 
 
     Where numba is installed the tokens are cut and looked up in compiled code (``compiled_tokenizer``:
     the same ids, ~3x faster); otherwise, and for keyed vocabularies, with polars."""
-    if isinstance(vocabulary, pl.Series) and compiled_tokenizer.kernels() is not None:
+    if isinstance(vocabulary, pl.Series) and kernels() is not None:
         texts = list(texts)
         ascii_count = next((i for i, text in enumerate(texts) if not text.isascii()), len(texts))
         folded = [chunked_frame(texts[:ascii_count]).select(ascii_folded_expr(pl.col("text"))).to_series()]
@@ -207,7 +208,11 @@ def ngram_hashes_at(batch: TokenBatch, text_ix: np.ndarray, start: np.ndarray, n
 
 def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, NgramHashes]:
     """n-gram hashes for several sizes in one pass: the rolling hash of the first L tokens is
-    extended by one token per step, and each wanted size is finished (length mixed in) on the way."""
+    extended by one token per step, and each wanted size is finished (length mixed in) on the way.
+    (Where numba is installed, a compiled loop computes the same values, one size at a time.)"""
+    compiled = kernels()
+    if compiled is not None:
+        return {n: NgramHashes(*compiled.ngram_hashes(batch.ids, batch.offsets, n, int(_P), _LENGTH_MIX)) for n in sorted(set(sizes))}
     ids = batch.ids
     total = len(ids)
     wanted = sorted(set(sizes))
@@ -238,7 +243,10 @@ def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, Ngr
     return out
 
 
+_LENGTH_MIX = 0x9E3779B97F4A7C15
+
+
 def _finish(rolling: np.ndarray, n: int) -> np.ndarray:
     """An n-gram's hash from its rolling polynomial hash: the length mixed in, then splitmix64."""
     with np.errstate(over="ignore"):
-        return splitmix64(rolling + np.uint64(n) * np.uint64(0x9E3779B97F4A7C15))
+        return splitmix64(rolling + np.uint64(n) * np.uint64(_LENGTH_MIX))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import decontam
 from decontam import compiled_tokenizer
-from decontam.ngrams import UNKNOWN_BIT, TokenBatch, build_vocabulary, encode_batch, ngram_hashes, ngram_hashes_at
+from decontam.layers.ngram import hash_bitmap, in_bitmap
+from decontam.ngrams import UNKNOWN_BIT, TokenBatch, build_vocabulary, encode_batch, ngram_hashes, ngram_hashes_at, ngram_hashes_multi
 from decontam.scan import ScanOptions
 
 from .conftest import BENCH, DATA, read_jsonl, write_jsonl
@@ -127,3 +128,26 @@ def test_compiled_lookup_compares_bytes_not_only_hashes():
     finally:
         table.slot_hash[:], table.slot_id[:] = saved
     assert encode_batch(["cow cat"], vocabulary).ids[1] == 1
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(texts=TEXTS, sizes=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       index_hashes=st.lists(st.integers(0, 2**64 - 1), max_size=300))
+def test_property_compiled_ngram_hashes_and_bitmaps_equal_numpy(texts, sizes, index_hashes):
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    batch = TokenBatch(ids=np.array([i for t in texts for i in t], dtype=np.uint64),
+                       offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
+    bitmap = hash_bitmap(np.array(index_hashes, dtype=np.uint64))
+    compiled = ngram_hashes_multi(batch, sizes)
+    compiled_hits = {n: in_bitmap(bitmap, g.hashes) for n, g in compiled.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DECONTAM_NUMBA", "0")
+        reference = ngram_hashes_multi(batch, sizes)
+        reference_hits = {n: in_bitmap(bitmap, g.hashes) for n, g in reference.items()}
+    assert sorted(compiled) == sorted(reference) == sorted(set(sizes))
+    for n in reference:
+        for name in ("hashes", "text_ix", "start", "known"):
+            assert np.array_equal(getattr(compiled[n], name), getattr(reference[n], name)), (n, name)
+        assert np.array_equal(compiled_hits[n], reference_hits[n])
+    assert in_bitmap(bitmap, np.array(index_hashes, dtype=np.uint64)).all()

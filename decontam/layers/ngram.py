@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..compiled import kernels
 from ..errors import ParameterError
 from ..ngrams import TokenBatch, ngram_hashes, ngram_hashes_at
 
@@ -184,23 +185,31 @@ class NgramLayer:
             yield length, (hashes, text_ix, start, known)
 
 
-_BITMAP_SHIFT = np.uint64(64 - 27)  # 2^27 bits = 16 MB; ~1M index hashes fill under 1% of it
-
-
 def hash_bitmap(hashes: np.ndarray) -> np.ndarray:
-    """[2^24] uint8: bit (h >> 37) set for every index hash h."""
-    slots = hashes >> _BITMAP_SHIFT
-    bitmap = np.zeros(1 << 24, dtype=np.uint8)
+    """A bitmap with bit (h >> shift) set for every hash h: 64 bits per hash (about 1.5% false
+    positives), 2^16 to 2^27 bits; small sets get small bitmaps, which stay in the CPU cache."""
+    bits = int(np.clip(1 << int(64 * max(len(hashes), 1) - 1).bit_length(), 1 << 16, 1 << 27))
+    slots = hashes >> _shift(bits)
+    bitmap = np.zeros(bits // 8, dtype=np.uint8)
     np.bitwise_or.at(bitmap, (slots >> np.uint64(3)).astype(np.int64), (np.uint8(1) << (slots & np.uint64(7)).astype(np.uint8)))
     return bitmap
 
 
 def in_bitmap(bitmap: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-    slots = hashes >> _BITMAP_SHIFT  # < 2^27: the byte number and the bit fit in int64 / uint8 views
+    """Whether each hash's bit is set in a ``hash_bitmap`` (false positives possible, never false negatives)."""
+    shift = _shift(len(bitmap) * 8)
+    compiled = kernels()
+    if compiled is not None:
+        return compiled.in_bitmap(bitmap, hashes, int(shift))
+    slots = hashes >> shift  # < 2^27: the byte number and the bit fit in int64 / uint8 views
     byte = bitmap[(slots >> np.uint64(3)).view(np.int64)]
     byte >>= (slots & np.uint64(7)).astype(np.uint8)
     byte &= np.uint8(1)
     return byte.view(bool)
+
+
+def _shift(bits: int) -> np.uint64:
+    return np.uint64(64 - (bits.bit_length() - 1))
 
 
 def _empty_matches() -> pl.DataFrame:

@@ -1,5 +1,7 @@
-"""The numba kernels of ``compiled_tokenizer``: imported only where numba is installed, compiled on first
-use and cached beside this file (or in numba's user cache where this folder is read-only)."""
+"""The numba kernels: the tokenizer's (``compiled_tokenizer``), n-gram hashing and bitmap checks
+(``ngrams``, ``layers/ngram``). Imported only through ``compiled.kernels()``, where numba is installed;
+compiled on first use and cached beside this file (or in numba's user cache where it is read-only).
+Each has a numpy or polars twin that gives the same values (tests/test_ngrams.py compares them)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _GOLDEN = 0x9E3779B97F4A7C15
 _UNKNOWN_BIT = 1 << 63
+_MIX1 = 0xBF58476D1CE4E5B9  # splitmix64's constants (ngrams.splitmix64)
+_MIX2 = 0x94D049BB133111EB
 
 from .normalize import SEPARATOR, WORD  # the classes of normalize.char_classes
 
@@ -119,3 +123,58 @@ def gather(data, starts, ends):
             out[p] = data[k]
             p += 1
     return out, offsets
+
+
+@_jit
+def _splitmix64(x):
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(_MIX1)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(_MIX2)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+@_jit
+def ngram_hashes(ids, offsets, n, prime, length_mix):
+    """``ngrams.ngram_hashes_multi`` for one size: (hashes, text_ix, start, known) of every run of n
+    tokens inside one text, in text and position order; the same polynomial (Horner from 0 over the
+    mixed ids) and finish."""
+    n_texts = len(offsets) - 1
+    count = 0
+    for t in range(n_texts):
+        count += max(0, offsets[t + 1] - offsets[t] - n + 1)
+    mixed = np.empty(len(ids), dtype=np.uint64)
+    for i in range(len(ids)):
+        mixed[i] = _splitmix64(ids[i])
+    hashes = np.empty(count, dtype=np.uint64)
+    text_ix = np.empty(count, dtype=np.int64)
+    start = np.empty(count, dtype=np.int64)
+    known = np.empty(count, dtype=np.bool_)
+    finish = np.uint64(n) * np.uint64(length_mix)
+    k = 0
+    for t in range(n_texts):
+        lo = offsets[t]
+        for p in range(lo, offsets[t + 1] - n + 1):
+            h = np.uint64(0)
+            ok = True
+            for q in range(p, p + n):
+                h = h * np.uint64(prime) + mixed[q]
+                if ids[q] >= np.uint64(_UNKNOWN_BIT):
+                    ok = False
+            hashes[k] = _splitmix64(h + finish)
+            text_ix[k] = t
+            start[k] = p - lo
+            known[k] = ok
+            k += 1
+    return hashes, text_ix, start, known
+
+
+@_jit
+def in_bitmap(bitmap, hashes, shift):
+    """``layers.ngram.in_bitmap``: bit (h >> shift) of the bitmap, for every hash."""
+    out = np.empty(len(hashes), dtype=np.bool_)
+    for i in range(len(hashes)):
+        s = hashes[i] >> np.uint64(shift)
+        out[i] = (bitmap[s >> np.uint64(3)] >> (s & np.uint64(7))) & np.uint8(1)
+    return out
