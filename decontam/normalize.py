@@ -141,9 +141,22 @@ def token_offsets(text: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
     the original text alongside the tokens; a token that cannot be placed gets its predecessor's span.
     Used only to show evidence for findings, never for matching.
     """
-    raw = [(m.start(), m.end(), m.group()) for m in _RAW_TOKEN.finditer(text)]
-    normalized = tokenize_batch([piece for _, _, piece in raw]) if raw else []
-    placed = [(tok, start, end) for (start, end, _), toks in zip(raw, normalized) for tok in toks]
+    return token_offsets_batch([text], [tokens])[0]
+
+
+def token_offsets_batch(texts: Sequence[str], token_lists: Sequence[Sequence[str]]) -> list[list[tuple[int, int]]]:
+    """``token_offsets`` of many texts, their raw words normalized in one call."""
+    raws = [[(m.start(), m.end(), m.group()) for m in _RAW_TOKEN.finditer(text)] for text in texts]
+    pieces = [piece for raw in raws for _, _, piece in raw]
+    normalized = iter(tokenize_batch(pieces) if pieces else [])
+    out = []
+    for raw, tokens in zip(raws, token_lists):
+        placed = [(tok, start, end) for (start, end, _), toks in zip(raw, normalized) for tok in toks]
+        out.append(_place(tokens, placed))
+    return out
+
+
+def _place(tokens: Sequence[str], placed: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     j = 0
     for tok in tokens:

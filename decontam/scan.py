@@ -22,7 +22,7 @@ from .index import Index, default_index_path, load_index
 from .layers.embedding import missing_packages
 from .layers.ngram import check_scan_params
 from .ngrams import ascii_first, encode_batch
-from .normalize import token_offsets, tokenize_batch
+from .normalize import token_offsets_batch, tokenize_batch
 from .readers import describe_keys, expand_inputs, iter_records, segments_of
 from .types import Finding, MalformedRow, Record, Segment
 
@@ -301,9 +301,11 @@ def _complete(frame: pl.DataFrame, method: str) -> pl.DataFrame:
 def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Sequence[Segment], seg_record: list[int],
                  options: ScanOptions) -> pl.DataFrame:
     text_ix = matched["text_ix"].to_numpy()
-    flagged = sorted(set(text_ix.tolist()))
-    token_lists = dict(zip(flagged, tokenize_batch([segments[i].text for i in flagged])))
-    offsets_cache: dict[int, list[tuple[int, int]]] = {}
+    # character spans of the tokens of every segment whose evidence is a token span, in one pass
+    located = matched.filter(pl.col("tok_start").is_not_null() & pl.col("char_start").is_null())
+    flagged = sorted(set(located["text_ix"].to_list()))
+    texts = [segments[i].text for i in flagged]
+    offsets_of = dict(zip(flagged, token_offsets_batch(texts, tokenize_batch(texts)))) if flagged else {}
     spans_start, spans_end, evidence = [], [], []
     rows = zip(text_ix.tolist(), matched["tok_start"].to_list(), matched["tok_end"].to_list(),
                matched["char_start"].to_list(), matched["char_end"].to_list())
@@ -314,9 +316,7 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
         elif tok_start is None:  # whole-segment methods
             start, end = 0, len(text)
         else:
-            if t not in offsets_cache:
-                offsets_cache[t] = token_offsets(text, token_lists[t])
-            offsets = offsets_cache[t]
+            offsets = offsets_of[t]
             start, end = offsets[tok_start][0], offsets[max(tok_end - 1, tok_start)][1]
         spans_start.append(start)
         spans_end.append(end)

@@ -39,7 +39,7 @@ import polars as pl
 
 from ..errors import InputError, ParameterError
 from ..ngrams import UNKNOWN_BIT, TokenBatch, ngram_hashes_multi, tokenize_frame
-from ..normalize import token_offsets
+from ..normalize import token_offsets_batch
 
 NAME = "artifact"
 GENERIC_PHRASES = Path(__file__).resolve().parents[1] / "data" / "generic_phrases.txt"
@@ -359,12 +359,11 @@ class ArtifactLayer:
         if second.is_empty():
             return _empty_matches()
         raw = frame["raw"].to_list()
-        starts, ends = [], []
-        for local, tok_start, tok_end in second.select("text_ix", "tok_start", "tok_end").iter_rows():
-            tokens = raw[offsets[local] : offsets[local + 1]]
-            spans = token_offsets(texts[candidates[local]], tokens)
-            starts.append(spans[tok_start][0])
-            ends.append(spans[max(tok_end - 1, tok_start)][1])
+        hits = list(second.select("text_ix", "tok_start", "tok_end").iter_rows())
+        spans_of = token_offsets_batch([texts[candidates[local]] for local, _, _ in hits],
+                                       [raw[offsets[local] : offsets[local + 1]] for local, _, _ in hits])
+        starts = [spans[tok_start][0] for spans, (_, tok_start, _) in zip(spans_of, hits)]
+        ends = [spans[max(tok_end - 1, tok_start)][1] for spans, (_, tok_start, tok_end) in zip(spans_of, hits)]
         return second.with_columns(
             pl.Series("text_ix", candidates[second["text_ix"].to_numpy()]),
             pl.Series("char_start", starts, dtype=pl.Int64),
