@@ -65,7 +65,7 @@ def vocabulary_table(vocabulary: pl.Series) -> VocabularyTable:
     if cached is not None and cached[0] is vocabulary:
         return cached[1]
     data, offsets = _string_buffers(vocabulary)
-    bits = max(10, int(len(vocabulary)).bit_length() + 1)  # at most half of the slots used
+    bits = max(10, len(vocabulary).bit_length() + 1)  # at most half of the slots used
     table = VocabularyTable(data, offsets, *kernels().build_table(data, offsets, bits), bits)
     if len(_tables) >= 4:
         _tables.clear()

@@ -132,7 +132,7 @@ class NgramLayer:
         frames = []
         for length, (hashes, text_ix, start, known) in self._candidates(batch):
             # A bitmap of the index's hashes rejects almost every corpus n-gram with a few numpy
-            # operations; only the survivors (true hits and ~1% false ones) go to the exact join.
+            # operations; only the survivors (true hits and ~1.5% false ones) go to the exact lookup.
             keep = known & in_bitmap(self._bitmap, hashes)
             if length < TINY_PART_TOKENS:
                 # "Are toads frogs?" is a TruthfulQA item only when it is (nearly) all the text says;
