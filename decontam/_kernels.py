@@ -178,3 +178,18 @@ def in_bitmap(bitmap, hashes, shift):
         s = hashes[i] >> np.uint64(shift)
         out[i] = (bitmap[s >> np.uint64(3)] >> (s & np.uint64(7))) & np.uint8(1)
     return out
+
+
+@_jit
+def any_marked(data, offsets, marked):
+    """For each text (bytes offsets[t]:offsets[t + 1], UTF-8), whether any of its characters is marked."""
+    out = np.zeros(len(offsets) - 1, dtype=np.bool_)
+    for t in range(len(offsets) - 1):
+        i = offsets[t]
+        while i < offsets[t + 1]:
+            cp, width = _char_at(data, i)
+            if marked[cp]:
+                out[t] = True
+                break
+            i += width
+    return out

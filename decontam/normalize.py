@@ -2,7 +2,9 @@
 
 Everything runs as polars string expressions over a whole batch (Rust regex, all cores), because a
 per-record Python loop costs 5-10x (see ../shared/MEASUREMENTS.md). ``normalize(text)`` for one
-string goes through the very same expressions, so index and scan can never disagree.
+string goes through the very same expressions, so index and scan can never disagree. A scan may cut
+the folded text of steps 1-5 into tokens in compiled code instead (``compiled_tokenizer``), with a
+character table that ``char_classes`` fills from the token regex of step 6 itself.
 
 Steps, in order (the version string below is stored in every index manifest):
 
@@ -57,15 +59,22 @@ def tokens_expr(expr: pl.Expr) -> pl.Expr:
 
 def folded_expr(expr: pl.Expr) -> pl.Expr:
     """Steps 1-5: the text whose tokens (step 6) are the matches of the token regex."""
-    return (
-        expr.fill_null("")
-        .str.replace_all(_ZERO_WIDTH, "")
-        .str.replace_all(_MARKUP, " ")
-        .str.to_lowercase()  # before NFKC, so that NFKC sees fewer distinct characters
-        .str.normalize("NFKC")
-        .str.to_lowercase()  # NFKC can produce capitals ("㎒" -> "MHz")
-        .str.replace_all("ß", "ss", literal=True)
-    )
+    return sharp_s_expr(nfkc_expr(cased_expr(expr)))
+
+
+def cased_expr(expr: pl.Expr) -> pl.Expr:
+    """Steps 1-4 and the first lower-casing (before NFKC, so that NFKC sees fewer distinct characters)."""
+    return expr.fill_null("").str.replace_all(_ZERO_WIDTH, "").str.replace_all(_MARKUP, " ").str.to_lowercase()
+
+
+def nfkc_expr(expr: pl.Expr) -> pl.Expr:
+    """Step 5's NFKC, lower-cased again (NFKC can produce capitals: "㎒" -> "MHz"). It changes no text
+    without a character that ``nfkc_unsafe_chars`` marks."""
+    return expr.str.normalize("NFKC").str.to_lowercase()
+
+
+def sharp_s_expr(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_all("ß", "ss", literal=True)
 
 
 def ascii_tokens_expr(expr: pl.Expr) -> pl.Expr:
@@ -95,6 +104,30 @@ def char_classes() -> np.ndarray:
     classes[points[word]] = WORD
     classes[points[single]] = SINGLE
     return classes
+
+
+_HANGUL_JAMO = ((0x1100, 0x11FF), (0xA960, 0xA97F), (0xD7B0, 0xD7FF))
+
+
+@functools.cache
+def nfkc_unsafe_chars() -> np.ndarray:
+    """[0x110000] bool: the characters that can make ``nfkc_expr`` change a lower-cased text; a text
+    with none of them is left as it is, so NFKC can be skipped for it (most non-English text: accents,
+    curly quotes and CJK are all stable). Marked: every character that NFKC changes on its own (NBSP,
+    fullwidth forms, ligatures; computed with polars' own NFKC), every combining mark (it may compose
+    with its neighbour or be reordered), and the Hangul jamo (they compose into syllables) -- the
+    characters that Unicode's NFC quick check answers "maybe" for are marks and jamo. Outside the
+    Basic Multilingual Plane (emoji, mathematical letters, rare CJK) everything is marked, which
+    keeps this table quick to fill (~20 ms) and costs only the texts that hold such characters."""
+    points = np.concatenate([np.arange(0xD800), np.arange(0xE000, 0x10000)]).astype("<u4")
+    chars = pl.Series([points.tobytes().decode("utf-32-le")]).str.split("").explode()
+    unsafe = np.ones(0x110000, dtype=bool)
+    unsafe[points] = False
+    changed = (chars.str.normalize("NFKC") != chars) | chars.str.contains(r"^\p{M}$")
+    unsafe[points[changed.to_numpy()]] = True
+    for low, high in _HANGUL_JAMO:
+        unsafe[low : high + 1] = True
+    return unsafe
 
 
 def normalized_expr(expr: pl.Expr) -> pl.Expr:

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 import decontam
 from decontam import compiled_tokenizer
+from decontam.compiled import kernels
 from decontam.layers.ngram import hash_bitmap, in_bitmap
+from decontam.normalize import cased_expr, nfkc_expr, nfkc_unsafe_chars
 from decontam.ngrams import UNKNOWN_BIT, TokenBatch, build_vocabulary, encode_batch, ngram_hashes, ngram_hashes_at, ngram_hashes_multi
 from decontam.scan import ScanOptions
 
@@ -56,14 +58,16 @@ def test_short_parts_are_matched_the_same_with_or_without_the_prefix_filter(tmp_
 
 # Text to tokenize: ASCII words and punctuation, capitals, markup the normalizer removes, curly
 # quotes, accents and combining marks, CJK and Hangul (one token per character), fullwidth digits,
-# ligatures, NBSP and zero-width characters, an emoji and a CJK character outside the BMP.
+# ligatures, NBSP and zero-width characters, an emoji and a CJK character outside the BMP, and what
+# NFKC composes or folds (conjoining jamo, a mathematical letter, superscripts, the Ångström sign).
 PIECES = st.sampled_from([
     "the", "Cat", "cats", "42", "x1", "naïve", "cafe\u0301", "Straße", "ＡＢＣ１２", "ﬁne", "漢字", "한국어", "かな",
     "𠀀", "😀", "’", "“quoted”", "-", ", ", ". ", "\n", "\u00a0", "\u200b", "<|im_start|>user", "(A) ", "Human: ", "_", "İ",
+    "\u1100\u1161", "\u11a8", "ㄱ", "𝑡", "…", "，", "²", "ΣΑΣ", "\u0345", "\u212b", "\u212a",
 ])
 SEPARATORS = st.sampled_from(["", "", " ", "\n"])  # pieces often run together: "漢a", "42naïve"
 FOLDED_TEXTS = st.lists(st.lists(st.tuples(PIECES, SEPARATORS).map("".join), max_size=12).map("".join), min_size=1, max_size=8)
-needs_numba = pytest.mark.skipif(compiled_tokenizer.kernels() is None, reason="numba is not installed")
+needs_numba = pytest.mark.skipif(kernels() is None, reason="numba is not installed")
 
 
 @needs_numba
@@ -151,3 +155,20 @@ def test_property_compiled_ngram_hashes_and_bitmaps_equal_numpy(texts, sizes, in
             assert np.array_equal(getattr(compiled[n], name), getattr(reference[n], name)), (n, name)
         assert np.array_equal(compiled_hits[n], reference_hits[n])
     assert in_bitmap(bitmap, np.array(index_hashes, dtype=np.uint64)).all()
+
+
+def test_nfkc_is_skipped_only_for_text_it_leaves_as_it_is():
+    """Every Basic Multilingual Plane character that ``nfkc_unsafe_chars`` lets through, alone, after
+    letters that take accents and next to a Hangul jamo, and 50,000 random pairs of them, lower-cased
+    as a scan does, come out of NFKC unchanged."""
+    unsafe = nfkc_unsafe_chars()
+    safe = np.flatnonzero(~unsafe[:0x10000])
+    safe = safe[(safe < 0xD800) | (safe > 0xDFFF)]
+    pairs = np.random.default_rng(0).choice(safe, size=(50_000, 2))
+    contexts = ["x{}y", "a{}", "e{}", "\u1100{}", "{}\u1161"]
+    texts = [context.format(chr(c)) for context in contexts for c in safe] + [chr(a) + chr(b) for a, b in pairs]
+    cased = pl.DataFrame({"text": texts}).select(cased_expr(pl.col("text"))).to_series()
+    stays_safe = pl.Series([not unsafe[[ord(ch) for ch in text]].any() for text in cased.to_list()])
+    assert stays_safe.sum() > 150_000  # lower-casing rarely brings in a marked character
+    kept = cased.filter(stays_safe)
+    assert kept.to_frame("text").select(nfkc_expr(pl.col("text"))).to_series().equals(kept, check_names=False)
