@@ -8,6 +8,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .normalize import SEPARATOR, WORD  # the classes of normalize.char_classes
+
 _jit = numba.njit(cache=True, nogil=True)
 
 _FNV_OFFSET = 0xCBF29CE484222325
@@ -16,8 +18,6 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _UNKNOWN_BIT = 1 << 63
 _MIX1 = 0xBF58476D1CE4E5B9  # splitmix64's constants (ngrams.splitmix64)
 _MIX2 = 0x94D049BB133111EB
-
-from .normalize import SEPARATOR, WORD  # the classes of normalize.char_classes
 
 
 @_jit

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import decontam
 from decontam import compiled_tokenizer
 from decontam.compiled import kernels
-from decontam.layers.ngram import hash_bitmap, in_bitmap
+from decontam.layers.ngram import equal_entries, hash_bitmap, in_bitmap
 from decontam.normalize import cased_expr, nfkc_expr, nfkc_unsafe_chars
 from decontam.ngrams import UNKNOWN_BIT, TokenBatch, build_vocabulary, encode_batch, ngram_hashes, ngram_hashes_at, ngram_hashes_multi
 from decontam.scan import ScanOptions
@@ -172,3 +172,12 @@ def test_nfkc_is_skipped_only_for_text_it_leaves_as_it_is():
     assert stays_safe.sum() > 150_000  # lower-casing rarely brings in a marked character
     kept = cased.filter(stays_safe)
     assert kept.to_frame("text").select(nfkc_expr(pl.col("text"))).to_series().equals(kept, check_names=False)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.integers(0, 20), max_size=30), queries=st.lists(st.integers(0, 22), max_size=20))
+def test_property_equal_entries_finds_every_equal_pair(values, queries):
+    sorted_values = np.array(sorted(values), dtype=np.uint64)
+    query, entry = equal_entries(sorted_values, np.array(queries, dtype=np.uint64))
+    expected = [(q, e) for q, value in enumerate(queries) for e, v in enumerate(sorted_values.tolist()) if v == value]
+    assert list(zip(query.tolist(), entry.tolist())) == expected

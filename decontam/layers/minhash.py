@@ -23,7 +23,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..ngrams import TokenBatch, ngram_hashes, splitmix64
-from .ngram import hash_bitmap, in_bitmap
+from .ngram import equal_entries, hash_bitmap, in_bitmap
 
 NAME = "minhash"
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -229,13 +229,7 @@ class MinHashLayer:
 
     def _candidates(self, text_ids: np.ndarray, keys: np.ndarray) -> pl.DataFrame:
         """(text_ix, part_ix) pairs that share a band: ``keys`` [len(text_ids), b] from ``band_keys``."""
-        keys = keys.reshape(-1)
-        first = np.searchsorted(self._band_keys, keys, side="left")
-        count = np.searchsorted(self._band_keys, keys, side="right") - first
-        query = np.flatnonzero(count)
-        first, count = first[query], count[query]
-        entry = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
-        query = np.repeat(query, count)
+        query, entry = equal_entries(self._band_keys, keys.reshape(-1))
         same_band = self._band_of_key[entry] == query % self.b
         pairs = pl.DataFrame({"text_ix": text_ids[query // self.b][same_band], "part_ix": self._part_of_key[entry][same_band]})
         return pairs.unique()

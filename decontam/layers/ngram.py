@@ -142,13 +142,10 @@ class NgramLayer:
                 continue
             at = np.flatnonzero(keep)
             # the exact lookup: every index entry with this hash (one per part that has the n-gram)
-            first = np.searchsorted(self.hashes, hashes[at], side="left")
-            count = np.searchsorted(self.hashes, hashes[at], side="right") - first
-            at, first, count = at[count > 0], first[count > 0], count[count > 0]
-            if len(at) == 0:
+            found, entry = equal_entries(self.hashes, hashes[at])
+            if len(entry) == 0:
                 continue
-            entry = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
-            hit = np.repeat(at, count)
+            hit = at[found]
             frames.append(pl.DataFrame({
                 "h": hashes[hit],
                 "text_ix": text_ix[hit],
@@ -185,10 +182,21 @@ class NgramLayer:
             yield length, (hashes, text_ix, start, known)
 
 
+def equal_entries(sorted_values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (query, entry) pair with ``queries[query] == sorted_values[entry]``, found by binary
+    search: two arrays, query positions and entry positions, grouped by query in order."""
+    first = np.searchsorted(sorted_values, queries, side="left")
+    count = np.searchsorted(sorted_values, queries, side="right") - first
+    query = np.flatnonzero(count)
+    first, count = first[query], count[query]
+    entry = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+    return np.repeat(query, count), entry
+
+
 def hash_bitmap(hashes: np.ndarray) -> np.ndarray:
     """A bitmap with bit (h >> shift) set for every hash h: 64 bits per hash (about 1.5% false
     positives), 2^16 to 2^27 bits; small sets get small bitmaps, which stay in the CPU cache."""
-    bits = int(np.clip(1 << int(64 * max(len(hashes), 1) - 1).bit_length(), 1 << 16, 1 << 27))
+    bits = int(np.clip(1 << (64 * max(len(hashes), 1) - 1).bit_length(), 1 << 16, 1 << 27))
     slots = hashes >> _shift(bits)
     bitmap = np.zeros(bits // 8, dtype=np.uint8)
     np.bitwise_or.at(bitmap, (slots >> np.uint64(3)).astype(np.int64), (np.uint8(1) << (slots & np.uint64(7)).astype(np.uint8)))
