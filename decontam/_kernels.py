@@ -1,6 +1,7 @@
 """The numba kernels: the tokenizer's (``compiled_tokenizer``), n-gram hashing and bitmap checks
 (``ngrams``, ``layers/ngram``). Imported only through ``compiled.kernels()``, where numba is installed;
-compiled on first use and cached beside this file (or in numba's user cache where it is read-only).
+compiled on first use and cached beside this file (or in numba's user cache where it is read-only;
+or not cached, where neither can be written).
 Each has a numpy or polars twin that gives the same values (tests/test_ngrams.py compares them)."""
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ import numpy as np
 
 from .normalize import SEPARATOR, WORD  # the classes of normalize.char_classes
 
-_jit = numba.njit(cache=True, nogil=True)
+
+def _jit(function):
+    """Compiled on first use and cached on disk; where numba finds no writable place for its cache (a
+    read-only install and home), compiled in every process instead (about a second) rather than failing."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(function)
+
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3

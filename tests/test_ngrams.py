@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -181,3 +184,15 @@ def test_property_equal_entries_finds_every_equal_pair(values, queries):
     query, entry = equal_entries(sorted_values, np.array(queries, dtype=np.uint64))
     expected = [(q, e) for q, value in enumerate(queries) for e, v in enumerate(sorted_values.tolist()) if v == value]
     assert list(zip(query.tolist(), entry.tolist())) == expected
+
+
+@needs_numba
+def test_kernels_work_where_numba_cannot_cache_them():
+    """A read-only install and home leave numba no place for its cache (simulated: only the zip-file
+    locator is allowed); the kernels are then compiled in the process instead of failing the scan."""
+    code = ("import polars as pl; from decontam.compiled import kernels; from decontam.ngrams import encode_batch; "
+            "assert kernels() is not None; print(encode_batch(['hello world'], pl.Series(['hello'])).ids[0])")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
