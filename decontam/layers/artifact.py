@@ -40,6 +40,7 @@ import polars as pl
 from ..errors import InputError, ParameterError
 from ..ngrams import UNKNOWN_BIT, TokenBatch, ngram_hashes_multi, tokenize_frame
 from ..normalize import token_offsets_batch
+from .ngram import equal_entries
 
 NAME = "artifact"
 GENERIC_PHRASES = Path(__file__).resolve().parents[1] / "data" / "generic_phrases.txt"
@@ -144,9 +145,10 @@ class ArtifactLayer:
         self.vocabulary = pl.Series("token", vocab, dtype=pl.String)
         encoded = self._encode_tokens([list(t) for t in templates["tokens"].to_list()])
         grams = ngram_hashes_multi(encoded, [params.ngram_size])[params.ngram_size]
-        table = pl.DataFrame({"h": grams.hashes, "template_ix": grams.text_ix.astype(np.int32)}).unique()
-        self._table = table
-        self.template_ngrams = np.bincount(table["template_ix"].to_numpy(), minlength=templates.height).astype(np.int32)
+        table = pl.DataFrame({"h": grams.hashes, "template_ix": grams.text_ix.astype(np.int32)}).unique().sort("h", "template_ix")
+        self._hashes = table["h"].to_numpy()  # sorted, for lookups by binary search
+        self._template_of_hash = table["template_ix"].to_numpy()
+        self.template_ngrams = np.bincount(self._template_of_hash, minlength=templates.height).astype(np.int32)
 
     @functools.cached_property
     def descriptors(self) -> pl.DataFrame:
@@ -375,12 +377,13 @@ class ArtifactLayer:
         if self.templates.height == 0:
             return _empty_matches()
         grams = ngram_hashes_multi(slotted_batch, [n])[n]
-        keep = grams.known
-        if not keep.any():
+        known = np.flatnonzero(grams.known)
+        found, entry = equal_entries(self._hashes, grams.hashes[known])
+        if len(entry) == 0:
             return _empty_matches()
-        hits = pl.DataFrame({"h": grams.hashes[keep], "text_ix": grams.text_ix[keep], "tok_start": grams.start[keep]}).join(self._table, on="h")
-        if hits.is_empty():
-            return _empty_matches()
+        at = known[found]
+        hits = pl.DataFrame({"h": grams.hashes[at], "text_ix": grams.text_ix[at], "tok_start": grams.start[at],
+                             "template_ix": self._template_of_hash[entry]})
         found = hits.group_by("text_ix", "template_ix").agg(
             pl.col("h").n_unique().alias("n"), pl.col("tok_start").min(), (pl.col("tok_start").max() + n).alias("tok_end"))
         share = found["n"].to_numpy() / np.maximum(self.template_ngrams[found["template_ix"].to_numpy()], 1)
