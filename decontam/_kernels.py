@@ -9,6 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .ngrams import _LENGTH_MIX, _P, SPLITMIX_1, SPLITMIX_2, UNKNOWN_BIT  # the numpy twins' constants
 from .normalize import SEPARATOR, WORD  # the classes of normalize.char_classes
 
 
@@ -21,12 +22,9 @@ def _jit(function):
         return numba.njit(nogil=True)(function)
 
 
-_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_OFFSET = 0xCBF29CE484222325  # FNV-1a 64, for token bytes
 _FNV_PRIME = 0x100000001B3
-_GOLDEN = 0x9E3779B97F4A7C15
-_UNKNOWN_BIT = 1 << 63
-_MIX1 = 0xBF58476D1CE4E5B9  # splitmix64's constants (ngrams.splitmix64)
-_MIX2 = 0x94D049BB133111EB
+_GOLDEN = 0x9E3779B97F4A7C15  # Fibonacci hashing: a token hash's first slot in the vocabulary table
 
 
 @_jit
@@ -109,7 +107,7 @@ def encode(data, offsets, char_class, slot_hash, slot_id, bits, vocab_data, voca
                             token_id = slot_id[s]
                             break
                 s = (s + np.uint64(1)) & mask
-            ids[n] = token_id if token_id != 0 else h | np.uint64(_UNKNOWN_BIT)
+            ids[n] = token_id if token_id != 0 else h | UNKNOWN_BIT
             starts[n] = i
             ends[n] = j
             n += 1
@@ -137,15 +135,15 @@ def gather(data, starts, ends):
 @_jit
 def _splitmix64(x):
     x ^= x >> np.uint64(30)
-    x *= np.uint64(_MIX1)
+    x *= np.uint64(SPLITMIX_1)
     x ^= x >> np.uint64(27)
-    x *= np.uint64(_MIX2)
+    x *= np.uint64(SPLITMIX_2)
     x ^= x >> np.uint64(31)
     return x
 
 
 @_jit
-def ngram_hashes(ids, offsets, n, prime, length_mix):
+def ngram_hashes(ids, offsets, n):
     """``ngrams.ngram_hashes_multi`` for one size: (hashes, text_ix, start, known) of every run of n
     tokens inside one text, in text and position order; the same polynomial (Horner from 0 over the
     mixed ids) and finish."""
@@ -160,7 +158,7 @@ def ngram_hashes(ids, offsets, n, prime, length_mix):
     text_ix = np.empty(count, dtype=np.int64)
     start = np.empty(count, dtype=np.int64)
     known = np.empty(count, dtype=np.bool_)
-    finish = np.uint64(n) * np.uint64(length_mix)
+    finish = np.uint64(n) * np.uint64(_LENGTH_MIX)
     k = 0
     for t in range(n_texts):
         lo = offsets[t]
@@ -168,8 +166,8 @@ def ngram_hashes(ids, offsets, n, prime, length_mix):
             h = np.uint64(0)
             ok = True
             for q in range(p, p + n):
-                h = h * np.uint64(prime) + mixed[q]
-                if ids[q] >= np.uint64(_UNKNOWN_BIT):
+                h = h * _P + mixed[q]
+                if ids[q] >= UNKNOWN_BIT:
                     ok = False
             hashes[k] = _splitmix64(h + finish)
             text_ix[k] = t

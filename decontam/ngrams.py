@@ -24,6 +24,8 @@ from .normalize import ascii_tokens_expr, chunked_frame, tokens_expr
 
 UNKNOWN_BIT = np.uint64(1 << 63)
 _P = np.uint64(0x100000001B3)  # FNV-64 prime: odd, mixes well as a polynomial base
+SPLITMIX_1, SPLITMIX_2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # splitmix64's multipliers
+_LENGTH_MIX = 0x9E3779B97F4A7C15  # an n-gram's length is mixed in with this odd constant
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,9 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         x = x.astype(np.uint64, copy=True)
         x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x *= np.uint64(SPLITMIX_1)
         x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
+        x *= np.uint64(SPLITMIX_2)
         x ^= x >> np.uint64(31)
     return x
 
@@ -210,7 +212,7 @@ def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, Ngr
     (Where numba is installed, a compiled loop computes the same values, one size at a time.)"""
     compiled = kernels()
     if compiled is not None:
-        return {n: NgramHashes(*compiled.ngram_hashes(batch.ids, batch.offsets, n, int(_P), _LENGTH_MIX)) for n in sorted(set(sizes))}
+        return {n: NgramHashes(*compiled.ngram_hashes(batch.ids, batch.offsets, n)) for n in sorted(set(sizes))}
     ids = batch.ids
     total = len(ids)
     wanted = sorted(set(sizes))
@@ -240,8 +242,6 @@ def ngram_hashes_multi(batch: TokenBatch, sizes: Sequence[int]) -> dict[int, Ngr
                                           start=position[inside], known=known)
     return out
 
-
-_LENGTH_MIX = 0x9E3779B97F4A7C15
 
 
 def _finish(rolling: np.ndarray, n: int) -> np.ndarray:

@@ -96,14 +96,19 @@ def char_classes() -> np.ndarray:
     """[0x110000] uint8: the class of every code point under the token rule of step 6, computed with
     the token regex itself: SINGLE (a token of its own: CJK), WORD (part of a run), or SEPARATOR.
     For the compiled tokenizer (~70 ms, once per process)."""
-    points = np.concatenate([np.arange(0xD800), np.arange(0xE000, 0x110000)]).astype("<u4")
-    chars = pl.Series([points.tobytes().decode("utf-32-le")]).str.split("").explode()
+    points, chars = _code_points(0x110000)
     single = chars.str.contains(f"^[{_CJK_CLASS}]$").to_numpy()
     word = chars.str.contains(f"^(?:{_TOKEN})$").to_numpy() & ~single
     classes = np.full(0x110000, SEPARATOR, dtype=np.uint8)
     classes[points[word]] = WORD
     classes[points[single]] = SINGLE
     return classes
+
+
+def _code_points(end: int) -> tuple[np.ndarray, pl.Series]:
+    """Every code point below ``end`` but the surrogates, and each as a one-character string."""
+    points = np.concatenate([np.arange(0xD800), np.arange(0xE000, end)]).astype("<u4")
+    return points, pl.Series([points.tobytes().decode("utf-32-le")]).str.split("").explode()
 
 
 _HANGUL_JAMO = ((0x1100, 0x11FF), (0xA960, 0xA97F), (0xD7B0, 0xD7FF))
@@ -119,8 +124,7 @@ def nfkc_unsafe_chars() -> np.ndarray:
     characters that Unicode's NFC quick check answers "maybe" for are marks and jamo. Outside the
     Basic Multilingual Plane (emoji, mathematical letters, rare CJK) everything is marked, which
     keeps this table quick to fill (~20 ms) and costs only the texts that hold such characters."""
-    points = np.concatenate([np.arange(0xD800), np.arange(0xE000, 0x10000)]).astype("<u4")
-    chars = pl.Series([points.tobytes().decode("utf-32-le")]).str.split("").explode()
+    points, chars = _code_points(0x10000)
     unsafe = np.ones(0x110000, dtype=bool)
     unsafe[points] = False
     changed = (chars.str.normalize("NFKC") != chars) | chars.str.contains(r"^\p{M}$")
