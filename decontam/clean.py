@@ -2,7 +2,9 @@
 
 JSONL inputs are copied line by line as bytes: every input line lands in exactly one of the two
 outputs, unchanged and in order (malformed lines included: they are never flagged, so they are
-kept). Parquet inputs keep their schema. A manifest says what was removed and why.
+kept). Parquet inputs keep their schema. The elements of a JSON array file are written back as JSON,
+in order (the same values; spacing and number spelling may change), as an array or, for outputs
+named ``.jsonl``, one per line. A manifest says what was removed and why.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
+from .readers import is_json_array
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,12 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     name = corpus.name
     if name.endswith(".parquet"):
         input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
-    elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
+    elif is_json_array(str(corpus)):
+        input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
+    elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")):
         input_rows = _split_lines(corpus, remove, kept_path, removed_path)
     else:
-        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz] or Parquet files")
+        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz], JSON array or Parquet files")
     beyond = sorted(r for r in remove if r >= input_rows)
     if beyond:
         raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
@@ -111,6 +117,37 @@ def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: 
             (removed if row in remove else kept).write(line)
             rows += 1
     return rows
+
+
+def _split_json_array(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
+    import ijson
+
+    opener = gzip.open if corpus.name.endswith(".gz") else open
+    rows = 0
+    with opener(corpus, "rb") as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+        writers = {False: _JsonWriter(kept, kept_path), True: _JsonWriter(removed, removed_path)}
+        for row, element in enumerate(ijson.items(source, "item", use_float=True)):
+            writers[row in remove].write(element)
+            rows += 1
+        for writer in writers.values():
+            writer.close()
+    return rows
+
+
+class _JsonWriter:
+    """Elements out as one JSON array (one element per line), or as JSONL when the file is named so."""
+
+    def __init__(self, handle, path: Path):
+        self.handle, self.lines, self.count = handle, path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson")), 0
+
+    def write(self, element) -> None:
+        text = orjson.dumps(element)
+        self.handle.write(text + b"\n" if self.lines else (b"[\n" if self.count == 0 else b",\n") + text)
+        self.count += 1
+
+    def close(self) -> None:
+        if not self.lines:
+            self.handle.write(b"[]\n" if self.count == 0 else b"\n]\n")
 
 
 def _split_parquet(corpus: Path, remove: Iterable[int], kept_path: Path, removed_path: Path) -> int:

@@ -26,7 +26,7 @@ from .splits import compare_scores, contaminated_items, read_results, render_com
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
 from .private import PRIVATE_INDEX_REVEALS, export_private
-from .readers import expand_inputs
+from .readers import MIN_SEGMENT_CHARS, expand_inputs
 from .registry import RECIPES_DIR, load_recipes, pin, recipe_sources
 from .scan import ScanOptions, ScanResult, resolve_index, scan
 from .testsets import MAP_ROLES, parse_source
@@ -244,7 +244,7 @@ def scan_command(
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, 64 MB pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
     shard_mb: Annotated[int, typer.Option(help="Size of a shard of a big uncompressed JSONL file, in MB.")] = 64,
-    engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam[ray]).")] = "local",
+    engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one).")] = None,
     embedding_actors: Annotated[Optional[int], typer.Option(help="Ray: actors that serve the embedding model (default: one per cluster GPU; 0: each task loads it).")] = None,
 ) -> None:
@@ -355,7 +355,7 @@ def report_command(
 
 @app.command("clean")
 def clean_command(
-    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL[.gz] or Parquet).")],
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL[.gz], JSON array or Parquet).")],
     findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
     out: Annotated[Path, typer.Option(help="Kept rows go here.")],
     removed: Annotated[Path, typer.Option(help="Removed rows go here.")],
@@ -455,7 +455,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
         lines.append(f"{summary['rows_malformed']:,} malformed rows were skipped:")
         lines += [f"  {m['location']}: {m['problem']}" for m in summary["malformed"]]
     if summary["rows_without_text"]:
-        lines.append(f"{summary['rows_without_text']:,} rows have no text field:")
+        lines.append(f"{summary['rows_without_text']:,} rows have no text to scan (no string of {MIN_SEGMENT_CHARS}+ characters outside id and metadata fields):")
         lines += [f"  {m['location']}: keys {m['keys']}" for m in summary["without_text"]]
     if not summary["rows_flagged"]:
         lines.append("No contamination found.")

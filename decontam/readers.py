@@ -1,8 +1,10 @@
 """Corpus inputs -> ``Record``s -> ``Segment``s.
 
-Inputs: JSONL and JSONL.gz files, Parquet files (read row group by row group), folders and globs of
-those, ``-`` for JSONL on stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a
-``save_to_disk`` folder). Records are streamed: nothing holds a whole corpus in memory.
+Inputs: JSONL and JSONL.gz files, Parquet files (read row group by row group), JSON files holding
+one array of records (``alpaca_data.json``; a ``.json`` file that does not start with ``[`` is read as
+JSONL), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
+(``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
+whole corpus in memory (JSON arrays are parsed incrementally, with ijson).
 
 Segments: every string inside a record becomes a segment with its field path (``prompt``,
 ``chosen``, ``messages[2].content``) and a role when it can be told: message ``role``/``from``
@@ -29,6 +31,8 @@ from .errors import InputError
 from .types import MalformedRow, Record, Segment
 
 CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".parquet")
+# Read when named as files or globs, not picked up from folders (where .json is often metadata).
+JSON_SUFFIXES = (".json", ".json.gz")
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
 USER_FIELDS = {"prompt", "instruction", "input", "question", "query", "problem", "human", "user"}
 ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "answer", "solution",
@@ -65,7 +69,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
                 continue
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
             if not files:
-                raise InputError(f"folder {spec} holds no corpus file", f"corpus files end in {', '.join(CORPUS_SUFFIXES)}")
+                raise InputError(f"folder {spec} holds no corpus file",
+                                 f"corpus files end in {', '.join(CORPUS_SUFFIXES)}; name .json files by a glob ({spec}/*.json)")
             out += files
         elif any(ch in spec for ch in "*?["):
             files = sorted(p for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
@@ -74,8 +79,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             out += files
         elif not path.exists():
             raise InputError(f"corpus file {spec} does not exist", "check the path; hub datasets are written hf:owner/name?split=train")
-        elif not path.name.endswith(CORPUS_SUFFIXES) and not path.name.endswith(".json"):
-            raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES)}")
+        elif not path.name.endswith(CORPUS_SUFFIXES + JSON_SUFFIXES):
+            raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES + JSON_SUFFIXES)}")
         else:
             out.append(spec)
     return out
@@ -91,10 +96,16 @@ def _expand_url(spec: str) -> list[str]:
     except (ImportError, ValueError) as exc:
         raise InputError(f"cannot open {spec}: {exc}", "install the fsspec backend for that store (s3fs, gcsfs, ...)") from exc
     protocol = spec.split("://", 1)[0]
-    files = sorted(p if "://" in p else f"{protocol}://{p.lstrip('/') if protocol != 'memory' else p}" for p in paths
-                   if p.endswith(CORPUS_SUFFIXES) and fs.isfile(p))
+    suffixes = CORPUS_SUFFIXES + (JSON_SUFFIXES if spec.endswith(JSON_SUFFIXES) else ())  # .json when asked for by name
+    found = []
+    for p in paths:
+        if fs.isdir(p):  # a folder is walked, as a local one is
+            found += [f for f in fs.find(p) if f.endswith(CORPUS_SUFFIXES)]
+        elif p.endswith(suffixes) and fs.isfile(p):
+            found.append(p)
+    files = sorted(p if "://" in p else f"{protocol}://{p.lstrip('/') if protocol != 'memory' else p}" for p in found)
     if not files:
-        raise InputError(f"{spec} matches no corpus file", f"corpus files end in {', '.join(CORPUS_SUFFIXES)}")
+        raise InputError(f"{spec} matches no corpus file", f"corpus files end in {', '.join(CORPUS_SUFFIXES)} (.json when the name or pattern ends so)")
     return files
 
 
@@ -120,6 +131,8 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
         yield from _iter_dataset(source)
     elif source.endswith(".parquet"):
         yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
+    elif is_json_array(source):
+        yield from _iter_json_array(source)
     else:
         yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
 
@@ -143,9 +156,56 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
                 yield MalformedRow(name, line_no, f"not valid JSON ({exc})")
                 continue
             if not isinstance(data, dict):
-                yield MalformedRow(name, line_no, f"a JSON {type(data).__name__}, not an object")
+                yield MalformedRow(name, line_no, f"a JSON {_json_type(data)}, not an object")
                 continue
             yield Record(name, row, data, record_id_of(data))
+
+
+def is_json_array(source: str) -> bool:
+    """A ``.json``/``.json.gz`` file whose first character (after spaces and a byte-order mark) is ``[``.
+
+    A ``.json`` file that starts with ``{`` is JSONL when its first line is a whole JSON value;
+    otherwise it is one pretty-printed document, which is not a corpus (an ``InputError``)."""
+    if source == "-" or not source.endswith(JSON_SUFFIXES):
+        return False
+    with _open_binary(source) as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head[:1] == b"[":
+            return True
+        if head[:1] == b"{":
+            handle.seek(0)
+            first_line = handle.readline()
+            try:
+                orjson.loads(first_line)
+            except orjson.JSONDecodeError:
+                raise InputError(f"{source} holds one JSON document spread over many lines, not one record per line",
+                                 "decontam reads JSONL and .json files holding one array of records; "
+                                 "a list inside an object converts with `jq -c '.data[]' FILE > FILE.jsonl`") from None
+    return False
+
+
+def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
+    """The elements of a JSON array, streamed (ijson); row = 0-based position in the array."""
+    import ijson
+
+    row = -1
+    with _open_binary(source) as handle:
+        if handle.read(3) != b"\xef\xbb\xbf":  # ijson does not skip a byte-order mark
+            handle.seek(0)
+        try:
+            for row, data in enumerate(ijson.items(handle, "item", use_float=True)):
+                if isinstance(data, dict):
+                    yield Record(source, row, data, record_id_of(data))
+                else:
+                    yield MalformedRow(source, row + 1, f"a JSON {_json_type(data)}, not an object")
+        except ijson.JSONError as exc:
+            problem = str(exc).splitlines()[0]
+            raise InputError(f"{source} is not valid JSON after its first {row + 1:,} elements ({problem})",
+                             "fix the file, or write it as JSONL (one record per line), where a bad line is skipped and counted") from exc
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _lines_until(handle, length: int) -> Iterator[bytes]:

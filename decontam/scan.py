@@ -159,8 +159,26 @@ def scan(
                           num_cpus=workers if address is None else None, embedding_actors=embedding_actors, on_note=note)
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
+    _refuse_unreadable_sources(results)
     counts = ScanCounts(**merge_counts([c for _, _, c in results]))
     return ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
+
+
+def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]]) -> None:
+    """A file none of whose rows could be read is in a format decontam does not read (a pretty-printed
+    JSON object, CSV named .jsonl, ...): an input error, not a clean scan that exits 0."""
+    per_source: dict[str, list[int]] = {}
+    for shard, _, counts in results:
+        totals = per_source.setdefault(shard.source, [0, 0])
+        totals[0] += counts["rows_read"]
+        totals[1] += counts["rows_malformed"]
+    for source, (rows, malformed) in per_source.items():
+        if rows and malformed == rows:
+            name = "<stdin>" if source == "-" else source
+            first = next((m for _, _, c in results for m in c.get("malformed_examples", []) if m["location"].startswith(f"{name}:")), None)
+            raise InputError(f"none of the {rows:,} rows of {name} could be read" + (f" ({first['location']}: {first['problem']})" if first else ""),
+                             "decontam reads JSONL (one JSON object per line), .json files holding one array of objects, "
+                             "Parquet and datasets; a file holding one object around a list converts with `jq -c '.data[]' FILE > FILE.jsonl`")
 
 
 def _default_methods(index: Index, options: ScanOptions) -> tuple[ScanOptions, dict[str, str]]:

@@ -78,6 +78,18 @@ def test_strict_makes_malformed_rows_exit_2(tmp_path, index_dir):
     assert strict.exit_code == 2 and f"\nError: {corpus}:2: not valid JSON" in strict.stderr
 
 
+def test_file_with_no_readable_row_exits_2(tmp_path, index_dir):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("prompt,chosen\nwhat is 2+2,four\n")  # CSV under a JSONL name: every row malformed
+    result = run("scan", corpus, "--index", index_dir)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: none of the 2 rows of {corpus} could be read ({corpus}:1: not valid JSON (unexpected character, "
+        "expected a JSON value: line 1 column 1 (char 0)))",
+        "Hint: decontam reads JSONL (one JSON object per line), .json files holding one array of objects, Parquet and "
+        "datasets; a file holding one object around a list converts with `jq -c '.data[]' FILE > FILE.jsonl`"]
+
+
 def test_unknown_method_exits_2(tmp_path, index_dir):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
     result = run("scan", corpus, "--index", index_dir, "--methods", "magic")

@@ -169,6 +169,20 @@ def test_property_clean_loses_nothing(tmp_path, lines, flagged, gz):
     assert result.input_rows == len(original) == result.kept_rows + result.removed_rows
 
 
+def test_clean_json_array_writes_arrays_or_lines(tmp_path, index, gsm8k):
+    rows = [{"id": i, "prompt": gsm8k[i]["question"] if i % 3 == 0 else f"plain row number {i}", "score": i / 2} for i in range(9)]
+    corpus = tmp_path / "data.json"
+    corpus.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+    findings = decontam.scan(str(corpus), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
+    assert sorted(set(findings["row"])) == [0, 3, 6]
+    result = clean_corpus(corpus, findings, tmp_path / "kept.json", tmp_path / "removed.jsonl")
+    assert (result.input_rows, result.kept_rows, result.removed_rows) == (9, 6, 3)
+    assert json.loads((tmp_path / "kept.json").read_text()) == [r for r in rows if r["id"] % 3]
+    assert [json.loads(line) for line in (tmp_path / "removed.jsonl").read_text().splitlines()] == rows[::3]
+    empty = clean_corpus(corpus, findings.clear(), tmp_path / "k2.json", tmp_path / "r2.json")
+    assert empty.removed_rows == 0 and json.loads((tmp_path / "r2.json").read_text()) == []
+
+
 def test_clean_refuses_mismatched_findings(tmp_path, autoj):
     _, findings = autoj
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x"}])

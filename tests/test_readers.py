@@ -61,9 +61,39 @@ def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
         handle.write(json.dumps({"id": "r0", "text": "first row"}) + "\n{not json\n[1, 2]\n\n" + json.dumps({"text": "last"}) + "\n")
     out = list(iter_records(str(path)))
     assert isinstance(out[0], Record) and out[0].record_id == "r0" and out[0].row == 0
-    assert [(o.line, o.problem.split(" (")[0]) for o in out[1:4]] == [(2, "not valid JSON"), (3, "a JSON list, not an object"), (4, "empty line")]
+    assert [(o.line, o.problem.split(" (")[0]) for o in out[1:4]] == [(2, "not valid JSON"), (3, "a JSON array, not an object"), (4, "empty line")]
     assert all(isinstance(o, MalformedRow) for o in out[1:4])
     assert isinstance(out[4], Record) and out[4].row == 4
+
+
+def test_json_array_file(tmp_path):
+    rows = [{"id": "a", "prompt": "first record text"}, [1, 2], {"text": "third record", "n": 1234567890123, "x": 0.5}, None]
+    path = tmp_path / "alpaca_data.json"
+    path.write_text(json.dumps(rows, indent=2))
+    gz = tmp_path / "c.json.gz"
+    gz.write_bytes(gzip.compress(b"\xef\xbb\xbf  " + json.dumps(rows).encode()))
+    for source in (path, gz):
+        out = list(iter_records(str(source)))
+        assert [type(o).__name__ for o in out] == ["Record", "MalformedRow", "Record", "MalformedRow"]
+        assert (out[0].row, out[0].record_id, out[2].row, out[2].data["n"]) == (0, "a", 2, 1234567890123)
+        assert [(o.line, o.problem) for o in (out[1], out[3])] == [(2, "a JSON array, not an object"), (4, "a JSON null, not an object")]
+    assert expand_inputs([str(path)]) == [str(path)]
+
+
+def test_json_files_that_are_not_arrays(tmp_path):
+    lines = tmp_path / "lines.json"  # JSONL under a .json name stays JSONL
+    lines.write_text(json.dumps({"text": "one"}) + "\n" + json.dumps({"text": "two"}) + "\n")
+    assert [r.data["text"] for r in iter_records(str(lines))] == ["one", "two"]
+    document = tmp_path / "squad.json"
+    document.write_text(json.dumps({"version": 1, "data": [{"text": "inside"}]}, indent=2))
+    with pytest.raises(InputError, match="holds one JSON document spread over many lines"):
+        list(iter_records(str(document)))
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"text": "kept"}, {"text": "also kept"}, {"text": ')
+    out = []
+    with pytest.raises(InputError, match=r"broken.json is not valid JSON after its first 2 elements"):
+        out.extend(iter_records(str(broken)))
+    assert [r.data["text"] for r in out] == ["kept", "also kept"]
 
 
 def test_parquet_row_groups(tmp_path):
@@ -91,6 +121,19 @@ def test_folders_and_globs(tmp_path):
     (tmp_path / "notes.txt").write_text("ignored")
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
     assert expand_inputs([str(tmp_path / "**" / "*.jsonl")]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
+    (tmp_path / "meta.json").write_text("{}")  # .json in a folder is often metadata: read only when named
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
+    assert expand_inputs([str(tmp_path / "*.json")]) == [str(tmp_path / "meta.json")]
+
+
+def test_remote_folders_are_walked():
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/walk/a.jsonl", b"{}\n")
+    fs.pipe("/walk/sub/b.parquet", b"x")
+    fs.pipe("/walk/meta.json", b"{}")
+    assert expand_inputs(["memory://walk"]) == ["memory:///walk/a.jsonl", "memory:///walk/sub/b.parquet"]
+    assert expand_inputs(["memory://walk/meta.json"]) == ["memory:///walk/meta.json"]
 
 
 def test_bad_inputs(tmp_path):

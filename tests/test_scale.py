@@ -55,6 +55,16 @@ def test_big_file_byte_range_shards_keep_row_numbers(tmp_path, index, gsm8k):
     assert set(whole.filter(pl.col("method") == "ngram")["row"]) == set(range(0, 2000, 25))
 
 
+def test_json_array_is_one_shard_with_array_rows(tmp_path, index, gsm8k):
+    rows = _corpus_rows(gsm8k, 300)
+    (tmp_path / "c.json").write_text(json.dumps(rows, indent=1))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(plan_shards([str(tmp_path / "c.json")], shard_bytes=1_000)) == 1  # a byte range of an array is no corpus
+    array = decontam.scan(str(tmp_path / "c.json"), index=index, shard_bytes=1_000).findings
+    lines = decontam.scan(str(tmp_path / "c.jsonl"), index=index).findings
+    assert array.height > 0 and _normalize(array).drop("source").equals(_normalize(lines).drop("source"))
+
+
 def test_two_workers_equal_one(index_dir, many_files):
     one = decontam.scan(str(many_files), index=index_dir, workers=1)
     two = decontam.scan(str(many_files), index=index_dir, workers=2)

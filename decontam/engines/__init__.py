@@ -20,7 +20,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import is_url
+from ..readers import is_json_array, is_url
 
 DEFAULT_SHARD_BYTES = 64 << 20
 
@@ -45,7 +45,7 @@ def plan_shards(sources: list[str], shard_bytes: int = DEFAULT_SHARD_BYTES) -> l
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
-        elif source.endswith(".gz") or os.path.getsize(source) <= shard_bytes:
+        elif source.endswith(".gz") or os.path.getsize(source) <= shard_bytes or is_json_array(source):
             shards.append(Shard(source))
         else:
             shards += _jsonl_shards(source, shard_bytes)
