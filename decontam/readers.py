@@ -9,7 +9,8 @@ whole corpus in memory (JSON arrays are parsed incrementally, with ijson).
 Segments: every string inside a record becomes a segment with its field path (``prompt``,
 ``chosen``, ``messages[2].content``) and a role when it can be told: message ``role``/``from``
 fields, hh-rlhf transcripts (``\\n\\nHuman: ... \\n\\nAssistant: ...``, split into turns as
-``chosen.turn[0]``, ``chosen.turn[1]``...), and field names (prompt/instruction/input are user text,
+``chosen.turn[0]``, ``chosen.turn[1]``...), text in a chat template (ChatML, Llama 2/3, Mistral,
+Gemma, the Alpaca prompt; split the same way), and field names (prompt/instruction/input are user text,
 chosen/rejected/output/response/completion are assistant text).
 """
 
@@ -43,6 +44,21 @@ ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant"
 META_FIELDS = {"id", "_id", "uuid", "idx", "key", "uid", "source", "model", "model_id", "dataset", "split",
                "label", "lang", "language", "url", "timestamp", "tstamp", "license", "category", "role", "from"}
 _TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
+# Chat templates written out as text (the "text" field of many SFT sets): what opens a turn. The role
+# is the named group that matched, or fixed by the mark (Llama 2 / Mistral ``[INST]``).
+_TEMPLATE_TURN = re.compile(
+    r"<\|im_start\|>[ \t]*(?P<chatml>\w+)[ \t]*\n?"  # ChatML (Qwen, OpenHermes, ...)
+    r"|<\|start_header_id\|>[ \t]*(?P<llama3>\w+)[ \t]*<\|end_header_id\|>\n*"  # Llama 3
+    r"|<start_of_turn>[ \t]*(?P<gemma>\w+)[ \t]*\n?"  # Gemma
+    r"|(?P<inst>\[/?INST\]|<</?SYS>>)"  # Llama 2, Mistral
+    r"|(?m:^[ \t]*###[ \t]*(?P<alpaca>Instruction|Input|Response)[ \t]*:[ \t]*\n?)"  # Alpaca prompt
+)
+# A text is in a template when a turn opens within its first characters (the Alpaca prompt's preamble
+# is ~190 characters long).
+_TEMPLATE_HEAD = 400
+_INST_ROLES = {"[INST]": "user", "[/INST]": "assistant", "<<SYS>>": "system", "<</SYS>>": "user"}
+_TEMPLATE_ROLES = {"instruction": "user", "input": "user", "response": "assistant"}
+_END_TOKENS = re.compile(r"<\|(?:im_end|eot_id|end_of_text|begin_of_text|endoftext)\|>|<end_of_turn>|</?s>")
 MIN_SEGMENT_CHARS = 8
 
 
@@ -278,7 +294,7 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
     if isinstance(value, str):
         if len(value) < MIN_SEGMENT_CHARS:
             return
-        turns = _split_transcript(value)
+        turns = _split_template(value) or _split_transcript(value)
         if turns is None:
             out.append(Segment(path, role, value))
         else:
@@ -297,9 +313,37 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
             _walk(child, f"{path}[{i}]", role, out)
 
 
+def _split_template(text: str) -> list[tuple[str | None, str]] | None:
+    """Text in a chat template (ChatML, Llama 2/3, Mistral, Gemma, the Alpaca prompt) ->
+    [(role, text)], end-of-turn tokens dropped; text before the first turn has no role. None for
+    other text, and for a text whose first turn opens after ``_TEMPLATE_HEAD`` characters (an
+    article that quotes a template is not in one)."""
+    head = text[:_TEMPLATE_HEAD]  # the head only, and no loop: this runs for every string
+    if not ("<|im_start|>" in head or "<|start_header_id|>" in head or "<start_of_turn>" in head
+            or "[INST]" in head or "### Instruction" in head):
+        return None
+    marks = list(_TEMPLATE_TURN.finditer(text))
+    if not marks or all(m["alpaca"] for m in marks) and not (len(marks) >= 2 and marks[-1]["alpaca"] == "Response"):
+        return None  # "### Input:" alone is a markdown heading, not an Alpaca prompt
+    pieces = [(None, text[: marks[0].start()])]
+    for mark, nxt in zip(marks, marks[1:] + [None]):
+        pieces.append((_template_role(mark), text[mark.end() : nxt.start() if nxt else len(text)]))
+    turns = [(role, _END_TOKENS.sub("", body).strip()) for role, body in pieces]
+    return [(role, body) for role, body in turns if body] or None
+
+
+def _template_role(mark: re.Match) -> str:
+    if mark["inst"]:
+        return _INST_ROLES[mark["inst"]]
+    if mark["alpaca"]:
+        return _TEMPLATE_ROLES[mark["alpaca"].lower()]
+    name = (mark["chatml"] or mark["llama3"] or mark["gemma"]).lower()
+    return ROLE_ALIASES.get(name, name)
+
+
 def _split_transcript(text: str) -> list[tuple[str, str]] | None:
     """hh-rlhf style "\\n\\nHuman: ... \\n\\nAssistant: ..." -> [(role, text)], None for other text."""
-    if "Human:" not in text and "User:" not in text:
+    if ":" not in text[:16] or "Human:" not in text and "User:" not in text:  # the first turn opens at once
         return None
     marks = list(_TRANSCRIPT_TURN.finditer(text))
     if len(marks) < 2 or marks[0].start() > 2:

@@ -50,6 +50,31 @@ def test_hh_rlhf_transcript_is_split_into_turns():
     ]
 
 
+@pytest.mark.parametrize("text, turns", [
+    ("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+     "<|im_start|>assistant\nParis is.<|im_end|>\n<|im_start|>assistant\n",
+     [("system", "You are helpful."), ("user", "What is the capital of France?"), ("assistant", "Paris is.")]),
+    ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHow many legs does a spider have?<|eot_id|>"
+     "<|start_header_id|>assistant<|end_header_id|>\n\nEight.<|eot_id|>",
+     [("user", "How many legs does a spider have?"), ("assistant", "Eight.")]),
+    ("<s>[INST] <<SYS>>\nYou are a helper.\n<</SYS>>\n\nTell me a joke about cats. [/INST] Cats nap. </s><s>[INST] Another [/INST] No.</s>",
+     [("system", "You are a helper."), ("user", "Tell me a joke about cats."), ("assistant", "Cats nap."), ("user", "Another"), ("assistant", "No.")]),
+    ("<start_of_turn>user\nWrite a poem about rain.<end_of_turn>\n<start_of_turn>model\nRain falls.<end_of_turn>",
+     [("user", "Write a poem about rain."), ("assistant", "Rain falls.")]),
+    ("Below is an instruction that describes a task.\n\n### Instruction:\nGive three health tips.\n\n### Input:\nFor adults\n\n### Response:\nSleep.",
+     [(None, "Below is an instruction that describes a task."), ("user", "Give three health tips."), ("user", "For adults"), ("assistant", "Sleep.")]),
+])
+def test_chat_templates_written_as_text_are_split_into_turns(text, turns):
+    assert seg({"text": text}) == [(f"text.turn[{i}]", role, body) for i, (role, body) in enumerate(turns)]
+
+
+def test_template_look_alikes_stay_one_segment():
+    for text in ("A readme.\n\n### Instruction:\nRun make to build it.",  # no Response: a markdown heading
+                 "An article about chat formats. " * 20 + "<|im_start|>user\nhi<|im_end|>",  # quoted past the head
+                 "Note: the reply was short and to the point."):  # a colon is not a transcript
+        assert seg({"text": text}) == [("text", None, text)]
+
+
 def test_plain_text_and_nested_fields_and_metadata_skipped():
     data = {"id": "abc-123-def", "model": "gpt-4-turbo", "text": "Some plain document text", "meta": {"notes": "nested notes here"}}
     assert seg(data) == [("text", None, "Some plain document text"), ("meta.notes", None, "nested notes here")]

@@ -22,11 +22,14 @@ RECORD_FORMATS = {
     "hh-rlhf": lambda q: {"chosen": f"\n\nHuman: {q}\n\nAssistant: Let me help.", "rejected": "\n\nHuman: hi\n\nAssistant: hey"},
     "text": lambda q: {"text": q},
     "nested": lambda q: {"data": {"turns": [{"body": q}]}},
+    "chatml-text": lambda q: {"text": f"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\nOK<|im_end|>"},
+    "llama2-text": lambda q: {"text": f"<s>[INST] {q} [/INST] Here it is.</s>"},
 }
 EXPECTED_FIELD = {
     "prompt": ("prompt", "user"), "chosen": ("chosen", "assistant"), "messages": ("messages[1].content", "user"),
     "conversations": ("conversations[0].value", "user"), "alpaca": ("input", "user"), "hh-rlhf": ("chosen.turn[0]", "user"),
-    "text": ("text", None), "nested": ("data.turns[0].body", None),
+    "text": ("text", None), "nested": ("data.turns[0].body", None), "chatml-text": ("text.turn[1]", "user"),
+    "llama2-text": ("text.turn[0]", "user"),
 }
 
 
