@@ -241,9 +241,9 @@ def scan_command(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, 64 MB pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
+    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
-    shard_mb: Annotated[int, typer.Option(help="Size of a shard of a big uncompressed JSONL file, in MB.")] = 64,
+    shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard of a big uncompressed JSONL file or Parquet file, in MB (default: 1/64 of the input, 4 to 64).")] = None,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one).")] = None,
     embedding_actors: Annotated[Optional[int], typer.Option(help="Ray: actors that serve the embedding model (default: one per cluster GPU; 0: each task loads it).")] = None,
@@ -261,10 +261,10 @@ def scan_command(
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
-        if shard_mb < 1:
-            raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "64 is the default")
+        if shard_mb is not None and shard_mb < 1:
+            raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
         result = _scan_with_progress(sources, loaded, options, workers=workers, work_dir=work_dir,
-                                     shard_bytes=shard_mb << 20, engine=engine, address=address,
+                                     shard_bytes=shard_mb << 20 if shard_mb else None, engine=engine, address=address,
                                      embedding_actors=embedding_actors, note=_err)
         findings, n_accepted = without_baseline(result.findings, accepted)
         result.findings = findings

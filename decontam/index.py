@@ -84,8 +84,9 @@ class Index:
     """A loaded index: parts table, vocabulary and layers, ready to scan against."""
 
     def __init__(self, path: Path | None, manifest: dict, parts: pl.DataFrame, vocabulary: pl.Series, layers: dict,
-                 items: pl.DataFrame):
+                 items: pl.DataFrame, file_stats: dict[str, list[int]] | None = None):
         self.path = path
+        self.file_stats = file_stats or {}  # size and mtime of each file as loaded: workers check they load the same
         self.manifest = manifest
         self.parts = parts
         self.items = items  # every test item (benchmark, item_id, subset), indexed parts or not
@@ -137,6 +138,7 @@ class Index:
         tmp.rename(path)
         self.path = path
         self.manifest = manifest
+        self.file_stats = file_stats(path, manifest)
 
 
 def cache_key(sources: Iterable[str | SourceSpec], params: IndexParams, background: Iterable[str | Path] = (),
@@ -384,7 +386,28 @@ def load_index(path: str | Path, *, verify: bool = True, salt: bytes | None = No
     else:
         vocabulary = pl.read_parquet(path / "vocabulary.parquet")["token"]
     layers = {name: LAYER_CLASSES[name].load(path / name, entry) for name, entry in manifest["layers"].items() if name in LAYER_CLASSES}
-    return Index(path, manifest, parts, vocabulary, layers, pl.read_parquet(path / "items.parquet"))
+    return Index(path, manifest, parts, vocabulary, layers, pl.read_parquet(path / "items.parquet"), file_stats(path, manifest))
+
+
+def file_stats(path: Path, manifest: dict) -> dict[str, list[int]]:
+    """Size and modification time (ns) of every file the manifest lists."""
+    out = {}
+    for name in manifest.get("files", {}):
+        try:
+            st = (path / name).stat()
+        except OSError:
+            continue
+        out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def check_unchanged(index: Index, stats: dict[str, list[int]]) -> None:
+    """A worker that loads ``index`` from disk without hashing it again checks that its files are the
+    ones the scan loaded (and verified): same sizes and modification times."""
+    changed = [name for name, stat in stats.items() if index.file_stats.get(name) != stat]
+    if changed:
+        raise IndexFormatError(f"index {index.path} changed after the scan loaded it: {', '.join(f'{name} changed' for name in changed)}",
+                               "the files were changed or damaged; rebuild the index or fetch it again")
 
 
 def _private_salt(private: dict, given: bytes | None, path: Path) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .engines import DEFAULT_SHARD_BYTES, Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
+from .engines import Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
 from .engines.local import run_local
 from .errors import InputError, ParameterError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
@@ -113,7 +113,7 @@ def scan(
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     work_dir: str | Path | None = None,
-    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    shard_bytes: int | None = None,
     engine: str = "local",
     address: str | None = None,
     embedding_actors: int | None = None,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 import decontam
+
+# Test corpora are small: without this, a scan with several workers would run them in-process (too
+# little input to pay for starting workers) and the pool would go untested. Subprocesses inherit it.
+os.environ.setdefault("DECONTAM_MB_PER_WORKER", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 import decontam
-from decontam.engines import plan_shards
+from decontam.engines import Shard, plan_shards
 from decontam.findings import SORT_KEYS
 
 from .conftest import DATA, write_jsonl
@@ -63,6 +63,31 @@ def test_json_array_is_one_shard_with_array_rows(tmp_path, index, gsm8k):
     array = decontam.scan(str(tmp_path / "c.json"), index=index, shard_bytes=1_000).findings
     lines = decontam.scan(str(tmp_path / "c.jsonl"), index=index).findings
     assert array.height > 0 and _normalize(array).drop("source").equals(_normalize(lines).drop("source"))
+
+
+def test_workers_start_only_where_the_input_pays_for_them(tmp_path, monkeypatch):
+    from decontam.engines.local import workers_worth_starting
+
+    monkeypatch.delenv("DECONTAM_MB_PER_WORKER")
+    mb = 1 << 20
+    small = [Shard(str(tmp_path / "c.jsonl"), byte_range=(i * 4 * mb, (i + 1) * 4 * mb)) for i in range(12)]  # 48 MB
+    assert workers_worth_starting(small, ("ngram", "minhash")) == 1
+    assert workers_worth_starting(small * 4, ("ngram", "minhash")) == 6
+    assert workers_worth_starting(small, ("ngram", "embedding")) == 24
+    assert workers_worth_starting([Shard("s3://bucket/c.jsonl")], ("ngram",)) == 1  # unknown size: as many as shards
+    assert workers_worth_starting([Shard("s3://bucket/a.jsonl"), Shard("s3://bucket/b.jsonl")], ("ngram",)) == 2
+    monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "0")
+    assert workers_worth_starting(small, ("ngram",)) == 12
+
+
+def test_default_shard_size_follows_the_input(tmp_path):
+    from decontam.engines import default_shard_bytes
+
+    assert default_shard_bytes([str(write_jsonl(tmp_path / "c.jsonl", [{"text": "x"}]))]) == 4 << 20
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as handle:
+        handle.truncate(1 << 30)  # sparse: 1 GB -> 16 MB shards, 64 of them
+    assert default_shard_bytes([str(big)]) == 16 << 20
 
 
 def test_two_workers_equal_one(index_dir, many_files):
@@ -142,7 +167,7 @@ def test_workers_take_the_gpus_in_turn(index_dir):
     ordinals = multiprocessing.get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(3):  # what each pool worker's initializer does
-        local._init_worker(str(index_dir), None, ordinals)
+        local._init_worker(str(index_dir), None, ordinals, {})
         seen.append(local._WORKER_ORDINAL)
     assert seen == [0, 1, 2]
 

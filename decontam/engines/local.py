@@ -42,15 +42,16 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _init_worker(index_path: str, salt: bytes | None, ordinals) -> None:
+def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str, list[int]]) -> None:
     global _WORKER_INDEX, _WORKER_START_ERROR, _WORKER_ORDINAL
-    from ..index import load_index
+    from ..index import check_unchanged, load_index
 
     with ordinals.get_lock():
         _WORKER_ORDINAL = ordinals.value
         ordinals.value += 1
     try:
-        _WORKER_INDEX = load_index(index_path, salt=salt)
+        _WORKER_INDEX = load_index(index_path, salt=salt, verify=False)  # hashing it again took 0.3 s per worker
+        check_unchanged(_WORKER_INDEX, stats)
     except Exception as exc:  # noqa: BLE001 -- raised with the first shard, so that it reaches the caller as it is
         _WORKER_START_ERROR = exc
 
@@ -88,6 +89,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
         if fault_after and completed >= fault_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
     if workers <= 1 or len(todo) <= 1:
         for shard in todo:
             findings, counts = run_shard(shard, index, options)
@@ -106,7 +108,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
         try:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(str(index.path), salt, context.Value("i", 0))) as pool:
+                                     initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
                 futures = [pool.submit(_run_in_worker, shard, options) for shard in todo]
                 try:
                     for future in as_completed(futures):
@@ -123,6 +125,29 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
                 else:
                     os.environ[name] = value
     return [(shard, *results[shard.shard_id]) for shard in shards]
+
+
+# A worker costs ~1 s before its first shard (start, imports, the index; the model too with the
+# embedding layer) and its exit. Below this much input per worker it does not pay: 50 MB on the
+# n-gram path took 1.7 s in this process and 2.0 s on two workers (benchmarks/README.md).
+# DECONTAM_MB_PER_WORKER overrides it (0: always start every worker asked for).
+MB_PER_WORKER = {"embedding": 2, "other": 32}
+
+
+def workers_worth_starting(shards: list[Shard], methods) -> int:
+    """How many workers the shards' input keeps busy enough to pay for starting them (remote inputs
+    and Parquet row groups, whose size is not known here, count as enough for any number)."""
+    override = os.environ.get("DECONTAM_MB_PER_WORKER")
+    per_worker = float(override) if override else MB_PER_WORKER["embedding" if "embedding" in methods else "other"]
+    total = 0
+    for shard in shards:
+        if shard.byte_range is not None:
+            total += shard.byte_range[1] - shard.byte_range[0]
+        elif shard.row_groups is None and os.path.isfile(shard.source):
+            total += os.path.getsize(shard.source) * (4 if shard.source.endswith(".gz") else 1)  # ~4x compression
+        else:
+            return len(shards)
+    return len(shards) if per_worker <= 0 else max(1, int(total / (per_worker * (1 << 20))))
 
 
 def _worker_died(work_dir: WorkDir | None):
