@@ -1,5 +1,6 @@
-"""Whole-command time of `decontam scan` on one JSONL file, 1 and 2 workers, with the default shard
-size and worker count against fixed 64 MB shards (what every scan used before).
+"""Whole-command time of `decontam scan` on one JSONL file and on the same file gzipped, 1 and 2
+workers, with the default shard size and worker count against fixed 64 MB shards (what every scan
+used before; a .gz file was then one shard, one worker).
 
     python -m benchmarks.workers [--sizes 50,100] [--runs 2]
 
@@ -11,6 +12,8 @@ times include start-up, index loading, worker start and exit: what a user waits 
 from __future__ import annotations
 
 import argparse
+import gzip
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,12 @@ def main() -> None:
             for workers, shard_args, label in ((1, [], "default"), (2, ["--shard-mb", "64"], "64 MB"), (2, [], "default")):
                 times = [timed([*common, "--workers", str(workers), *shard_args]) for _ in range(args.runs)]
                 print(f"| {mb:.0f} MB | {workers} | {label} | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
+            with open(corpus, "rb") as source, gzip.open(f"{corpus}.gz", "wb", compresslevel=6) as packed:
+                shutil.copyfileobj(source, packed)
+            common[0] += ".gz"
+            for workers in (1, 2):
+                times = [timed([*common, "--workers", str(workers)]) for _ in range(args.runs)]
+                print(f"| {mb:.0f} MB .gz | {workers} | default | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
 
 
 if __name__ == "__main__":

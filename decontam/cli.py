@@ -243,7 +243,7 @@ def scan_command(
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
-    shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard of a big uncompressed JSONL file or Parquet file, in MB (default: 1/64 of the input, 4 to 64).")] = None,
+    shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard (a piece of a big JSONL or .jsonl.gz file, row groups of a Parquet file), in MB (default: 1/64 of the input, 4 to 64).")] = None,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one).")] = None,
     embedding_actors: Annotated[Optional[int], typer.Option(help="Ray: actors that serve the embedding model (default: one per cluster GPU; 0: each task loads it).")] = None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import glob as globlib
 import gzip
+import io
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -138,11 +139,15 @@ def _open_binary(source: str):
 
 
 def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
-                 row_groups: tuple[int, int] | None = None) -> Iterator[Record | MalformedRow]:
+                 row_groups: tuple[int, int] | None = None, payload: bytes | None = None) -> Iterator[Record | MalformedRow]:
     """Records of one input (file, URL, ``-``, hub id or ``save_to_disk`` folder), or a
     ``MalformedRow`` for every row that cannot be read. Row numbers are 0-based positions in the
-    source; a shard (``byte_range`` of an uncompressed JSONL file whose first line is row
-    ``first_row``, or ``row_groups`` of a Parquet file) keeps the numbering of the whole file."""
+    source; a shard (``byte_range`` of a JSONL file whose first line is row ``first_row``, or
+    ``row_groups`` of a Parquet file) keeps the numbering of the whole file. ``payload``: the bytes
+    of that byte range, already read (a piece of a .gz file the scan streams)."""
+    if payload is not None:
+        yield from _iter_jsonl(source, first_row=first_row, payload=payload)
+        return
     if source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir()):
         yield from _iter_dataset(source)
     elif source.endswith(".parquet"):
@@ -153,12 +158,12 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
         yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
 
 
-def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0) -> Iterator[Record | MalformedRow]:
-    handle = _open_binary(source)
+def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
+                payload: bytes | None = None) -> Iterator[Record | MalformedRow]:
     name = "<stdin>" if source == "-" else source
-    with handle:
+    with io.BytesIO(payload) if payload is not None else _open_binary(source) as handle:
         lines: Iterable[bytes] = handle
-        if byte_range is not None:
+        if byte_range is not None and payload is None:
             handle.seek(byte_range[0])
             lines = _lines_until(handle, byte_range[1] - byte_range[0])
         for row, line in enumerate(lines, start=first_row):

@@ -200,13 +200,15 @@ def _options_key(options: ScanOptions) -> dict:
     return out
 
 
-def run_shard(shard: Shard, index: Index, options: ScanOptions) -> tuple[pl.DataFrame, dict]:
-    """The shard function every engine runs: findings and counts of one shard."""
+def run_shard(shard: Shard, index: Index, options: ScanOptions, payload: bytes | None = None) -> tuple[pl.DataFrame, dict]:
+    """The shard function every engine runs: findings and counts of one shard (``payload``: its
+    bytes, where the engine read them already)."""
     counts = ScanCounts()
     only = options.only_rows.get(shard.source) if options.only_rows else None
 
     def records() -> Iterator[Record]:
-        for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups, first_row=shard.first_row):
+        for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups,
+                                   first_row=shard.first_row, payload=payload):
             if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
                 counts.rows_unchanged += 1
                 continue

@@ -11,9 +11,11 @@ import uuid
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import decontam
-from decontam.engines import Shard, plan_shards
+from decontam.engines import Shard, iter_chunks, plan_shards
 from decontam.findings import SORT_KEYS
 
 from .conftest import DATA, write_jsonl
@@ -125,6 +127,49 @@ def test_resume_after_kill_9(tmp_path, index_dir, many_files):
     assert len(list(work.glob("*.json"))) == 1 + 6
     reference = decontam.scan(str(many_files), index=index_dir).findings
     assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=50), last_newline=st.booleans(),
+       size=st.integers(1, 120))
+def test_streamed_gz_pieces_cut_every_line_once(tmp_path, lines, last_newline, size):
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(data))
+    pieces = list(iter_chunks(Shard(str(tmp_path / "c.jsonl.gz"), chunk_bytes=size)))
+    assert b"".join(payload for _, payload in pieces) == data
+    for n, (piece, payload) in enumerate(pieces):
+        assert data[piece.byte_range[0] : piece.byte_range[1]] == payload
+        assert piece.first_row == data[: piece.byte_range[0]].count(b"\n")  # the whole file's row numbers
+        assert len(payload) >= size or n == len(pieces) - 1
+        assert payload.endswith(b"\n") or n == len(pieces) - 1
+
+
+def test_one_big_gz_file_is_scanned_in_pieces_by_all_workers(tmp_path, index_dir, gsm8k):
+    corpus = tmp_path / "big.jsonl.gz"
+    with gzip.open(corpus, "wt") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in _corpus_rows(gsm8k, 1500)) + "{broken\n")
+    shards = plan_shards([str(corpus)], shard_bytes=100_000)
+    assert len(shards) == 1 and shards[0].chunk_bytes == 100_000
+    whole = decontam.scan(str(corpus), index=index_dir, shard_bytes=1 << 40)
+    pieces = decontam.scan(str(corpus), index=index_dir, shard_bytes=100_000, workers=2)
+    assert whole.findings.height > 0 and _normalize(whole.findings).equals(_normalize(pieces.findings))
+    assert set(whole.findings.filter(pl.col("method") == "ngram")["row"]) == set(range(0, 1500, 25))
+    assert whole.counts == pieces.counts and pieces.counts.malformed_examples[0]["location"] == f"{corpus}:1501"
+    big = tmp_path / "bigger.jsonl.gz"  # a crash midway: the rerun reads the file again and scans only the pieces left
+    with gzip.open(big, "wt") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in _corpus_rows(gsm8k, 6000)))
+    work = tmp_path / "work"
+    command = [shutil.which("decontam") or "decontam", "scan", str(big), "--index", str(index_dir), "--workers", "2",
+               "--shard-mb", "1", "--work-dir", str(work), "--out", str(tmp_path / "f.parquet")]
+    crashed = subprocess.run(command, env={**os.environ, "DECONTAM_FAULT_AFTER_SHARDS": "2"}, capture_output=True, text=True)
+    assert crashed.returncode == -signal.SIGKILL
+    assert len(list(work.glob("*.json"))) == 1 + 2
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 1, resumed.stderr[-2000:]
+    pieces_done = len(list(work.glob("*.json"))) - 1
+    assert pieces_done == len(list(iter_chunks(Shard(str(big), chunk_bytes=1 << 20)))) > 2
+    reference = decontam.scan(str(big), index=index_dir).findings
+    assert _normalize(pl.read_parquet(tmp_path / "f.parquet")).equals(_normalize(reference))
 
 
 def test_a_worker_that_dies_stops_the_scan_with_an_error(tmp_path, index_dir, many_files):

@@ -1,8 +1,9 @@
 """Engines run the shard function (``scan.run_shard``) over a corpus cut into shards.
 
 A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
-row number of its first line, so findings keep the file's row numbering), or a block of row groups
-of a Parquet file. ``local`` runs shards in this process or a pool of processes; ``ray`` (the
+row number of its first line, so findings keep the file's row numbering), a block of row groups
+of a Parquet file, or a big .gz JSONL file that the local engine reads itself and hands to its
+workers in pieces (gzip cannot be cut without reading it). ``local`` runs shards in this process or a pool of processes; ``ray`` (the
 ``decontam[ray]`` extra, imported only when asked for) runs them as Ray tasks. With a work folder,
 every finished shard leaves its findings and counts there, so a scan killed midway resumes where it
 stopped and ends with the same findings as an uninterrupted one.
@@ -10,9 +11,11 @@ stopped and ends with the same findings as an uninterrupted one.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,12 +31,18 @@ from ..readers import is_json_array, is_url
 MIN_SHARD_BYTES, MAX_SHARD_BYTES, SHARDS_PER_INPUT = 4 << 20, 64 << 20, 64
 
 
+# gzip cannot be cut without reading it: a .gz JSONL file bigger than a shard (counted at this
+# compression ratio) is streamed by the scan in pieces that workers scan in parallel.
+GZIP_RATIO = 4
+
+
 @dataclass(frozen=True)
 class Shard:
     source: str
-    byte_range: tuple[int, int] | None = None  # uncompressed JSONL
+    byte_range: tuple[int, int] | None = None  # JSONL; of a .gz file: offsets in its decompressed stream
     row_groups: tuple[int, int] | None = None  # Parquet
     first_row: int = 0
+    chunk_bytes: int | None = None  # a .gz JSONL file, cut while it is read into pieces of this size
 
     @property
     def shard_id(self) -> str:
@@ -54,6 +63,8 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
+        elif source.endswith(".gz") and os.path.getsize(source) * GZIP_RATIO > shard_bytes and not is_json_array(source):
+            shards.append(Shard(source, chunk_bytes=shard_bytes))
         elif source.endswith(".gz") or os.path.getsize(source) <= shard_bytes or is_json_array(source):
             shards.append(Shard(source))
         else:
@@ -77,6 +88,33 @@ def _jsonl_shards(source: str, shard_bytes: int) -> list[Shard]:
             row += lines
             start = end
     return shards
+
+
+def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
+    """The pieces of a ``chunk_bytes`` shard, with their bytes: each ends at the first line end at or
+    after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same."""
+    size, start, row = shard.chunk_bytes, 0, shard.first_row
+    blocks: list[bytes] = []
+    held = 0
+    with gzip.open(shard.source, "rb") as handle:
+        while True:
+            block = handle.read(1 << 20)
+            blocks.append(block)
+            held += len(block)
+            if held < size and block:
+                continue
+            buffer = b"".join(blocks)
+            while buffer and (len(buffer) >= size or not block):
+                cut = buffer.find(b"\n", size - 1) + 1 if block else len(buffer)
+                if cut == 0:
+                    break  # a line longer than what is held: read on
+                piece, buffer = buffer[:cut], buffer[cut:]
+                yield Shard(shard.source, byte_range=(start, start + len(piece)), first_row=row), piece
+                start += len(piece)
+                row += piece.count(b"\n")
+            if not block:
+                return
+            blocks, held = [buffer], len(buffer)
 
 
 def _count_lines(handle, length: int) -> int:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 import polars as pl
 
-from . import Shard, WorkDir, resume
+from . import Shard, WorkDir, iter_chunks, merge_counts, merge_findings, resume
 
 _WORKER_INDEX = None
 _WORKER_START_ERROR: BaseException | None = None
@@ -56,7 +56,7 @@ def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str,
         _WORKER_START_ERROR = exc
 
 
-def _run_in_worker(shard: Shard, options) -> tuple[Shard, pl.DataFrame, dict]:
+def _run_in_worker(shard: Shard, options, payload: bytes | None = None) -> tuple[Shard, pl.DataFrame, dict]:
     from ..scan import run_shard
 
     if _WORKER_START_ERROR is not None:
@@ -65,35 +65,58 @@ def _run_in_worker(shard: Shard, options) -> tuple[Shard, pl.DataFrame, dict]:
         os.kill(os.getpid(), signal.SIGKILL)
     if "embedding" in _WORKER_INDEX.layers and (options.methods is None or "embedding" in options.methods):
         options = replace(options, device=worker_device(options.device, _WORKER_ORDINAL, _cuda_devices()))
-    findings, counts = run_shard(shard, _WORKER_INDEX, options)
+    findings, counts = run_shard(shard, _WORKER_INDEX, options, payload)
     return shard, findings, counts
 
 
 def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
               on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
-    """Run every shard not already done; return (shard, findings, counts) for all of them, in order."""
+    """Run every shard not already done; return (shard, findings, counts) for all of them, in order.
+
+    A streamed .gz shard (``chunk_bytes``) is read here, in this process, and its pieces go to the
+    workers with their bytes (at most two per worker in flight); each piece is saved and resumed on
+    its own, and the shard's result is its pieces' together."""
     from ..scan import run_shard
 
     results, todo = resume(shards, work_dir)
+    streamed_of: dict[str, str] = {}  # piece id -> id of the streamed shard it belongs to
+    pieces: dict[str, list[tuple[int, pl.DataFrame, dict]]] = {s.shard_id: [] for s in todo if s.chunk_bytes}
     fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
     completed = 0
+
+    def record(shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
+        if shard.shard_id in streamed_of:
+            pieces[streamed_of[shard.shard_id]].append((shard.byte_range[0], findings, counts))
+        else:
+            results[shard.shard_id] = (findings, counts)
+        if on_shard:
+            on_shard(shard, counts)
 
     def finish(shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
         nonlocal completed
         if work_dir is not None:
             work_dir.save(shard, findings, counts)
-        results[shard.shard_id] = (findings, counts)
+        record(shard, findings, counts)
         completed += 1
-        if on_shard:
-            on_shard(shard, counts)
         if fault_after and completed >= fault_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
-    if workers <= 1 or len(todo) <= 1:
+    def work() -> Iterator[tuple[Shard, bytes | None]]:
         for shard in todo:
-            findings, counts = run_shard(shard, index, options)
-            finish(shard, findings, counts)
+            if shard.chunk_bytes is None:
+                yield shard, None
+                continue
+            for piece, payload in iter_chunks(shard):
+                streamed_of[piece.shard_id] = shard.shard_id
+                if work_dir is not None and work_dir.done(piece):
+                    record(piece, *work_dir.load(piece))
+                else:
+                    yield piece, payload
+
+    workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
+    if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
+        for shard, payload in work():
+            finish(shard, *run_shard(shard, index, options, payload))
     else:
         if index.path is None:
             from ..errors import ParameterError
@@ -109,9 +132,15 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                      initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
-                futures = [pool.submit(_run_in_worker, shard, options) for shard in todo]
+                running: set = set()
                 try:
-                    for future in as_completed(futures):
+                    for shard, payload in work():
+                        if len(running) >= 2 * workers:  # bounds the bytes of streamed pieces held
+                            done, running = wait(running, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                finish(*future.result())
+                        running.add(pool.submit(_run_in_worker, shard, options, payload))
+                    for future in as_completed(running):
                         finish(*future.result())
                 except BaseException as exc:
                     pool.shutdown(wait=False, cancel_futures=True)
@@ -124,6 +153,9 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+    for shard_id, done in pieces.items():
+        done.sort(key=lambda piece: piece[0])
+        results[shard_id] = (merge_findings([f for _, f, _ in done]), merge_counts([c for _, _, c in done]))
     return [(shard, *results[shard.shard_id]) for shard in shards]
 
 
