@@ -279,16 +279,20 @@ def loopback_namespace():
     subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
-def test_ray_engine_equals_local_and_retries(tmp_path, index_dir, many_files, loopback_namespace):
+def test_ray_engine_equals_local_and_retries(tmp_path, index_dir, many_files, gsm8k, loopback_namespace):
+    streamed = tmp_path / "big.jsonl.gz"  # a .gz file bigger than a shard: its pieces go through the object store
+    with gzip.open(streamed, "wt") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in _corpus_rows(gsm8k, 3000, seed_offset=3)))
+    pieces = len(list(iter_chunks(Shard(str(streamed), chunk_bytes=1 << 20))))
     out = tmp_path / "ray.parquet"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "DECONTAM_FAULT_RAY_ONCE": str(tmp_path / "faults")}
     (tmp_path / "faults").mkdir()
     proc = subprocess.run(["ip", "netns", "exec", loopback_namespace, sys.executable, "-c", RAY_SCAN, "scan", str(many_files),
-                           "--index", str(index_dir), "--engine", "ray", "--workers", "2", "--out", str(out),
-                           "--work-dir", str(tmp_path / "work")], env=env, capture_output=True, text=True, timeout=600)
+                           str(streamed), "--index", str(index_dir), "--engine", "ray", "--workers", "2", "--out", str(out),
+                           "--shard-mb", "1", "--work-dir", str(tmp_path / "work")], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert len(list((tmp_path / "faults").iterdir())) == 6  # every shard failed once and was retried
-    reference = decontam.scan(str(many_files), index=index_dir).findings
+    assert pieces > 1 and len(list((tmp_path / "faults").iterdir())) == 6 + pieces  # every shard failed once and was retried
+    reference = decontam.scan([str(many_files), str(streamed)], index=index_dir).findings
     assert _normalize(pl.read_parquet(out)).equals(_normalize(reference))
 
 

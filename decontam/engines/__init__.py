@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,16 +189,55 @@ class WorkDir:
         return pl.read_parquet(self.path / f"{shard.shard_id}.parquet"), counts
 
 
-def resume(shards: list[Shard], work_dir: WorkDir | None) -> tuple[dict[str, tuple[pl.DataFrame, dict]], list[Shard]]:
-    """Results of the shards a work folder already holds, and the shards still to run."""
-    done: dict[str, tuple[pl.DataFrame, dict]] = {}
-    todo = []
-    for shard in shards:
-        if work_dir is not None and work_dir.done(shard):
-            done[shard.shard_id] = work_dir.load(shard)
+class ShardRuns:
+    """The bookkeeping both engines share: which shards a work folder holds already, the shards (and
+    pieces of streamed .gz shards) still to scan, saving each result as it comes, and the results in
+    the plan's order, a streamed shard's pieces merged."""
+
+    def __init__(self, shards: list[Shard], work_dir: WorkDir | None, on_shard: Callable[[Shard, dict], None] | None = None):
+        self.shards, self.work_dir, self.on_shard = shards, work_dir, on_shard
+        self.results: dict[str, tuple[pl.DataFrame, dict]] = {}
+        self.todo: list[Shard] = []
+        for shard in shards:
+            if work_dir is not None and work_dir.done(shard):
+                self.results[shard.shard_id] = work_dir.load(shard)
+            else:
+                self.todo.append(shard)
+        self._streamed_of: dict[str, str] = {}  # piece id -> id of its streamed shard
+        self._pieces: dict[str, list] = {s.shard_id: [] for s in self.todo if s.chunk_bytes}
+
+    def work(self) -> Iterator[tuple[Shard, bytes | None]]:
+        """(shard, bytes or None) to scan; a streamed shard's pieces come with their bytes, read here
+        as the iteration reaches them (pieces a work folder holds are taken from it instead)."""
+        for shard in self.todo:
+            if shard.chunk_bytes is None:
+                yield shard, None
+                continue
+            for piece, payload in iter_chunks(shard):
+                self._streamed_of[piece.shard_id] = shard.shard_id
+                if self.work_dir is not None and self.work_dir.done(piece):
+                    self._record(piece, *self.work_dir.load(piece))
+                else:
+                    yield piece, payload
+
+    def finish(self, shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
+        if self.work_dir is not None:
+            self.work_dir.save(shard, findings, counts)
+        self._record(shard, findings, counts)
+
+    def _record(self, shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
+        if shard.shard_id in self._streamed_of:
+            self._pieces[self._streamed_of[shard.shard_id]].append((shard.byte_range[0], findings, counts))
         else:
-            todo.append(shard)
-    return done, todo
+            self.results[shard.shard_id] = (findings, counts)
+        if self.on_shard:
+            self.on_shard(shard, counts)
+
+    def outcome(self) -> list[tuple[Shard, pl.DataFrame, dict]]:
+        for shard_id, pieces in self._pieces.items():
+            pieces.sort(key=lambda piece: piece[0])
+            self.results[shard_id] = (merge_findings([f for _, f, _ in pieces]), merge_counts([c for _, _, c in pieces]))
+        return [(shard, *self.results[shard.shard_id]) for shard in self.shards]
 
 
 def run_key(sources: list[str], index_files: dict, options_dict: dict, shards: list[Shard]) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 import polars as pl
 
-from . import Shard, WorkDir, iter_chunks, merge_counts, merge_findings, resume
+from . import Shard, ShardRuns, WorkDir
 
 _WORKER_INDEX = None
 _WORKER_START_ERROR: BaseException | None = None
@@ -73,90 +73,63 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
               on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
     """Run every shard not already done; return (shard, findings, counts) for all of them, in order.
 
-    A streamed .gz shard (``chunk_bytes``) is read here, in this process, and its pieces go to the
-    workers with their bytes (at most two per worker in flight); each piece is saved and resumed on
-    its own, and the shard's result is its pieces' together."""
+    A streamed .gz shard is read here, in this process, and its pieces go to the workers with their
+    bytes; at most two shards per worker are in flight, which bounds the bytes held."""
     from ..scan import run_shard
 
-    results, todo = resume(shards, work_dir)
-    streamed_of: dict[str, str] = {}  # piece id -> id of the streamed shard it belongs to
-    pieces: dict[str, list[tuple[int, pl.DataFrame, dict]]] = {s.shard_id: [] for s in todo if s.chunk_bytes}
+    runs = ShardRuns(shards, work_dir, on_shard)
     fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
     completed = 0
 
-    def record(shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
-        if shard.shard_id in streamed_of:
-            pieces[streamed_of[shard.shard_id]].append((shard.byte_range[0], findings, counts))
-        else:
-            results[shard.shard_id] = (findings, counts)
-        if on_shard:
-            on_shard(shard, counts)
-
     def finish(shard: Shard, findings: pl.DataFrame, counts: dict) -> None:
         nonlocal completed
-        if work_dir is not None:
-            work_dir.save(shard, findings, counts)
-        record(shard, findings, counts)
+        runs.finish(shard, findings, counts)
         completed += 1
         if fault_after and completed >= fault_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def work() -> Iterator[tuple[Shard, bytes | None]]:
-        for shard in todo:
-            if shard.chunk_bytes is None:
-                yield shard, None
-                continue
-            for piece, payload in iter_chunks(shard):
-                streamed_of[piece.shard_id] = shard.shard_id
-                if work_dir is not None and work_dir.done(piece):
-                    record(piece, *work_dir.load(piece))
-                else:
-                    yield piece, payload
-
+    todo = runs.todo
     workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
     if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
-        for shard, payload in work():
+        for shard, payload in runs.work():
             finish(shard, *run_shard(shard, index, options, payload))
-    else:
-        if index.path is None:
-            from ..errors import ParameterError
+        return runs.outcome()
+    if index.path is None:
+        from ..errors import ParameterError
 
-            raise ParameterError("several workers need an index saved on disk", "save the index (build_index(path, ...)) or use workers=1")
-        salt = getattr(index.vocabulary, "salt", None)
-        # No oversubscription: each worker's polars and torch (the embedding model) get its share of
-        # the cores. Spawned workers read these when they import polars and torch.
-        threads = str(max(1, (os.cpu_count() or 1) // workers))
-        previous = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-        os.environ.update({name: threads for name in _THREAD_VARIABLES})
-        try:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
-                running: set = set()
-                try:
-                    for shard, payload in work():
-                        if len(running) >= 2 * workers:  # bounds the bytes of streamed pieces held
-                            done, running = wait(running, return_when=FIRST_COMPLETED)
-                            for future in done:
-                                finish(*future.result())
-                        running.add(pool.submit(_run_in_worker, shard, options, payload))
-                    for future in as_completed(running):
-                        finish(*future.result())
-                except BaseException as exc:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    if isinstance(exc, BrokenProcessPool):
-                        raise _worker_died(work_dir) from exc
-                    raise
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-    for shard_id, done in pieces.items():
-        done.sort(key=lambda piece: piece[0])
-        results[shard_id] = (merge_findings([f for _, f, _ in done]), merge_counts([c for _, _, c in done]))
-    return [(shard, *results[shard.shard_id]) for shard in shards]
+        raise ParameterError("several workers need an index saved on disk", "save the index (build_index(path, ...)) or use workers=1")
+    salt = getattr(index.vocabulary, "salt", None)
+    # No oversubscription: each worker's polars and torch (the embedding model) get its share of
+    # the cores. Spawned workers read these when they import polars and torch.
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    previous = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: threads for name in _THREAD_VARIABLES})
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
+            running: set = set()
+            try:
+                for shard, payload in runs.work():
+                    if len(running) >= 2 * workers:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            finish(*future.result())
+                    running.add(pool.submit(_run_in_worker, shard, options, payload))
+                for future in as_completed(running):
+                    finish(*future.result())
+            except BaseException as exc:
+                pool.shutdown(wait=False, cancel_futures=True)
+                if isinstance(exc, BrokenProcessPool):
+                    raise _worker_died(work_dir) from exc
+                raise
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return runs.outcome()
 
 
 # A worker costs ~1 s before its first shard (start, imports, the index; the model too with the

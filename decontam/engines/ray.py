@@ -8,7 +8,8 @@ are retried when they fail. When the scan uses the embedding layer, the model is
 (``embedding_actors``; by default one per GPU of the cluster, each holding one GPU and no CPU): the
 shard tasks send them the texts that pass the lexical first stage, so the CPUs read and match while
 the GPUs embed. Without GPUs each task loads the model itself. The driver writes each shard's
-findings as Parquet in the work folder, exactly as the local engine does, and merges them.
+findings as Parquet in the work folder, exactly as the local engine does, and merges them. A big
+.gz file is read by the driver, and its pieces go to the tasks through the object store.
 
 Traps seen: ``ray start`` turns on token authentication in recent Ray, so a driver connecting to
 such a cluster needs ``RAY_AUTH_MODE=token``; a head node waits ~30 s on SIGTERM.
@@ -25,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputError, ParameterError
-from . import Shard, WorkDir, resume
+from . import Shard, ShardRuns, WorkDir
 
 _CACHE: dict[str, object] = {}
 
@@ -108,7 +109,8 @@ def _start_embedding_actors(ray, index, options, count: int | None) -> tuple[Act
     return ActorEmbedder(actors, infos[0]), note
 
 
-def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, salt: bytes | None, embedder=None):
+def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, salt: bytes | None, embedder=None,
+                     payload: bytes | None = None):
     from ..scan import run_shard
 
     fault_dir = os.environ.get("DECONTAM_FAULT_RAY_ONCE")  # tests: the first attempt of every shard fails
@@ -120,7 +122,7 @@ def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, 
     index = _load_on_worker(path, digest, bundle_ref, salt)
     if embedder is not None:
         index.layers["embedding"]._embedder = embedder
-    findings, counts = run_shard(shard, index, options)
+    findings, counts = run_shard(shard, index, options, payload)
     return shard, findings.to_arrow(), counts
 
 
@@ -141,8 +143,8 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
                  num_cpus=num_cpus if address is None else None, configure_logging=False)
         started = True
     try:
-        results, todo = resume(shards, work_dir)
-        if todo:
+        runs = ShardRuns(shards, work_dir, on_shard)
+        if runs.todo:
             digest = index.manifest.get("files", {}).get("parts.parquet", str(index.path))
             bundle_ref = ray.put(_index_bundle(Path(index.path)))
             salt = getattr(index.vocabulary, "salt", None)
@@ -150,18 +152,24 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
             if note and on_note:
                 on_note(note)
             task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_scan_shard_task)
-            pending = [task.remote(shard, options, str(Path(index.path).resolve()), digest, bundle_ref, salt, embedder)
-                       for shard in todo]
+            in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))  # bounds the streamed pieces held
+            pending: list = []
+
+            def collect(count: int) -> None:
+                nonlocal pending
+                ready, pending = ray.wait(pending, num_returns=count)
+                for ref in ready:
+                    shard, table, counts = ray.get(ref)
+                    runs.finish(shard, pl.from_arrow(table), counts)
+
+            for shard, payload in runs.work():
+                if len(pending) >= in_flight:
+                    collect(1)
+                pending.append(task.remote(shard, options, str(Path(index.path).resolve()), digest, bundle_ref, salt, embedder,
+                                           None if payload is None else ray.put(payload)))
             while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                shard, table, counts = ray.get(ready[0])
-                findings = pl.from_arrow(table)
-                if work_dir is not None:
-                    work_dir.save(shard, findings, counts)
-                results[shard.shard_id] = (findings, counts)
-                if on_shard:
-                    on_shard(shard, counts)
-        return [(shard, *results[shard.shard_id]) for shard in shards]
+                collect(1)
+        return runs.outcome()
     finally:
         if started:
             ray.shutdown()
