@@ -7,6 +7,7 @@ waits forever for the shard it held; one whose start fails is replaced again and
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import signal
@@ -46,6 +47,9 @@ def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str,
     global _WORKER_INDEX, _WORKER_START_ERROR, _WORKER_ORDINAL
     from ..index import check_unchanged, load_index
 
+    # A worker has sent all it has when it exits; tearing down numba, scipy and the index took 0.2 s
+    # that the scan waited for. (Handlers registered after this one, torch's included, still run.)
+    atexit.register(os._exit, 0)
     with ordinals.get_lock():
         _WORKER_ORDINAL = ordinals.value
         ordinals.value += 1
