@@ -99,10 +99,27 @@ def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
 def test_cache_by_content_hash(tmp_path):
     embedder = CountingEmbedder(64)
     cache = EmbeddingCache(tmp_path / "cache", embedder.revision)
-    first = cache.embed(["alpha beta", "gamma delta", "alpha beta"], embedder)
+    first = cache.embed(["alpha beta", "gamma delta", "alpha beta"], lambda: embedder, 64)
     assert embedder.calls == 2
-    again = EmbeddingCache(tmp_path / "cache", embedder.revision).embed(["gamma delta", "alpha beta"], embedder)
+
+    def no_model():
+        raise AssertionError("every text is cached: the model must not be loaded")
+
+    again = EmbeddingCache(tmp_path / "cache", embedder.revision).embed(["gamma delta", "alpha beta"], no_model, 64)
     assert embedder.calls == 2 and np.allclose(again, first[[1, 0]])
+
+
+def test_rescan_with_a_full_cache_loads_no_model(hashing_index, tmp_path, gsm8k, monkeypatch):
+    from decontam.layers import embedding
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[7]["question"].replace("How many", "What number of")},
+                                                {"text": "A note on watering tomato plants in a dry summer."}])
+    options = ScanOptions(methods=("embedding",), min_cosine=0.6, min_lexical=0.05, embedding_cache=str(tmp_path / "cache"))
+    first = decontam.scan(str(corpus), index=hashing_index, options=options).findings
+    hashing_index.layers["embedding"]._embedder = None
+    monkeypatch.setattr(embedding, "load_embedder", lambda *a, **k: pytest.fail("the model was loaded for cached texts"))
+    again = decontam.scan(str(corpus), index=hashing_index, options=options).findings
+    assert first.height > 0 and again.equals(first)
 
 
 def test_scan_with_another_model_is_refused(hashing_index, tmp_path):

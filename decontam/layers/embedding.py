@@ -29,9 +29,10 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -200,12 +201,14 @@ class EmbeddingCache:
                         self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
         return self._vectors
 
-    def embed(self, texts: list[str], embedder) -> np.ndarray:
+    def embed(self, texts: list[str], embedder: Callable[[], Any], dim: int) -> np.ndarray:
+        """[len(texts), dim] vectors; ``embedder()`` gives the model, and is called only when a text
+        is not in the cache (loading sentence-transformers and the model takes ~6 s on a CPU)."""
         known = self._load()
         keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
         if missing:
-            vectors = embedder.encode([t for _, t in missing])
+            vectors = embedder().encode([t for _, t in missing])
             for (key, _), vector in zip(missing, vectors):
                 known[key] = vector
             if self.folder is not None:
@@ -213,7 +216,7 @@ class EmbeddingCache:
                 tmp = self.folder / f"{uuid.uuid4().hex}.tmp.npz"
                 np.savez(tmp, keys=np.array([k for k, _ in missing]), vectors=np.stack(list(vectors)))
                 os.replace(tmp, tmp.with_name(tmp.name.replace(".tmp.npz", ".npz")))
-        return np.stack([known[k] for k in keys]) if keys else np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.stack([known[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
 
 
 # -- the layer ------------------------------------------------------------------------------------
@@ -412,7 +415,7 @@ class EmbeddingLayer:
                 owner.append(t)
                 spans.append((start, end))
         cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
-        vectors = cache.embed(windows, self.embedder())
+        vectors = cache.embed(windows, self.embedder, self.meta["dim"])
         k = min(self.params.top_k, len(self.part_ix))
         cosine, rows = self.faiss_index().search(vectors, k)  # [windows, k]: a window may hold several items
         found = pl.DataFrame({
