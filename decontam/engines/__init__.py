@@ -2,11 +2,11 @@
 
 A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
 row number of its first line, so findings keep the file's row numbering), a block of row groups
-of a Parquet file, or a big .gz JSONL file that the local engine reads itself and hands to its
-workers in pieces (gzip cannot be cut without reading it). ``local`` runs shards in this process or a pool of processes; ``ray`` (the
-``decontam[ray]`` extra, imported only when asked for) runs them as Ray tasks. With a work folder,
-every finished shard leaves its findings and counts there, so a scan killed midway resumes where it
-stopped and ends with the same findings as an uninterrupted one.
+of a Parquet file, or a big .gz JSONL file that the engine reads itself and hands out in pieces
+(gzip cannot be cut without reading it). ``local`` runs shards in this process or a pool of
+processes; ``ray`` (the ``decontam[ray]`` extra, imported only when asked for) runs them as Ray
+tasks. With a work folder, every finished shard (or piece) leaves its findings and counts there, so
+a scan killed midway resumes where it stopped and ends with the same findings as an uninterrupted one.
 """
 
 from __future__ import annotations
