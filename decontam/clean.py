@@ -20,7 +20,7 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import is_json_array
+from .readers import damaged_input, is_json_array
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,15 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     for path in (kept_path, removed_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     name = corpus.name
-    if name.endswith(".parquet"):
-        input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
-    elif is_json_array(str(corpus)):
-        input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
-    elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")):
-        input_rows = _split_lines(corpus, remove, kept_path, removed_path)
-    else:
-        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz], JSON array or Parquet files")
+    with damaged_input(str(corpus)):
+        if name.endswith(".parquet"):
+            input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
+        elif is_json_array(str(corpus)):
+            input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
+        elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")):
+            input_rows = _split_lines(corpus, remove, kept_path, removed_path)
+        else:
+            raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz], JSON array or Parquet files")
     beyond = sorted(r for r in remove if r >= input_rows)
     if beyond:
         raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",

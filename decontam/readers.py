@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import functools
 import glob as globlib
+import contextlib
 import gzip
 import io
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,14 +150,26 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
     if payload is not None:
         yield from _iter_jsonl(source, first_row=first_row, payload=payload)
         return
-    if source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir()):
-        yield from _iter_dataset(source)
-    elif source.endswith(".parquet"):
-        yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
-    elif is_json_array(source):
-        yield from _iter_json_array(source)
-    else:
-        yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
+    with damaged_input(source):
+        if source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir()):
+            yield from _iter_dataset(source)
+        elif source.endswith(".parquet"):
+            yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
+        elif is_json_array(source):
+            yield from _iter_json_array(source)
+        else:
+            yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
+
+
+@contextlib.contextmanager
+def damaged_input(source: str) -> Iterator[None]:
+    """A compressed file that is cut short or is not what its name says: an ``InputError`` that names
+    it, instead of a traceback (or click's bare "Aborted." for the ``EOFError`` of a cut gzip stream)."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        problem = "it ends early (cut short?)" if isinstance(exc, EOFError) else str(exc)
+        raise InputError(f"cannot read {source}: {problem}", "the file is damaged; fetch or write it again (gzip -t FILE checks one)") from exc
 
 
 def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
@@ -189,7 +203,7 @@ def is_json_array(source: str) -> bool:
     otherwise it is one pretty-printed document, which is not a corpus (an ``InputError``)."""
     if source == "-" or not source.endswith(JSON_SUFFIXES):
         return False
-    with _open_binary(source) as handle:
+    with damaged_input(source), _open_binary(source) as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head[:1] == b"[":
             return True

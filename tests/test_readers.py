@@ -121,6 +121,20 @@ def test_json_files_that_are_not_arrays(tmp_path):
     assert [r.data["text"] for r in out] == ["kept", "also kept"]
 
 
+def test_damaged_gzip_is_an_input_error(tmp_path):
+    from decontam.engines import Shard, iter_chunks
+
+    whole = gzip.compress("".join(json.dumps({"text": f"row {i} " * 20}) + "\n" for i in range(2000)).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "plain.jsonl.gz").write_bytes(b'{"text": "not compressed at all"}\n')
+    for name, problem in (("cut.jsonl.gz", "it ends early"), ("plain.jsonl.gz", "Not a gzipped file")):
+        source = str(tmp_path / name)
+        with pytest.raises(InputError, match=f"cannot read {source}: {problem}"):
+            list(iter_records(source))
+        with pytest.raises(InputError, match=problem):  # the scan's own reading of a big .gz file
+            list(iter_chunks(Shard(source, chunk_bytes=1000)))
+
+
 def test_parquet_row_groups(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

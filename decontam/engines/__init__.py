@@ -23,7 +23,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import is_json_array, is_url
+from ..readers import damaged_input, is_json_array, is_url
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -96,7 +96,7 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     size, start, row = shard.chunk_bytes, 0, shard.first_row
     blocks: list[bytes] = []
     held = 0
-    with gzip.open(shard.source, "rb") as handle:
+    with damaged_input(shard.source), gzip.open(shard.source, "rb") as handle:
         while True:
             block = handle.read(1 << 20)
             blocks.append(block)
