@@ -130,7 +130,9 @@ def _expand_url(spec: str) -> list[str]:
 
 def _open_binary(source: str):
     if source == "-":
-        return sys.stdin.buffer
+        stdin = sys.stdin.buffer
+        peek = getattr(stdin, "peek", None)  # `decontam scan - < corpus.jsonl.gz` works as well as zcat
+        return gzip.GzipFile(fileobj=stdin) if peek is not None and peek(2)[:2] == b"\x1f\x8b" else stdin
     if is_url(source):
         import fsspec
 

@@ -126,13 +126,17 @@ def test_index_build_with_mapping_and_errors(tmp_path):
     assert "Hint: map them explicitly, e.g. --map u:question=<field>" in res.stderr
 
 
-def test_console_script_reads_stdin(tmp_path, index_dir, gsm8k):
+def test_console_script_reads_stdin_plain_or_gzipped(tmp_path, index_dir, gsm8k):
+    import gzip
+
     decontam_bin = shutil.which("decontam") or f"{sys.executable} -m decontam.cli"
-    line = json.dumps({"prompt": gsm8k[1]["question"]}) + "\n"
-    proc = subprocess.run([*decontam_bin.split(), "scan", "-", "--index", str(index_dir), "--json"],
-                          input=line, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr
-    assert json.loads(proc.stdout)["rows_flagged"] == 1
+    lines = (json.dumps({"prompt": gsm8k[1]["question"]}) + "\n" + json.dumps({"text": "plain words here"}) + "\n").encode()
+    for data in (lines, gzip.compress(lines)):
+        proc = subprocess.run([*decontam_bin.split(), "scan", "-", "--index", str(index_dir), "--json"],
+                              input=data, capture_output=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert (summary["rows_read"], summary["rows_malformed"], summary["rows_flagged"]) == (2, 0, 1)
 
 
 def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
