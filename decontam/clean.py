@@ -9,7 +9,6 @@ named ``.jsonl``, one per line. A manifest says what was removed and why.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import damaged_input, is_json_array
+from .readers import CORPUS_SUFFIXES, JSON_SUFFIXES, damaged_input, is_json_array, open_compressed
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
             input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
         elif is_json_array(str(corpus)):
             input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
-        elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz")):
+        elif name.endswith(CORPUS_SUFFIXES + JSON_SUFFIXES):
             input_rows = _split_lines(corpus, remove, kept_path, removed_path)
         else:
             raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz], JSON array or Parquet files")
@@ -107,13 +106,12 @@ def write_manifest(result: CleanResult, path: str | Path) -> None:
 
 
 def _open_out(path: Path):
-    return gzip.open(path, "wb") if path.name.endswith(".gz") else open(path, "wb")
+    return open_compressed(path, "wb")
 
 
 def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
-    opener = gzip.open if corpus.name.endswith(".gz") else open
     rows = 0
-    with opener(corpus, "rb") as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+    with open_compressed(corpus) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
         for row, line in enumerate(source):
             (removed if row in remove else kept).write(line)
             rows += 1
@@ -123,9 +121,8 @@ def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: 
 def _split_json_array(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
     import ijson
 
-    opener = gzip.open if corpus.name.endswith(".gz") else open
     rows = 0
-    with opener(corpus, "rb") as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+    with open_compressed(corpus) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
         writers = {False: _JsonWriter(kept, kept_path), True: _JsonWriter(removed, removed_path)}
         for row, element in enumerate(ijson.items(source, "item", use_float=True)):
             writers[row in remove].write(element)
@@ -139,7 +136,7 @@ class _JsonWriter:
     """Elements out as one JSON array (one element per line), or as JSONL when the file is named so."""
 
     def __init__(self, handle, path: Path):
-        self.handle, self.lines, self.count = handle, path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson")), 0
+        self.handle, self.lines, self.count = handle, path.name.endswith(CORPUS_SUFFIXES), 0
 
     def write(self, element) -> None:
         text = orjson.dumps(element)

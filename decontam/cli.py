@@ -214,7 +214,7 @@ def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")
 
 @app.command("scan")
 def scan_command(
-    corpus: Annotated[list[str], typer.Argument(help="JSONL[.gz] / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
+    corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: the index that ships with decontam).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the findings table here (.parquet, or .jsonl).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
@@ -243,7 +243,7 @@ def scan_command(
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
-    shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard (a piece of a big JSONL or .jsonl.gz file, row groups of a Parquet file), in MB (default: 1/64 of the input, 4 to 64).")] = None,
+    shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard (a piece of a big JSONL file, compressed or not, row groups of a Parquet file), in MB (default: 1/64 of the input, 4 to 64).")] = None,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one).")] = None,
     embedding_actors: Annotated[Optional[int], typer.Option(help="Ray: actors that serve the embedding model (default: one per cluster GPU; 0: each task loads it).")] = None,
@@ -355,7 +355,7 @@ def report_command(
 
 @app.command("clean")
 def clean_command(
-    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL[.gz], JSON array or Parquet).")],
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, compressed or not, JSON array or Parquet).")],
     findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
     out: Annotated[Path, typer.Option(help="Kept rows go here.")],
     removed: Annotated[Path, typer.Option(help="Removed rows go here.")],

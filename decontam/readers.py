@@ -1,6 +1,6 @@
 """Corpus inputs -> ``Record``s -> ``Segment``s.
 
-Inputs: JSONL and JSONL.gz files, Parquet files (read row group by row group), JSON files holding
+Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by row group), JSON files holding
 one array of records (``alpaca_data.json``; a ``.json`` file that does not start with ``[`` is read as
 JSONL), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
 (``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import functools
 import glob as globlib
+import bz2
 import contextlib
 import gzip
 import io
+import lzma
 import re
 import sys
 import zlib
@@ -34,9 +36,11 @@ import orjson
 from .errors import InputError
 from .types import MalformedRow, Record, Segment
 
-CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".parquet")
+# Compressed JSONL: gzip, bz2 and xz (standard library) and zstd (the Pile, RedPajama; zstandard).
+COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
+CORPUS_SUFFIXES = tuple(f"{base}{packed}" for base in (".jsonl", ".ndjson") for packed in ("", *COMPRESSED)) + (".parquet",)
 # Read when named as files or globs, not picked up from folders (where .json is often metadata).
-JSON_SUFFIXES = (".json", ".json.gz")
+JSON_SUFFIXES = tuple(f".json{packed}" for packed in ("", *COMPRESSED))
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
 USER_FIELDS = {"prompt", "instruction", "input", "question", "query", "problem", "human", "user"}
 ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "answer", "solution",
@@ -136,10 +140,25 @@ def _open_binary(source: str):
     if is_url(source):
         import fsspec
 
-        return fsspec.open(source, "rb", compression="gzip" if source.endswith(".gz") else None).open()
-    if source.endswith(".gz"):
-        return gzip.open(source, "rb")
-    return open(source, "rb")
+        return fsspec.open(source, "rb", compression="infer").open()
+    return open_compressed(source)
+
+
+def open_compressed(path: str | Path, mode: str = "rb"):
+    """A local file, (de)compressed by its suffix (``.gz``, ``.zst``, ``.bz2``, ``.xz``), in binary mode."""
+    name = str(path)
+    if name.endswith(".gz"):
+        return gzip.open(path, mode)
+    if name.endswith(".bz2"):
+        return bz2.open(path, mode)
+    if name.endswith(".xz"):
+        return lzma.open(path, mode)
+    if name.endswith(".zst"):
+        import zstandard
+
+        handle = zstandard.open(path, mode)
+        return io.BufferedReader(handle) if "r" in mode else handle  # its reader has no readline
+    return open(path, mode)
 
 
 def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
@@ -163,15 +182,24 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
             yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
 
 
+try:
+    from zstandard import ZstdError as _ZstdError
+except ImportError:  # pragma: no cover -- zstandard is a dependency
+    class _ZstdError(Exception):
+        pass
+
+
 @contextlib.contextmanager
 def damaged_input(source: str) -> Iterator[None]:
     """A compressed file that is cut short or is not what its name says: an ``InputError`` that names
     it, instead of a traceback (or click's bare "Aborted." for the ``EOFError`` of a cut gzip stream)."""
     try:
         yield
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, _ZstdError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # a real I/O error (permissions, a disk), not a damaged stream
+            raise
         problem = "it ends early (cut short?)" if isinstance(exc, EOFError) else str(exc)
-        raise InputError(f"cannot read {source}: {problem}", "the file is damaged; fetch or write it again (gzip -t FILE checks one)") from exc
+        raise InputError(f"cannot read {source}: {problem}", "the file is damaged; fetch or write it again (gzip -t / zstd -t FILE checks one)") from exc
 
 
 def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,

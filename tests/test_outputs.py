@@ -169,6 +169,21 @@ def test_property_clean_loses_nothing(tmp_path, lines, flagged, gz):
     assert result.input_rows == len(original) == result.kept_rows + result.removed_rows
 
 
+def test_clean_zstd_corpus(tmp_path, index, gsm8k):
+    from decontam.readers import open_compressed
+
+    lines = [json.dumps({"prompt": gsm8k[i]["question"] if i % 2 else f"plain row number {i}"}).encode() + b"\n" for i in range(6)]
+    corpus = tmp_path / "c.jsonl.zst"
+    with open_compressed(corpus, "wb") as handle:
+        handle.write(b"".join(lines))
+    findings = decontam.scan(str(corpus), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
+    result = clean_corpus(corpus, findings, tmp_path / "k.jsonl.zst", tmp_path / "r.jsonl")
+    assert (result.kept_rows, result.removed_rows) == (3, 3)
+    with open_compressed(tmp_path / "k.jsonl.zst") as kept:
+        assert kept.read() == b"".join(lines[0::2])
+    assert (tmp_path / "r.jsonl").read_bytes() == b"".join(lines[1::2])
+
+
 def test_clean_json_array_writes_arrays_or_lines(tmp_path, index, gsm8k):
     rows = [{"id": i, "prompt": gsm8k[i]["question"] if i % 3 == 0 else f"plain row number {i}", "score": i / 2} for i in range(9)]
     corpus = tmp_path / "data.json"

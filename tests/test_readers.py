@@ -121,6 +121,21 @@ def test_json_files_that_are_not_arrays(tmp_path):
     assert [r.data["text"] for r in out] == ["kept", "also kept"]
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".zst", ".bz2", ".xz"])
+def test_compressed_jsonl(tmp_path, suffix):
+    from decontam.readers import open_compressed
+
+    path = tmp_path / f"c.jsonl{suffix}"
+    with open_compressed(path, "wb") as handle:
+        handle.write(b'{"id": "a", "text": "first row"}\n{oops\n{"text": "third row"}\n')
+    assert expand_inputs([str(tmp_path)]) == [str(path)]  # a folder holds it
+    out = list(iter_records(str(path)))
+    assert [type(o).__name__ for o in out] == ["Record", "MalformedRow", "Record"] and out[2].row == 2
+    (tmp_path / f"bad.jsonl{suffix}").write_bytes(b"this is not compressed data at all" * 10)
+    with pytest.raises(InputError, match=f"cannot read {tmp_path / f'bad.jsonl{suffix}'}"):
+        list(iter_records(str(tmp_path / f"bad.jsonl{suffix}")))
+
+
 def test_damaged_gzip_is_an_input_error(tmp_path):
     from decontam.engines import Shard, iter_chunks
 

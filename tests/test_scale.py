@@ -144,6 +144,20 @@ def test_streamed_gz_pieces_cut_every_line_once(tmp_path, lines, last_newline, s
         assert payload.endswith(b"\n") or n == len(pieces) - 1
 
 
+@pytest.mark.parametrize("suffix", [".zst", ".xz"])
+def test_other_compressions_are_streamed_in_pieces_too(tmp_path, index, gsm8k, suffix):
+    from decontam.readers import open_compressed
+
+    corpus = tmp_path / f"c.jsonl{suffix}"
+    with open_compressed(corpus, "wb") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in _corpus_rows(gsm8k, 600)).encode())
+    assert plan_shards([str(corpus)], shard_bytes=50_000)[0].chunk_bytes == 50_000
+    whole = decontam.scan(str(corpus), index=index, shard_bytes=1 << 40).findings
+    pieces = decontam.scan(str(corpus), index=index, shard_bytes=50_000).findings
+    assert whole.height > 0 and _normalize(whole).equals(_normalize(pieces))
+    assert set(whole.filter(pl.col("method") == "ngram")["row"]) == set(range(0, 600, 25))
+
+
 def test_one_big_gz_file_is_scanned_in_pieces_by_all_workers(tmp_path, index_dir, gsm8k):
     corpus = tmp_path / "big.jsonl.gz"
     with gzip.open(corpus, "wt") as handle:

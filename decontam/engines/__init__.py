@@ -2,8 +2,8 @@
 
 A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
 row number of its first line, so findings keep the file's row numbering), a block of row groups
-of a Parquet file, or a big .gz JSONL file that the engine reads itself and hands out in pieces
-(gzip cannot be cut without reading it). ``local`` runs shards in this process or a pool of
+of a Parquet file, or a big compressed JSONL file (.gz, .zst, .bz2, .xz) that the engine reads
+itself and hands out in pieces (a compressed stream cannot be cut without reading it). ``local`` runs shards in this process or a pool of
 processes; ``ray`` (the ``decontam[ray]`` extra, imported only when asked for) runs them as Ray
 tasks. With a work folder, every finished shard (or piece) leaves its findings and counts there, so
 a scan killed midway resumes where it stopped and ends with the same findings as an uninterrupted one.
@@ -11,7 +11,6 @@ a scan killed midway resumes where it stopped and ends with the same findings as
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import damaged_input, is_json_array, is_url
+from ..readers import COMPRESSED, damaged_input, is_json_array, is_url, open_compressed
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -31,18 +30,18 @@ from ..readers import damaged_input, is_json_array, is_url
 MIN_SHARD_BYTES, MAX_SHARD_BYTES, SHARDS_PER_INPUT = 4 << 20, 64 << 20, 64
 
 
-# gzip cannot be cut without reading it: a .gz JSONL file bigger than a shard (counted at this
-# compression ratio) is streamed by the scan in pieces that workers scan in parallel.
-GZIP_RATIO = 4
+# A compressed stream cannot be cut without reading it: a compressed JSONL file bigger than a shard
+# (counted at this compression ratio) is read by the scan and handed to the workers in pieces.
+COMPRESSION_RATIO = 4
 
 
 @dataclass(frozen=True)
 class Shard:
     source: str
-    byte_range: tuple[int, int] | None = None  # JSONL; of a .gz file: offsets in its decompressed stream
+    byte_range: tuple[int, int] | None = None  # JSONL; of a compressed file: offsets in its decompressed stream
     row_groups: tuple[int, int] | None = None  # Parquet
     first_row: int = 0
-    chunk_bytes: int | None = None  # a .gz JSONL file, cut while it is read into pieces of this size
+    chunk_bytes: int | None = None  # a compressed JSONL file, cut while it is read into pieces of this size
 
     @property
     def shard_id(self) -> str:
@@ -63,9 +62,9 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
-        elif source.endswith(".gz") and os.path.getsize(source) * GZIP_RATIO > shard_bytes and not is_json_array(source):
+        elif source.endswith(COMPRESSED) and os.path.getsize(source) * COMPRESSION_RATIO > shard_bytes and not is_json_array(source):
             shards.append(Shard(source, chunk_bytes=shard_bytes))
-        elif source.endswith(".gz") or os.path.getsize(source) <= shard_bytes or is_json_array(source):
+        elif source.endswith(COMPRESSED) or os.path.getsize(source) <= shard_bytes or is_json_array(source):
             shards.append(Shard(source))
         else:
             shards += _jsonl_shards(source, shard_bytes)
@@ -96,7 +95,7 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     size, start, row = shard.chunk_bytes, 0, shard.first_row
     blocks: list[bytes] = []
     held = 0
-    with damaged_input(shard.source), gzip.open(shard.source, "rb") as handle:
+    with damaged_input(shard.source), open_compressed(shard.source) as handle:
         while True:
             block = handle.read(1 << 20)
             blocks.append(block)

@@ -18,7 +18,8 @@ from dataclasses import replace
 
 import polars as pl
 
-from . import Shard, ShardRuns, WorkDir
+from ..readers import COMPRESSED
+from . import COMPRESSION_RATIO, Shard, ShardRuns, WorkDir
 
 _WORKER_INDEX = None
 _WORKER_START_ERROR: BaseException | None = None
@@ -153,7 +154,7 @@ def workers_worth_starting(shards: list[Shard], methods) -> int:
         if shard.byte_range is not None:
             total += shard.byte_range[1] - shard.byte_range[0]
         elif shard.row_groups is None and os.path.isfile(shard.source):
-            total += os.path.getsize(shard.source) * (4 if shard.source.endswith(".gz") else 1)  # ~4x compression
+            total += os.path.getsize(shard.source) * (COMPRESSION_RATIO if shard.source.endswith(COMPRESSED) else 1)
         else:
             return len(shards)
     return len(shards) if per_worker <= 0 else max(1, int(total / (per_worker * (1 << 20))))
