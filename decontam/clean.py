@@ -19,7 +19,7 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import CORPUS_SUFFIXES, JSON_SUFFIXES, damaged_input, is_json_array, open_compressed
+from .readers import CORPUS_SUFFIXES, JSON_SUFFIXES, damaged_input, is_json_array, open_compressed, open_past_bom
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _split_json_array(corpus: Path, remove: set[int], kept_path: Path, removed_p
     import ijson
 
     rows = 0
-    with open_compressed(corpus) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+    with open_past_bom(str(corpus)) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
         writers = {False: _JsonWriter(kept, kept_path), True: _JsonWriter(removed, removed_path)}
         for row, element in enumerate(ijson.items(source, "item", use_float=True)):
             writers[row in remove].write(element)

@@ -1,8 +1,8 @@
 """Corpus inputs -> ``Record``s -> ``Segment``s.
 
-Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by row group), JSON files holding
-one array of records (``alpaca_data.json``; a ``.json`` file that does not start with ``[`` is read as
-JSONL), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
+Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
+row group), JSON files holding one array of records (``alpaca_data.json``; a ``.json`` file that does
+not start with ``[`` is read as JSONL), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
 (``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
 whole corpus in memory (JSON arrays are parsed incrementally, with ijson).
 
@@ -16,10 +16,10 @@ chosen/rejected/output/response/completion are assistant text).
 
 from __future__ import annotations
 
-import functools
-import glob as globlib
 import bz2
 import contextlib
+import functools
+import glob as globlib
 import gzip
 import io
 import lzma
@@ -167,7 +167,7 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
     ``MalformedRow`` for every row that cannot be read. Row numbers are 0-based positions in the
     source; a shard (``byte_range`` of a JSONL file whose first line is row ``first_row``, or
     ``row_groups`` of a Parquet file) keeps the numbering of the whole file. ``payload``: the bytes
-    of that byte range, already read (a piece of a .gz file the scan streams)."""
+    of that byte range, already read (a piece of a compressed file the scan streams)."""
     if payload is not None:
         yield from _iter_jsonl(source, first_row=first_row, payload=payload)
         return
@@ -196,8 +196,8 @@ def damaged_input(source: str) -> Iterator[None]:
     try:
         yield
     except (EOFError, OSError, zlib.error, lzma.LZMAError, _ZstdError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:  # a real I/O error (permissions, a disk), not a damaged stream
-            raise
+        if isinstance(exc, OSError) and (exc.errno is not None or isinstance(exc, io.UnsupportedOperation)):
+            raise  # a real I/O error (permissions, a disk) or a bug, not a damaged stream
         problem = "it ends early (cut short?)" if isinstance(exc, EOFError) else str(exc)
         raise InputError(f"cannot read {source}: {problem}", "the file is damaged; fetch or write it again (gzip -t / zstd -t FILE checks one)") from exc
 
@@ -227,7 +227,7 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
 
 
 def is_json_array(source: str) -> bool:
-    """A ``.json``/``.json.gz`` file whose first character (after spaces and a byte-order mark) is ``[``.
+    """A ``.json`` file (compressed or not) whose first character (after spaces and a byte-order mark) is ``[``.
 
     A ``.json`` file that starts with ``{`` is JSONL when its first line is a whole JSON value;
     otherwise it is one pretty-printed document, which is not a corpus (an ``InputError``)."""
@@ -235,10 +235,10 @@ def is_json_array(source: str) -> bool:
         return False
     with damaged_input(source), _open_binary(source) as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head[:1] == b"[":
-            return True
-        if head[:1] == b"{":
-            handle.seek(0)
+    if head[:1] == b"[":
+        return True
+    if head[:1] == b"{":
+        with damaged_input(source), _open_binary(source) as handle:  # opened again: a zstd stream cannot seek back
             first_line = handle.readline()
             try:
                 orjson.loads(first_line)
@@ -254,9 +254,7 @@ def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
     import ijson
 
     row = -1
-    with _open_binary(source) as handle:
-        if handle.read(3) != b"\xef\xbb\xbf":  # ijson does not skip a byte-order mark
-            handle.seek(0)
+    with open_past_bom(source) as handle:
         try:
             for row, data in enumerate(ijson.items(handle, "item", use_float=True)):
                 if isinstance(data, dict):
@@ -267,6 +265,18 @@ def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
             problem = str(exc).splitlines()[0]
             raise InputError(f"{source} is not valid JSON after its first {row + 1:,} elements ({problem})",
                              "fix the file, or write it as JSONL (one record per line), where a bad line is skipped and counted") from exc
+
+
+@contextlib.contextmanager
+def open_past_bom(source: str) -> Iterator[Any]:
+    """The file opened (decompressed) for reading, past its UTF-8 byte-order mark if it has one
+    (ijson does not skip it; opened twice, since a zstd stream cannot seek back)."""
+    with _open_binary(source) as probe:
+        bom = probe.read(3) == b"\xef\xbb\xbf"
+    with _open_binary(source) as handle:
+        if bom:
+            handle.read(3)
+        yield handle
 
 
 def _json_type(value: Any) -> str:

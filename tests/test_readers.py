@@ -125,6 +125,11 @@ def test_json_files_that_are_not_arrays(tmp_path):
 def test_compressed_jsonl(tmp_path, suffix):
     from decontam.readers import open_compressed
 
+    for name, data in (("array.json", b'\xef\xbb\xbf[{"text": "in an array"}]'), ("lines.json", b'{"text": "in lines"}\n')):
+        with open_compressed(tmp_path / f"{name}{suffix}", "wb") as handle:  # a zstd stream cannot seek back: opened twice
+            handle.write(data)
+        assert [r.data["text"] for r in iter_records(str(tmp_path / f"{name}{suffix}"))] == [data.split(b'"')[3].decode()]
+
     path = tmp_path / f"c.jsonl{suffix}"
     with open_compressed(path, "wb") as handle:
         handle.write(b'{"id": "a", "text": "first row"}\n{oops\n{"text": "third row"}\n')

@@ -3,10 +3,11 @@
 A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
 row number of its first line, so findings keep the file's row numbering), a block of row groups
 of a Parquet file, or a big compressed JSONL file (.gz, .zst, .bz2, .xz) that the engine reads
-itself and hands out in pieces (a compressed stream cannot be cut without reading it). ``local`` runs shards in this process or a pool of
-processes; ``ray`` (the ``decontam[ray]`` extra, imported only when asked for) runs them as Ray
-tasks. With a work folder, every finished shard (or piece) leaves its findings and counts there, so
-a scan killed midway resumes where it stopped and ends with the same findings as an uninterrupted one.
+itself and hands out in pieces (a compressed stream cannot be cut without reading it). ``local``
+runs shards in this process or a pool of processes; ``ray`` (the ``decontam[ray]`` extra, imported
+only when asked for) runs them as Ray tasks. With a work folder, every finished shard (or piece)
+leaves its findings and counts there, so a scan killed midway resumes where it stopped and ends
+with the same findings as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class WorkDir:
 
 class ShardRuns:
     """The bookkeeping both engines share: which shards a work folder holds already, the shards (and
-    pieces of streamed .gz shards) still to scan, saving each result as it comes, and the results in
+    pieces of streamed compressed files) still to scan, saving each result as it comes, and the results in
     the plan's order, a streamed shard's pieces merged."""
 
     def __init__(self, shards: list[Shard], work_dir: WorkDir | None, on_shard: Callable[[Shard, dict], None] | None = None):

@@ -78,7 +78,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
               on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
     """Run every shard not already done; return (shard, findings, counts) for all of them, in order.
 
-    A streamed .gz shard is read here, in this process, and its pieces go to the workers with their
+    A streamed (compressed) shard is read here, in this process, and its pieces go to the workers with their
     bytes; at most two shards per worker are in flight, which bounds the bytes held."""
     from ..scan import run_shard
 

@@ -9,7 +9,7 @@ are retried when they fail. When the scan uses the embedding layer, the model is
 shard tasks send them the texts that pass the lexical first stage, so the CPUs read and match while
 the GPUs embed. Without GPUs each task loads the model itself. The driver writes each shard's
 findings as Parquet in the work folder, exactly as the local engine does, and merges them. A big
-.gz file is read by the driver, and its pieces go to the tasks through the object store.
+compressed file is read by the driver, and its pieces go to the tasks through the object store.
 
 Traps seen: ``ray start`` turns on token authentication in recent Ray, so a driver connecting to
 such a cluster needs ``RAY_AUTH_MODE=token``; a head node waits ~30 s on SIGTERM.
