@@ -12,7 +12,6 @@ nested ones (ARC's ``question.stem``, Arena-Hard's ``turns[].content``); ``field
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ import orjson
 
 from .checksums import sha256_files
 from .errors import InputError
+from .readers import COMPRESSED, open_compressed
 from .types import ItemPart, TestItem
 
 QUESTION_KEYS = (
@@ -40,7 +40,11 @@ CHOICE_COLUMN = re.compile(r"^(?:choice|option)[ _]?([0-9a-j])$", re.IGNORECASE)
 ID_KEYS = ("id", "question_id", "task_id", "key", "idx", "pair_id", "unique_id", "uid", "_id")
 SUBSET_KEYS = ("subset", "subject", "category", "source", "type", "dataset", "skill", "config")
 MAP_ROLES = ("question", "choices", "answer", "id", "subset")
-FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".csv", ".csv.gz")
+def _packed(base: str) -> tuple[str, ...]:
+    return tuple(f"{base}{packed}" for packed in ("", *COMPRESSED))
+
+
+FILE_SUFFIXES = (*_packed(".jsonl"), *_packed(".json"), ".parquet", *_packed(".csv"))
 
 
 @dataclass(frozen=True)
@@ -289,11 +293,11 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
             import pyarrow.parquet as pq
 
             yield from pq.read_table(path).to_pylist()
-        elif name.endswith((".csv", ".csv.gz")):
+        elif name.endswith(_packed(".csv")):
             with _open_text(path) as handle:
                 yield from csv.DictReader(handle)
-        elif name.endswith((".json", ".json.gz")) and _starts_with_bracket(path):
-            data = orjson.loads(_read_bytes(path))
+        elif name.endswith(_packed(".json")) and _starts_with_bracket(path):
+            data = orjson.loads(_read_bytes(path).removeprefix(b"\xef\xbb\xbf"))
             yield from data
         else:
             with _open_text(path) as handle:
@@ -341,17 +345,16 @@ def _read_saved_dataset(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    return io.TextIOWrapper(open_compressed(path), encoding="utf-8-sig", newline="")
 
 
 def _read_bytes(path: Path) -> bytes:
-    return gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
+    with open_compressed(path) as handle:
+        return handle.read()
 
 
 def _starts_with_bracket(path: Path) -> bool:
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as handle:
-        return handle.read(64).lstrip().startswith(b"[")
+    with open_compressed(path) as handle:
+        return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 

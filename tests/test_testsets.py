@@ -110,6 +110,24 @@ def test_csv_and_parquet_files(tmp_path):
         assert item.item_id == "a1" and item.parts[0].text == rows[0]["question"]
 
 
+@pytest.mark.parametrize("name", ["t.csv.zst", "t.json.xz", "t.jsonl.bz2", "t.csv.gz"])
+def test_compressed_test_sets_and_byte_order_marks(tmp_path, name):
+    """Excel writes CSV with a byte-order mark: read plainly, the first column would be '\ufeffid'."""
+    from decontam.readers import open_compressed
+
+    row = {"id": "a1", "question": "Which planet is known as the red planet?", "answer": "Mars"}
+    if ".csv" in name:
+        data = "id,question,answer\r\na1,Which planet is known as the red planet?,Mars\r\n"
+    elif ".jsonl" in name:
+        data = json.dumps(row) + "\n"
+    else:
+        data = json.dumps([row])
+    with open_compressed(tmp_path / name, "wb") as handle:
+        handle.write(b"\xef\xbb\xbf" + data.encode())
+    item = load_test_set(parse_source(f"x={tmp_path / name}")).items[0]
+    assert item.item_id == "a1" and item.parts[0].text == row["question"]
+
+
 def test_saved_hf_dataset_folder(tmp_path):
     datasets = pytest.importorskip("datasets")
     rows = [{"question": "Name the largest ocean on Earth.", "answer": "Pacific", "id": "o1"}]
