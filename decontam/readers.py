@@ -212,6 +212,8 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             lines = _lines_until(handle, byte_range[1] - byte_range[0])
         for row, line in enumerate(lines, start=first_row):
             line_no = row + 1
+            if row == 0 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows tools write one)
+                line = line[3:]
             if not line.strip():
                 yield MalformedRow(name, line_no, "empty line")
                 continue

@@ -91,6 +91,12 @@ def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
     assert isinstance(out[4], Record) and out[4].row == 4
 
 
+def test_jsonl_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text": "first row"}\n{"text": "second row"}\n')
+    assert [r.data["text"] for r in iter_records(str(path))] == ["first row", "second row"]
+
+
 def test_json_array_file(tmp_path):
     rows = [{"id": "a", "prompt": "first record text"}, [1, 2], {"text": "third record", "n": 1234567890123, "x": 0.5}, None]
     path = tmp_path / "alpaca_data.json"
