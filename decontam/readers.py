@@ -38,7 +38,8 @@ from .types import MalformedRow, Record, Segment
 
 # Compressed JSONL: gzip, bz2 and xz (standard library) and zstd (the Pile, RedPajama; zstandard).
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
-CORPUS_SUFFIXES = tuple(f"{base}{packed}" for base in (".jsonl", ".ndjson") for packed in ("", *COMPRESSED)) + (".parquet",)
+JSONL_SUFFIXES = tuple(f"{base}{packed}" for base in (".jsonl", ".ndjson") for packed in ("", *COMPRESSED))
+CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet")
 # Read when named as files or globs, not picked up from folders (where .json is often metadata).
 JSON_SUFFIXES = tuple(f".json{packed}" for packed in ("", *COMPRESSED))
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
@@ -132,7 +133,8 @@ def _expand_url(spec: str) -> list[str]:
     return files
 
 
-def _open_binary(source: str):
+def open_input(source: str):
+    """An input opened for reading bytes, decompressed: a local file, a URL (fsspec), or ``-``."""
     if source == "-":
         stdin = sys.stdin.buffer
         peek = getattr(stdin, "peek", None)  # `decontam scan - < corpus.jsonl.gz` works as well as zcat
@@ -205,7 +207,7 @@ def damaged_input(source: str) -> Iterator[None]:
 def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
                 payload: bytes | None = None) -> Iterator[Record | MalformedRow]:
     name = "<stdin>" if source == "-" else source
-    with io.BytesIO(payload) if payload is not None else _open_binary(source) as handle:
+    with io.BytesIO(payload) if payload is not None else open_input(source) as handle:
         lines: Iterable[bytes] = handle
         if byte_range is not None and payload is None:
             handle.seek(byte_range[0])
@@ -235,12 +237,12 @@ def is_json_array(source: str) -> bool:
     otherwise it is one pretty-printed document, which is not a corpus (an ``InputError``)."""
     if source == "-" or not source.endswith(JSON_SUFFIXES):
         return False
-    with damaged_input(source), _open_binary(source) as handle:
+    with damaged_input(source), open_input(source) as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] == b"[":
         return True
     if head[:1] == b"{":
-        with damaged_input(source), _open_binary(source) as handle:  # opened again: a zstd stream cannot seek back
+        with damaged_input(source), open_input(source) as handle:  # opened again: a zstd stream cannot seek back
             first_line = handle.readline()
             try:
                 orjson.loads(first_line)
@@ -273,9 +275,9 @@ def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
 def open_past_bom(source: str) -> Iterator[Any]:
     """The file opened (decompressed) for reading, past its UTF-8 byte-order mark if it has one
     (ijson does not skip it; opened twice, since a zstd stream cannot seek back)."""
-    with _open_binary(source) as probe:
+    with open_input(source) as probe:
         bom = probe.read(3) == b"\xef\xbb\xbf"
-    with _open_binary(source) as handle:
+    with open_input(source) as handle:
         if bom:
             handle.read(3)
         yield handle
@@ -299,7 +301,7 @@ def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, fir
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(_open_binary(source) if is_url(source) else source)
+        parquet = pq.ParquetFile(open_input(source) if is_url(source) else source)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
         raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
     row = first_row

@@ -140,6 +140,9 @@ def scan(
     shards = plan_shards(sources, shard_bytes)
     folder = None
     if work_dir is not None:
+        if "-" in sources:
+            raise ParameterError("a scan of stdin cannot be resumed: a rerun reads another stream",
+                                 "drop --work-dir, or write the stream to a file and scan that")
         folder = WorkDir(work_dir, run_key(sources, index.manifest.get("files", {}), _options_key(options), shards))
     done_rows = [0]
 

@@ -238,6 +238,38 @@ def test_work_dir_of_another_scan_is_refused(tmp_path, index_dir, many_files, gs
         decontam.scan(str(other), index=index_dir, work_dir=tmp_path / "w")
 
 
+def test_remote_and_stdin_streams_are_scanned_in_pieces_by_all_workers(tmp_path, index_dir, gsm8k):
+    """The workers cannot open a memory:// file (nor stdin): the scan reads it and sends pieces."""
+    fsspec = pytest.importorskip("fsspec")
+    rows = _corpus_rows(gsm8k, 1500, seed_offset=5)
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    url = f"memory:///decontam-test-{uuid.uuid4().hex[:8]}/big.jsonl.gz"
+    fsspec.filesystem("memory").pipe(url.removeprefix("memory://"), gzip.compress(data))
+    local = write_jsonl(tmp_path / "big.jsonl", rows)
+    reference = _normalize(decontam.scan(str(local), index=index_dir).findings).drop("source")
+    assert plan_shards([url], shard_bytes=200_000) == [Shard(url, chunk_bytes=200_000)]
+    remote = decontam.scan(url, index=index_dir, workers=2, shard_bytes=200_000)
+    assert _normalize(remote.findings).drop("source").equals(reference) and remote.counts.rows_read == 1500
+    command = [shutil.which("decontam") or "decontam", "scan", "-", "--index", str(index_dir), "--workers", "2",
+               "--shard-mb", "1", "--out", str(tmp_path / "stdin.parquet")]
+    piped = subprocess.run(command, input=data, capture_output=True, timeout=300)
+    assert piped.returncode == 1, piped.stderr[-2000:]
+    assert _normalize(pl.read_parquet(tmp_path / "stdin.parquet")).drop("source").equals(reference)
+    with pytest.raises(decontam.ParameterError, match="a scan of stdin cannot be resumed"):
+        decontam.scan("-", index=index_dir, work_dir=tmp_path / "work")
+
+
+def test_a_remote_file_that_changed_is_not_resumed(tmp_path, index_dir):
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    path = f"/decontam-test-{uuid.uuid4().hex[:8]}/c.jsonl"
+    fs.pipe(path, b'{"text": "first version of the row"}\n')
+    decontam.scan(f"memory://{path}", index=index_dir, work_dir=tmp_path / "w")
+    fs.pipe(path, b'{"text": "second version, longer than the first"}\n')
+    with pytest.raises(decontam.ParameterError, match="belongs to another scan"):
+        decontam.scan(f"memory://{path}", index=index_dir, work_dir=tmp_path / "w")
+
+
 def test_remote_paths_through_fsspec(index, gsm8k):
     fsspec = pytest.importorskip("fsspec")
     fs = fsspec.filesystem("memory")

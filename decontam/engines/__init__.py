@@ -2,8 +2,9 @@
 
 A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line starts, with the
 row number of its first line, so findings keep the file's row numbering), a block of row groups
-of a Parquet file, or a big compressed JSONL file (.gz, .zst, .bz2, .xz) that the engine reads
-itself and hands out in pieces (a compressed stream cannot be cut without reading it). ``local``
+of a Parquet file, or a stream that the engine reads itself and hands out in pieces: a big
+compressed JSONL file (.gz, .zst, .bz2, .xz; a compressed stream cannot be cut without reading it),
+a remote JSONL file, stdin. ``local``
 runs shards in this process or a pool of processes; ``ray`` (the ``decontam[ray]`` extra, imported
 only when asked for) runs them as Ray tasks. With a work folder, every finished shard (or piece)
 leaves its findings and counts there, so a scan killed midway resumes where it stopped and ends
@@ -23,7 +24,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import COMPRESSED, damaged_input, is_json_array, is_url, open_compressed
+from ..readers import COMPRESSED, JSONL_SUFFIXES, damaged_input, is_json_array, is_url, open_input
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -59,7 +60,9 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
     shard_bytes = shard_bytes or default_shard_bytes(sources)
     shards: list[Shard] = []
     for source in sources:
-        if source == "-" or is_url(source) or source.startswith("hf:") or Path(source).is_dir():
+        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES):
+            shards.append(Shard(source, chunk_bytes=shard_bytes))  # a stream: read here, scanned in pieces
+        elif is_url(source) or source.startswith("hf:") or Path(source).is_dir():
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
@@ -96,7 +99,7 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     size, start, row = shard.chunk_bytes, 0, shard.first_row
     blocks: list[bytes] = []
     held = 0
-    with damaged_input(shard.source), open_compressed(shard.source) as handle:
+    with damaged_input(shard.source), open_input(shard.source) as handle:
         while True:
             block = handle.read(1 << 20)
             blocks.append(block)
@@ -155,6 +158,20 @@ def merge_counts(parts: list[dict]) -> dict:
 
 def merge_findings(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames).sort(SORT_KEYS + ["score"]) if frames else empty_findings()
+
+
+def _remote_version(source: str) -> list:
+    """Size and whatever version the store reports (ETag, mtime, ...) of a remote file, so that a
+    work folder is not resumed against a file that changed."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(source)
+        info = fs.info(path)
+    except Exception:  # noqa: BLE001 -- a store that cannot say: the path alone keys the run
+        return [None, None]
+    version = next((str(info[k]) for k in ("ETag", "etag", "LastModified", "mtime", "last_modified", "created") if info.get(k)), None)
+    return [info.get("size"), version]
 
 
 class WorkDir:
@@ -243,6 +260,9 @@ class ShardRuns:
 def run_key(sources: list[str], index_files: dict, options_dict: dict, shards: list[Shard]) -> str:
     stats = []
     for source in sources:
+        if is_url(source):
+            stats.append([source, *_remote_version(source)])
+            continue
         try:
             st = os.stat(source)
             stats.append([source, st.st_size, int(st.st_mtime)])

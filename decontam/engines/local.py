@@ -11,6 +11,7 @@ import atexit
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -146,7 +147,8 @@ MB_PER_WORKER = {"embedding": 2, "other": 32}
 
 def workers_worth_starting(shards: list[Shard], methods) -> int:
     """How many workers the shards' input keeps busy enough to pay for starting them (remote inputs
-    and Parquet row groups, whose size is not known here, count as enough for any number)."""
+    and Parquet row groups, whose size is not known here, count as enough for one worker each, and a
+    stream read in pieces, stdin or a remote file, as enough for any number)."""
     override = os.environ.get("DECONTAM_MB_PER_WORKER")
     per_worker = float(override) if override else MB_PER_WORKER["embedding" if "embedding" in methods else "other"]
     total = 0
@@ -155,6 +157,8 @@ def workers_worth_starting(shards: list[Shard], methods) -> int:
             total += shard.byte_range[1] - shard.byte_range[0]
         elif shard.row_groups is None and os.path.isfile(shard.source):
             total += os.path.getsize(shard.source) * (COMPRESSION_RATIO if shard.source.endswith(COMPRESSED) else 1)
+        elif shard.chunk_bytes:
+            return sys.maxsize
         else:
             return len(shards)
     return len(shards) if per_worker <= 0 else max(1, int(total / (per_worker * (1 << 20))))
