@@ -241,7 +241,7 @@ def scan_command(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core); shards are files, pieces of big JSONL files, Parquet row groups.")] = os.cpu_count() or 1,
+    workers: Annotated[int, typer.Option(help="Worker processes, at most (default: one per core; fewer when the input is too small to pay for starting them); shards are files, pieces of big or streamed JSONL, Parquet row groups.")] = os.cpu_count() or 1,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
     shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard (a piece of a big JSONL file, compressed or not, row groups of a Parquet file), in MB (default: 1/64 of the input, 4 to 64).")] = None,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
