@@ -70,6 +70,23 @@ _END_TOKENS = re.compile(r"<\|(?:im_end|eot_id|end_of_text|begin_of_text|endofte
 MIN_SEGMENT_CHARS = 8
 
 
+def is_dataset(source: str) -> bool:
+    """A Hugging Face dataset: a hub id (``hf:owner/name?split=...``) or a ``save_to_disk`` folder."""
+    return source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir())
+
+
+def records_as_jsonl(records: Iterable[Record]) -> Iterator[bytes]:
+    """Each record's data as one JSON line. Values JSON has no text form for (bytes, dates, arrays,
+    images) become null: the scan reads only strings, and would not have read them either."""
+    option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
+    for record in records:
+        yield orjson.dumps(record.data, default=_no_text, option=option)
+
+
+def _no_text(value: Any) -> None:
+    return None
+
+
 def is_url(spec: str) -> bool:
     """``s3://``, ``gs://``, ``hf://``, ``memory://`` ...: read through fsspec (installed with ``datasets``)."""
     return "://" in spec and not spec.startswith("file://")
@@ -174,7 +191,7 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
         yield from _iter_jsonl(source, first_row=first_row, payload=payload)
         return
     with damaged_input(source):
-        if source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir()):
+        if is_dataset(source):
             yield from _iter_dataset(source)
         elif source.endswith(".parquet"):
             yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)

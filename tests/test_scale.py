@@ -259,6 +259,23 @@ def test_remote_and_stdin_streams_are_scanned_in_pieces_by_all_workers(tmp_path,
         decontam.scan("-", index=index_dir, work_dir=tmp_path / "work")
 
 
+def test_a_dataset_is_scanned_in_pieces_by_all_workers(tmp_path, index_dir, gsm8k):
+    import datetime
+
+    datasets = pytest.importorskip("datasets")
+    rows = _corpus_rows(gsm8k, 900, seed_offset=2)
+    texts = [{"prompt": r.get("prompt", ""), "chosen": r["chosen"]} for r in rows]
+    extra = [{**t, "n": i, "when": datetime.datetime(2024, 1, 1), "blob": b"\x00binary"} for i, t in enumerate(texts)]
+    datasets.Dataset.from_list(extra).save_to_disk(tmp_path / "ds")
+    assert plan_shards([str(tmp_path / "ds")], shard_bytes=100_000)[0].chunk_bytes == 100_000
+    pieces = list(iter_chunks(Shard(str(tmp_path / "ds"), chunk_bytes=100_000)))
+    assert len(pieces) > 2 and json.loads(pieces[0][1].split(b"\n")[0])["blob"] is None  # no text form: null
+    found = decontam.scan(str(tmp_path / "ds"), index=index_dir, shard_bytes=100_000, workers=2)
+    reference = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", texts)), index=index_dir)
+    assert found.findings.height > 0 and found.counts.rows_read == 900
+    assert _normalize(found.findings).drop("source").equals(_normalize(reference.findings).drop("source"))
+
+
 def test_a_remote_file_that_changed_is_not_resumed(tmp_path, index_dir):
     fsspec = pytest.importorskip("fsspec")
     fs = fsspec.filesystem("memory")

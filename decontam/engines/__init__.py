@@ -4,7 +4,7 @@ A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line
 row number of its first line, so findings keep the file's row numbering), a block of row groups
 of a Parquet file, or a stream that the engine reads itself and hands out in pieces: a big
 compressed JSONL file (.gz, .zst, .bz2, .xz; a compressed stream cannot be cut without reading it),
-a remote JSONL file, stdin. ``local``
+a remote JSONL file, stdin, a Hugging Face dataset (its records written as JSON lines). ``local``
 runs shards in this process or a pool of processes; ``ray`` (the ``decontam[ray]`` extra, imported
 only when asked for) runs them as Ray tasks. With a work folder, every finished shard (or piece)
 leaves its findings and counts there, so a scan killed midway resumes where it stopped and ends
@@ -24,7 +24,8 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import COMPRESSED, JSONL_SUFFIXES, damaged_input, is_json_array, is_url, open_input
+from ..readers import (COMPRESSED, JSONL_SUFFIXES, damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input,
+                       records_as_jsonl)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -60,9 +61,9 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
     shard_bytes = shard_bytes or default_shard_bytes(sources)
     shards: list[Shard] = []
     for source in sources:
-        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES):
+        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES) or is_dataset(source):
             shards.append(Shard(source, chunk_bytes=shard_bytes))  # a stream: read here, scanned in pieces
-        elif is_url(source) or source.startswith("hf:") or Path(source).is_dir():
+        elif is_url(source):
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
@@ -95,7 +96,11 @@ def _jsonl_shards(source: str, shard_bytes: int) -> list[Shard]:
 
 def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     """The pieces of a ``chunk_bytes`` shard, with their bytes: each ends at the first line end at or
-    after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same."""
+    after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same.
+    A dataset's records are written as JSON lines first."""
+    if is_dataset(shard.source):
+        yield from _cut(records_as_jsonl(iter_records(shard.source)), shard)
+        return
     size, start, row = shard.chunk_bytes, 0, shard.first_row
     blocks: list[bytes] = []
     held = 0
@@ -118,6 +123,22 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
             if not block:
                 return
             blocks, held = [buffer], len(buffer)
+
+
+def _cut(lines: Iterator[bytes], shard: Shard) -> Iterator[tuple[Shard, bytes]]:
+    """Whole lines gathered into pieces of at least ``chunk_bytes``."""
+    held: list[bytes] = []
+    size = start = 0
+    row = shard.first_row
+    for line in lines:
+        held.append(line)
+        size += len(line)
+        if size >= shard.chunk_bytes:
+            piece = b"".join(held)
+            yield Shard(shard.source, byte_range=(start, start + size), first_row=row), piece
+            start, row, held, size = start + size, row + len(held), [], 0
+    if held:
+        yield Shard(shard.source, byte_range=(start, start + size), first_row=row), b"".join(held)
 
 
 def _count_lines(handle, length: int) -> int:
