@@ -78,6 +78,7 @@ def test_workers_start_only_where_the_input_pays_for_them(tmp_path, monkeypatch)
     assert workers_worth_starting(small, ("ngram", "embedding")) == 24
     assert workers_worth_starting([Shard("s3://bucket/c.jsonl")], ("ngram",)) == 1  # unknown size: as many as shards
     assert workers_worth_starting([Shard("s3://bucket/a.jsonl"), Shard("s3://bucket/b.jsonl")], ("ngram",)) == 2
+    assert workers_worth_starting([Shard("-", chunk_bytes=mb)], ("ngram",)) > 1000  # a stream of unknown length: any number
     monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "0")
     assert workers_worth_starting(small, ("ngram",)) == 12
 
