@@ -178,6 +178,14 @@ def ngram_hashes(ids, offsets, n):
 
 
 @_jit
+def fill_bitmap(bitmap, hashes, shift):
+    """``layers.ngram.hash_bitmap``: set bit (h >> shift) of the bitmap for every hash."""
+    for i in range(len(hashes)):
+        s = hashes[i] >> np.uint64(shift)
+        bitmap[s >> np.uint64(3)] |= np.uint8(1) << np.uint8(s & np.uint64(7))
+
+
+@_jit
 def in_bitmap(bitmap, hashes, shift):
     """``layers.ngram.in_bitmap``: bit (h >> shift) of the bitmap, for every hash."""
     out = np.empty(len(hashes), dtype=np.bool_)

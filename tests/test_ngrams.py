@@ -150,6 +150,7 @@ def test_property_compiled_ngram_hashes_and_bitmaps_equal_numpy(texts, sizes, in
     compiled_hits = {n: in_bitmap(bitmap, g.hashes) for n, g in compiled.items()}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DECONTAM_NUMBA", "0")
+        assert np.array_equal(hash_bitmap(np.array(index_hashes, dtype=np.uint64)), bitmap)
         reference = ngram_hashes_multi(batch, sizes)
         reference_hits = {n: in_bitmap(bitmap, g.hashes) for n, g in reference.items()}
     assert sorted(compiled) == sorted(reference) == sorted(set(sizes))
