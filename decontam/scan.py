@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .engines import Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
-from .engines.local import run_local
+from .engines import MAX_SHARD_BYTES, Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
+from .engines.local import run_local, workers_worth_starting
 from .errors import InputError, ParameterError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
 from .index import Index, default_index_path, load_index
@@ -137,7 +137,14 @@ def scan(
     if workers < 1:
         raise ParameterError(f"workers={workers} must be at least 1", "the default is one per core")
     sources = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    shards = plan_shards(sources, shard_bytes)
+    if engine == "local" and work_dir is None and shard_bytes is None:
+        # Where it all runs in this process, big shards cost less (cutting a 50 MB file into 4 MB
+        # shards, counting their lines included, took 0.1-0.2 s of 1.8 s)
+        shards = plan_shards(sources, MAX_SHARD_BYTES)
+        if min(workers, workers_worth_starting(shards, options.methods or tuple(index.methods))) > 1:
+            shards = plan_shards(sources)
+    else:
+        shards = plan_shards(sources, shard_bytes)
     folder = None
     if work_dir is not None:
         if "-" in sources:
