@@ -34,8 +34,10 @@ MIN_SHARD_BYTES, MAX_SHARD_BYTES, SHARDS_PER_INPUT = 4 << 20, 64 << 20, 64
 
 
 # A compressed stream cannot be cut without reading it: a compressed JSONL file bigger than a shard
-# (counted at this compression ratio) is read by the scan and handed to the workers in pieces.
+# (counted at this compression ratio) is read by the scan and handed to the workers in pieces, of at
+# most MAX_PIECE_BYTES: two per worker are held in flight (16 workers: 512 MB at most).
 COMPRESSION_RATIO = 4
+MAX_PIECE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,13 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
     shards: list[Shard] = []
     for source in sources:
         if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES) or is_dataset(source):
-            shards.append(Shard(source, chunk_bytes=shard_bytes))  # a stream: read here, scanned in pieces
+            shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))  # a stream: read here, scanned in pieces
         elif is_url(source):
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
         elif source.endswith(COMPRESSED) and os.path.getsize(source) * COMPRESSION_RATIO > shard_bytes and not is_json_array(source):
-            shards.append(Shard(source, chunk_bytes=shard_bytes))
+            shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))
         elif source.endswith(COMPRESSED) or os.path.getsize(source) <= shard_bytes or is_json_array(source):
             shards.append(Shard(source))
         else:
