@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from zstandard import ZstdError
 
 from .errors import InputError
 from .types import MalformedRow, Record, Segment
@@ -201,20 +202,13 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
             yield from _iter_jsonl(source, byte_range=byte_range, first_row=first_row)
 
 
-try:
-    from zstandard import ZstdError as _ZstdError
-except ImportError:  # pragma: no cover -- zstandard is a dependency
-    class _ZstdError(Exception):
-        pass
-
-
 @contextlib.contextmanager
 def damaged_input(source: str) -> Iterator[None]:
     """A compressed file that is cut short or is not what its name says: an ``InputError`` that names
     it, instead of a traceback (or click's bare "Aborted." for the ``EOFError`` of a cut gzip stream)."""
     try:
         yield
-    except (EOFError, OSError, zlib.error, lzma.LZMAError, _ZstdError) as exc:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, ZstdError) as exc:
         if isinstance(exc, OSError) and (exc.errno is not None or isinstance(exc, io.UnsupportedOperation)):
             raise  # a real I/O error (permissions, a disk) or a bug, not a damaged stream
         problem = "it ends early (cut short?)" if isinstance(exc, EOFError) else str(exc)

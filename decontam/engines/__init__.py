@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,31 +103,11 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     if is_dataset(shard.source):
         yield from _cut(records_as_jsonl(iter_records(shard.source)), shard)
         return
-    size, start, row = shard.chunk_bytes, 0, shard.first_row
-    blocks: list[bytes] = []
-    held = 0
     with damaged_input(shard.source), open_input(shard.source) as handle:
-        while True:
-            block = handle.read(1 << 20)
-            blocks.append(block)
-            held += len(block)
-            if held < size and block:
-                continue
-            buffer = b"".join(blocks)
-            while buffer and (len(buffer) >= size or not block):
-                cut = buffer.find(b"\n", size - 1) + 1 if block else len(buffer)
-                if cut == 0:
-                    break  # a line longer than what is held: read on
-                piece, buffer = buffer[:cut], buffer[cut:]
-                yield Shard(shard.source, byte_range=(start, start + len(piece)), first_row=row), piece
-                start += len(piece)
-                row += piece.count(b"\n")
-            if not block:
-                return
-            blocks, held = [buffer], len(buffer)
+        yield from _cut(handle, shard)
 
 
-def _cut(lines: Iterator[bytes], shard: Shard) -> Iterator[tuple[Shard, bytes]]:
+def _cut(lines: Iterable[bytes], shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     """Whole lines gathered into pieces of at least ``chunk_bytes``."""
     held: list[bytes] = []
     size = start = 0
