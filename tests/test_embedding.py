@@ -225,6 +225,10 @@ def test_question_stem_of_a_passage_item():
     assert question_stem("By what means did the United States take possession of the Oregon Territory?") is None  # no passage
     assert question_stem(PASSAGE.rsplit("\n", 1)[0] + "\nWhy?") is None  # too short to be specific
     assert question_stem(PASSAGE.replace("Territory?", "Territory")) is None  # not a question
+    completion = PASSAGE.replace("By what means did the United States take possession of the Oregon Territory?",
+                                 "The United States took possession of the Oregon Territory by")
+    assert question_stem(completion, has_choices=True) == "The United States took possession of the Oregon Territory by"
+    assert question_stem(completion) is None  # without choices to complete it, the last line is an instruction
 
 
 WORDS = [f"term{i}" for i in range(25)]
@@ -250,6 +254,20 @@ def test_stem_and_choice_rows(tmp_path):
     stem_only = write_jsonl(tmp_path / "stem.jsonl", [{"prompt": question_stem(PASSAGE)}])
     found = decontam.scan(str(stem_only), index=index).findings
     assert found.select("item_id", "item_part").rows() == [("q2", "question")]
+
+
+def test_the_stem_a_passage_items_choices_complete_gets_a_row(tmp_path):
+    stem = "The United States took possession of the Oregon Territory by"
+    passage = PASSAGE.rsplit("\n", 1)[0] + "\n" + stem
+    rows = [{"id": "mc", "question": passage, "choices": ["war", "purchase", "treaty", "settlement"]},
+            {"id": "open", "question": passage.replace("Oregon", "Texas")}]
+    index = decontam.build_index(tmp_path / "i", [f"exam={write_jsonl(tmp_path / 'e.jsonl', rows)}"],
+                                 params=IndexParams(methods=("embedding",)), embedder=HashingEmbedder(4096))
+    layer = index.layers["embedding"]
+    item_ids = index.parts["item_id"].to_list()
+    assert sorted(item_ids[i] for i in layer.part_ix) == ["mc", "mc", "open"]  # no stem row for the open question
+    found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", [{"prompt": stem}])), index=index).findings
+    assert found["item_id"].to_list() == ["mc"]
 
 
 def test_multiple_choice_questions_have_a_lower_threshold(tmp_path):

@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 import decontam
@@ -81,16 +82,23 @@ def palm_baseline(index: decontam.Index, share: float = 0.7):
 
 def minilm_baseline(index: decontam.Index, threshold: float = 0.8):
     """llm-decontaminator's first stage: top-1 MiniLM cosine of the whole row text against the test
-    items (its second stage, a GPT-4 judge, is not run here)."""
+    items (its second stage, a GPT-4 judge, is not run here). Only the layer's vectors of whole parts:
+    the question stems it adds for passage items are decontam's, not the baseline's."""
+    import faiss
+
     layer = index.layers["embedding"]
     embedder = layer.embedder()
+    _, whole = np.unique(layer.part_ix, return_index=True)  # a part's first row is the part itself
+    search = faiss.IndexFlatIP(layer.meta["dim"])
+    search.add(layer.stored_vectors()[whole].astype(np.float32))
+    part_of_row = layer.part_ix[whole]
 
     def detect(examples):
         texts = ["\n".join(_texts(e)) or " " for e in examples]
         vectors = embedder.encode(texts)
-        cosine, rows = layer.faiss_index().search(vectors, 1)
+        cosine, rows = search.search(vectors, 1)
         bench = index.parts["benchmark"].to_numpy()
-        return [{bench[layer.part_ix[r]]} if c >= threshold else set() for c, r in zip(cosine[:, 0], rows[:, 0])]
+        return [{bench[part_of_row[r]]} if c >= threshold else set() for c, r in zip(cosine[:, 0], rows[:, 0])]
 
     return detect
 

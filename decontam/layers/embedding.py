@@ -272,9 +272,8 @@ class EmbeddingLayer:
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
-        with_choices = set(parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").iter_rows())
-        item_of = list(parts.select("benchmark", "item_id").iter_rows())
-        is_choice_item = np.array([item_of[p] in with_choices and len(text.split()) >= params.choice_item_min_words
+        has_choices = _has_choices(parts)
+        is_choice_item = np.array([has_choices[p] and len(text.split()) >= params.choice_item_min_words
                                    and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers
                                    for p, text in zip(row_part.tolist(), row_text)], dtype=bool)
         layer = cls(params, row_part.astype(np.int32), vectors, meta, rare["row"].to_numpy().astype(np.int32),
@@ -443,13 +442,15 @@ class EmbeddingLayer:
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 
 
-def question_stem(text: str) -> str | None:
-    """The question of a passage item: the last line, when it is a question of 5+ words after at
-    least 40 words of passage ("This question refers to the following information. <passage> ...
-    By what means did the United States take possession of the Oregon Territory?"). LLM rewrites of
-    such items often keep only that question; embedded with its passage, it would not be found."""
+def question_stem(text: str, *, has_choices: bool = False) -> str | None:
+    """The question of a passage item: its last line, 5+ words after at least 40 words of passage
+    ("This question refers to the following information. <passage> ... By what means did the United
+    States take possession of the Oregon Territory?"). LLM rewrites of such items often keep only that
+    question; embedded with its passage, it would not be found. The line must be a question, or
+    (``has_choices``) the stem the item's choices complete ("The Pilgrims traveled to America and
+    settled at Plymouth because"): a passage item's last line without either is an instruction."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if len(lines) < 2 or not lines[-1].endswith("?"):
+    if len(lines) < 2 or not (has_choices or lines[-1].endswith("?")):
         return None
     stem_words, all_words = len(lines[-1].split()), len(text.split())
     return lines[-1] if stem_words >= 5 and all_words - stem_words >= 40 else None
@@ -462,11 +463,19 @@ def _embedded_rows(parts: pl.DataFrame, encoded: TokenBatch) -> tuple[np.ndarray
 
     kept = np.flatnonzero((parts["part"] != "choices").to_numpy())
     texts, kinds = parts["text"].to_list(), parts["kind"].to_list()
-    stems = [(int(i), stem) for i in kept.tolist() if kinds[i] != "answer" and (stem := question_stem(texts[i]))]
+    has_choices = _has_choices(parts)
+    stems = [(int(i), stem) for i in kept.tolist()
+             if kinds[i] != "answer" and (stem := question_stem(texts[i], has_choices=bool(has_choices[i])))]
     stem_tokens = [len(tokens) for tokens in tokenize_batch([stem for _, stem in stems])]
     row_part = np.concatenate([kept, np.array([i for i, _ in stems], dtype=np.int64)]).astype(np.int64)
     first = [0] * len(kept) + [int(encoded.lengths[i]) - n for (i, _), n in zip(stems, stem_tokens)]
     return row_part, [texts[i] for i in kept.tolist()] + [stem for _, stem in stems], np.asarray(first, dtype=np.int64)
+
+
+def _has_choices(parts: pl.DataFrame) -> np.ndarray:
+    """[parts] bool: the part's item has a list of choices."""
+    with_choices = set(parts.filter(pl.col("part") == "choices").select("benchmark", "item_id").iter_rows())
+    return np.array([key in with_choices for key in parts.select("benchmark", "item_id").iter_rows()], dtype=bool)
 
 
 def _windows(text: str, words: int) -> list[tuple[int, int]]:
