@@ -2,9 +2,11 @@
 
 JSONL inputs are copied line by line as bytes: every input line lands in exactly one of the two
 outputs, unchanged and in order (malformed lines included: they are never flagged, so they are
-kept). Parquet inputs keep their schema. The elements of a JSON array file are written back as JSON,
-in order (the same values; spacing and number spelling may change), as an array or, for outputs
-named ``.jsonl``, one per line. A manifest says what was removed and why.
+kept). CSV and TSV inputs are copied record by record as they were read: the header in both outputs,
+every other record (a quoted field's line breaks included) in one. Parquet inputs keep their schema.
+The elements of a JSON array file are written back as JSON, in order (the same values; spacing and
+number spelling may change), as an array or, for outputs named ``.jsonl``, one per line. A manifest
+says what was removed and why.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import CORPUS_SUFFIXES, JSON_SUFFIXES, damaged_input, is_json_array, open_compressed, open_past_bom
+from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, csv_records, damaged_input, is_json_array, open_compressed, open_past_bom,
+                      without_compression)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
         raise InputError(f"corpus file {corpus} does not exist", "check the path")
     if kept_path.resolve() == corpus.resolve() or removed_path.resolve() == corpus.resolve():
         raise ParameterError(f"refusing to overwrite the input {corpus}", "write the kept and removed corpora to new files")
+    _check_output_format(corpus, kept_path, removed_path)
     policy = policy or CleanPolicy()
     selected = policy.select(findings_for_source(findings, corpus))
     remove = set(selected["row"].to_list())
@@ -75,12 +79,12 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     with damaged_input(str(corpus)):
         if name.endswith(".parquet"):
             input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
+        elif name.endswith(CSV_SUFFIXES):
+            input_rows = _split_csv(corpus, remove, kept_path, removed_path)
         elif is_json_array(str(corpus)):
             input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
-        elif name.endswith(CORPUS_SUFFIXES + JSON_SUFFIXES):
-            input_rows = _split_lines(corpus, remove, kept_path, removed_path)
         else:
-            raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL[.gz], JSON array or Parquet files")
+            input_rows = _split_lines(corpus, remove, kept_path, removed_path)
     beyond = sorted(r for r in remove if r >= input_rows)
     if beyond:
         raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
@@ -105,6 +109,31 @@ def write_manifest(result: CleanResult, path: str | Path) -> None:
     Path(path).write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
 
 
+def _format_of(path: Path) -> str | None:
+    """jsonl / json / parquet / csv / tsv by the file's name (any compression), None for others."""
+    name = without_compression(path.name)
+    return next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv") if name.endswith(f".{kind}")), None)
+
+
+# What each input format can be written back as (JSONL lines are copied as they are; a .json file
+# whose first line is a whole record is read back as JSONL).
+_OUTPUT_FORMATS = {"jsonl": ("jsonl", "json"), "json": ("json", "jsonl"), "parquet": ("parquet",), "csv": ("csv",),
+                   "tsv": ("tsv",)}
+
+
+def _check_output_format(corpus: Path, kept_path: Path, removed_path: Path) -> None:
+    kind = _format_of(corpus)
+    kind = "jsonl" if kind == "ndjson" else kind
+    if kind is None:
+        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL, JSON array, CSV, TSV or Parquet files (compressed or not)")
+    for path in (kept_path, removed_path):
+        out = _format_of(path)
+        if ("jsonl" if out == "ndjson" else out) not in _OUTPUT_FORMATS[kind]:
+            names = " or ".join(f".{k}" for k in _OUTPUT_FORMATS[kind])
+            raise ParameterError(f"cannot write rows of {corpus} to {path}: the output would not be a {kind.upper()} file",
+                                 f"name the outputs {names}" + (" (compressed or not)" if kind != "parquet" else ""))
+
+
 def _open_out(path: Path):
     return open_compressed(path, "wb")
 
@@ -114,6 +143,25 @@ def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: 
     with open_compressed(corpus) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
         for row, line in enumerate(source):
             (removed if row in remove else kept).write(line)
+            rows += 1
+    return rows
+
+
+def _split_csv(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
+    """Records copied as read (the header to both), so the outputs hold the input's very bytes;
+    undecodable bytes round-trip (surrogateescape)."""
+    import io
+
+    rows = 0
+    with (open_compressed(corpus) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as source,
+          _open_out(kept_path) as kept, _open_out(removed_path) as removed):
+        for position, (_, _, text) in enumerate(csv_records(str(corpus), source)):
+            data = text.encode("utf-8", "surrogateescape")
+            if position == 0:
+                kept.write(data)
+                removed.write(data)
+                continue
+            (removed if position - 1 in remove else kept).write(data)
             rows += 1
     return rows
 
@@ -136,7 +184,7 @@ class _JsonWriter:
     """Elements out as one JSON array (one element per line), or as JSONL when the file is named so."""
 
     def __init__(self, handle, path: Path):
-        self.handle, self.lines, self.count = handle, path.name.endswith(CORPUS_SUFFIXES), 0
+        self.handle, self.lines, self.count = handle, path.name.endswith(JSONL_SUFFIXES), 0
 
     def write(self, element) -> None:
         text = orjson.dumps(element)

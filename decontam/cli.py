@@ -214,7 +214,7 @@ def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")
 
 @app.command("scan")
 def scan_command(
-    corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
+    corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / CSV / TSV / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: the index that ships with decontam).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the findings table here (.parquet, or .jsonl).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
@@ -355,9 +355,9 @@ def report_command(
 
 @app.command("clean")
 def clean_command(
-    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, compressed or not, JSON array or Parquet).")],
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, JSON array, CSV or TSV, compressed or not; or Parquet).")],
     findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
-    out: Annotated[Path, typer.Option(help="Kept rows go here.")],
+    out: Annotated[Path, typer.Option(help="Kept rows go here (in the corpus's format: .jsonl for JSONL, .csv for CSV...).")],
     removed: Annotated[Path, typer.Option(help="Removed rows go here.")],
     kinds: Annotated[Optional[str], typer.Option(help="Only findings of these kinds remove a row (item,answer,artifact).")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Only findings of these methods remove a row.")] = None,

@@ -2,7 +2,8 @@
 
 Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
 row group), JSON files holding one array of records (``alpaca_data.json``; a ``.json`` file that does
-not start with ``[`` is read as JSONL), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
+not start with ``[`` is read as JSONL), CSV and TSV files with a header row (quoted fields may hold
+line breaks; compressed too), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
 (``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
 whole corpus in memory (JSON arrays are parsed incrementally, with ijson).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import csv
 import functools
 import glob as globlib
 import gzip
@@ -40,7 +42,8 @@ from .types import MalformedRow, Record, Segment
 # Compressed JSONL: gzip, bz2 and xz (standard library) and zstd (the Pile, RedPajama; zstandard).
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
 JSONL_SUFFIXES = tuple(f"{base}{packed}" for base in (".jsonl", ".ndjson") for packed in ("", *COMPRESSED))
-CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet")
+CSV_SUFFIXES = tuple(f"{base}{packed}" for base in (".csv", ".tsv") for packed in ("", *COMPRESSED))
+CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES)
 # Read when named as files or globs, not picked up from folders (where .json is often metadata).
 JSON_SUFFIXES = tuple(f".json{packed}" for packed in ("", *COMPRESSED))
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
@@ -196,6 +199,8 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
             yield from _iter_dataset(source)
         elif source.endswith(".parquet"):
             yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
+        elif source.endswith(CSV_SUFFIXES):
+            yield from _iter_csv(source)
         elif is_json_array(source):
             yield from _iter_json_array(source)
         else:
@@ -321,6 +326,81 @@ def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, fir
         for data in parquet.read_row_group(group).to_pylist():
             yield Record(source, row, data, record_id_of(data))
             row += 1
+
+
+def csv_records(source: str, handle) -> Iterator[tuple[int, list[str], str]]:
+    """(line the record starts on, its fields, its text as read) of every record of a CSV or TSV file
+    opened as text with ``newline=""``, the header included. A quoted field may hold line breaks; a
+    blank line is a record without fields. A quote still open at the end of the file is an error, not
+    one last field that swallowed the rows after it."""
+    delimiter = "\t" if without_compression(source).endswith(".tsv") else ","
+    csv.field_size_limit(2**31 - 1)  # documents are longer than the 128 KB default
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in handle:
+            taken.append(line)
+            yield line
+
+    held = None  # each record is handed on once the next one is read: the last must be checked first
+    start, text = 1, ""  # the line the record starts on, its text
+    try:
+        for fields in csv.reader(lines(), delimiter=delimiter):
+            start += text.count("\n") or bool(text)
+            text = "".join(taken)
+            taken.clear()
+            if held is not None:
+                yield held
+            held = (start, fields, text)
+    except csv.Error as exc:
+        raise InputError(f"cannot read {source} near line {start}: {exc}", "check the file's quoting") from exc
+    if held is None:
+        return
+    try:
+        list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):  # (strict mode also objects to quoting the reader accepts)
+            raise InputError(f"{source}: the quoted field opened on line {start} is never closed",
+                             "fix the quoting there; the rest of the file would be one field") from None
+    yield held
+
+
+def without_compression(name: str) -> str:
+    """The name without its compression suffix (``c.tsv.gz`` -> ``c.tsv``)."""
+    return name.removesuffix(next((packed for packed in COMPRESSED if name.endswith(packed)), ""))
+
+
+def _iter_csv(source: str) -> Iterator[Record | MalformedRow]:
+    """Rows of a CSV (TSV) file as records keyed by its header; row = 0-based position after the header."""
+    with open_input(source) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        records = csv_records(source, handle)
+        first = next(records, None)
+        if first is None:
+            return
+        names = _column_names(first[1])
+        if not names:
+            raise InputError(f"the first line of {source} is empty", "a CSV file starts with its header row")
+        for row, (line_no, fields, _) in enumerate(records):  # reported as row + 1, as findings are
+            if not fields:
+                yield MalformedRow(source, row + 1, f"empty line (line {line_no} of the file)")
+            elif len(fields) > len(names):
+                yield MalformedRow(source, row + 1, f"{len(fields)} fields, the header has {len(names)} (line {line_no} of the file)")
+            else:
+                data = dict(zip(names, fields + [None] * (len(names) - len(fields))))
+                yield Record(source, row, data, record_id_of(data))
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """The header's names, made unique ("text", "text.1") and never empty ("column_3")."""
+    names: list[str] = []
+    for i, name in enumerate(header):
+        name = name.strip() or f"column_{i + 1}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}.{k}"
+        names.append(name)
+    return names
 
 
 def _iter_dataset(source: str) -> Iterator[Record | MalformedRow]:

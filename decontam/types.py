@@ -75,7 +75,7 @@ class MalformedRow:
     """A corpus row that could not be read; reported as ``source:line`` and never dropped silently."""
 
     source: str
-    line: int  # 1-based line (JSONL) or 0-based row (Parquet / datasets)
+    line: int  # 1-based line (JSONL), 1-based row after the header (CSV), 0-based row (Parquet / datasets)
     problem: str
     keys: list[str] = field(default_factory=list)
 

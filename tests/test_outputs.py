@@ -198,6 +198,27 @@ def test_clean_json_array_writes_arrays_or_lines(tmp_path, index, gsm8k):
     assert empty.removed_rows == 0 and json.loads((tmp_path / "r2.json").read_text()) == []
 
 
+def test_clean_csv_keeps_the_bytes(tmp_path, index, gsm8k):
+    header = b"\xef\xbb\xbfid,prompt,note\r\n"  # Excel's byte-order mark and line ends
+    records = [f'{i},"{gsm8k[i]["question"]}",x\r\n'.encode() if i % 2 else f'{i},"plain row\r\nnumber {i}",\xe9\r\n'.encode()
+               for i in range(6)]
+    records[2] = records[2].replace("é".encode(), b"\xff")  # a byte that is not UTF-8 comes back as it was
+    corpus = tmp_path / "c.csv"
+    corpus.write_bytes(header + b"".join(records))
+    findings = decontam.scan(str(corpus), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
+    assert sorted(set(findings["row"])) == [1, 3, 5]
+    result = clean_corpus(corpus, findings, tmp_path / "k.csv", tmp_path / "r.csv.gz")
+    assert (result.input_rows, result.kept_rows, result.removed_rows) == (6, 3, 3)
+    assert (tmp_path / "k.csv").read_bytes() == header + b"".join(records[0::2])
+    assert gzip.open(tmp_path / "r.csv.gz").read() == header + b"".join(records[1::2])
+    with pytest.raises(decontam.DecontamError, match=r"cannot write rows of .*c.csv to .*k.jsonl: the output would not be a CSV file"):
+        clean_corpus(corpus, findings, tmp_path / "k.jsonl", tmp_path / "r.csv")
+    parquet = tmp_path / "c.parquet"
+    pl.DataFrame({"prompt": [f"row {i}" for i in range(6)]}).write_parquet(parquet)
+    with pytest.raises(decontam.DecontamError, match=r"would not be a PARQUET file \(hint: name the outputs .parquet\)"):
+        clean_corpus(parquet, findings.with_columns(pl.lit(str(parquet)).alias("source")), tmp_path / "k.parquet", tmp_path / "r.jsonl")
+
+
 def test_clean_refuses_mismatched_findings(tmp_path, autoj):
     _, findings = autoj
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x"}])

@@ -1,4 +1,5 @@
 import gzip
+import io
 import json
 
 import pytest
@@ -145,6 +146,51 @@ def test_compressed_jsonl(tmp_path, suffix):
     (tmp_path / f"bad.jsonl{suffix}").write_bytes(b"this is not compressed data at all" * 10)
     with pytest.raises(InputError, match=f"cannot read {tmp_path / f'bad.jsonl{suffix}'}"):
         list(iter_records(str(tmp_path / f"bad.jsonl{suffix}")))
+
+
+def _write_csv(path, rows, delimiter=","):
+    import csv
+
+    from decontam.readers import open_compressed
+
+    with open_compressed(path, "wb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=delimiter).writerows(rows)
+
+
+@pytest.mark.parametrize("name", ["c.csv", "c.csv.gz", "c.tsv", "c.tsv.zst"])
+def test_csv_and_tsv_corpora(tmp_path, name):
+    path = tmp_path / name
+    long_text = "word " * 40_000  # 200 KB: past the csv module's default field limit
+    _write_csv(path, [["id", "prompt", "prompt", ""], ["a", "first, with a comma", "x", "y"],
+                      ["b", 'a "quoted" field\nover two lines', long_text],
+                      [], ["c", "1", "2", "3", "4"], ["d", "last row"]], delimiter="\t" if ".tsv" in name else ",")
+    out = list(iter_records(str(path)))
+    assert [type(o).__name__ for o in out] == ["Record", "Record", "MalformedRow", "MalformedRow", "Record"]
+    first, second, empty, wide, last = out
+    assert first.data == {"id": "a", "prompt": "first, with a comma", "prompt.1": "x", "column_4": "y"} and first.record_id == "a"
+    assert second.data["prompt"] == 'a "quoted" field\nover two lines' and second.data["prompt.1"] == long_text
+    assert second.data["column_4"] is None  # a short row: the missing fields are null, not an error
+    # rows count after the header, as findings do; the problem names the line of the file
+    assert [(o.line, o.problem) for o in (empty, wide)] == [(3, "empty line (line 5 of the file)"),
+                                                           (4, "5 fields, the header has 4 (line 6 of the file)")]
+    assert (last.row, last.data["prompt"]) == (4, "last row")
+    assert expand_inputs([str(tmp_path)]) == [str(path)]  # found in a folder
+
+
+def test_csv_with_a_byte_order_mark_and_bad_quoting(tmp_path):
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b'\xef\xbb\xbfid,text\r\n1,"first row"\r\n')
+    assert [(r.data, r.record_id) for r in iter_records(str(bom))] == [({"id": "1", "text": "first row"}, "1")]
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('id,text\n1,fine\n2,"opened here\n3,never closed\n4,more\n')
+    out = []
+    with pytest.raises(InputError, match="the quoted field opened on line 3 is never closed"):
+        out.extend(iter_records(str(unclosed)))
+    assert [r.data["text"] for r in out] == ["fine"]
+    empty_header = tmp_path / "headless.csv"
+    empty_header.write_text("\n1,text\n")
+    with pytest.raises(InputError, match="the first line of .* is empty"):
+        list(iter_records(str(empty_header)))
 
 
 def test_damaged_gzip_is_an_input_error(tmp_path):

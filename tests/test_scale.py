@@ -67,6 +67,22 @@ def test_json_array_is_one_shard_with_array_rows(tmp_path, index, gsm8k):
     assert array.height > 0 and _normalize(array).drop("source").equals(_normalize(lines).drop("source"))
 
 
+def test_csv_is_one_shard_with_the_rows_of_its_records(tmp_path, index, gsm8k):
+    import csv
+
+    rows = _corpus_rows(gsm8k, 300)
+    keys = sorted({key for row in rows for key in row})
+    with open(tmp_path / "c.csv", "w", newline="") as handle:  # GSM8K answers hold line breaks: quoted fields
+        writer = csv.DictWriter(handle, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({k: r.get(k) for k in keys}) + "\n" for r in rows))
+    assert len(plan_shards([str(tmp_path / "c.csv")], shard_bytes=1_000)) == 1  # no byte range is safe
+    table = decontam.scan(str(tmp_path / "c.csv"), index=index, shard_bytes=1_000, workers=2).findings
+    lines = decontam.scan(str(tmp_path / "c.jsonl"), index=index).findings
+    assert table.height > 0 and _normalize(table).drop("source").equals(_normalize(lines).drop("source"))
+
+
 def test_workers_start_only_where_the_input_pays_for_them(tmp_path, monkeypatch):
     from decontam.engines.local import workers_worth_starting
 

@@ -24,7 +24,7 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import (COMPRESSED, JSONL_SUFFIXES, damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input,
+from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input,
                        records_as_jsonl)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
@@ -69,6 +69,8 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
+        elif source.endswith(CSV_SUFFIXES):  # a quoted field may hold line breaks: no byte range is safe
+            shards.append(Shard(source))
         elif source.endswith(COMPRESSED) and os.path.getsize(source) * COMPRESSION_RATIO > shard_bytes and not is_json_array(source):
             shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))
         elif source.endswith(COMPRESSED) or os.path.getsize(source) <= shard_bytes or is_json_array(source):
