@@ -1,6 +1,6 @@
 """Benchmark test sets -> ``TestItem``s. The only module that reaches the Hugging Face hub for test sets.
 
-A source is ``NAME=SPEC`` where SPEC is a local file (JSONL, JSONL.gz, JSON, Parquet, CSV), a folder
+A source is ``NAME=SPEC`` where SPEC is a local file (JSONL, JSON, Parquet, CSV, TSV; compressed too), a folder
 of such files, a folder written by ``datasets.save_to_disk``, or a hub dataset: ``hf:ID`` with
 optional ``?config=...&split=...&revision=...`` (a bare ``owner/name`` that is not a local path is
 read as a hub id too).
@@ -11,7 +11,6 @@ nested ones (ARC's ``question.stem``, Arena-Hard's ``turns[].content``); ``field
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -24,8 +23,8 @@ import orjson
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import COMPRESSED, open_compressed
-from .types import ItemPart, TestItem
+from .readers import COMPRESSED, CSV_SUFFIXES, iter_records, open_compressed
+from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
     "question", "problem", "prompt", "instruction", "query", "text", "input",
@@ -44,7 +43,7 @@ def _packed(base: str) -> tuple[str, ...]:
     return tuple(f"{base}{packed}" for packed in ("", *COMPRESSED))
 
 
-FILE_SUFFIXES = (*_packed(".jsonl"), *_packed(".json"), ".parquet", *_packed(".csv"))
+FILE_SUFFIXES = (*_packed(".jsonl"), *_packed(".json"), ".parquet", *CSV_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -293,9 +292,13 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
             import pyarrow.parquet as pq
 
             yield from pq.read_table(path).to_pylist()
-        elif name.endswith(_packed(".csv")):
-            with _open_text(path) as handle:
-                yield from csv.DictReader(handle)
+        elif name.endswith(CSV_SUFFIXES):  # as a corpus is read, but a test set must be read whole
+            for row in iter_records(str(path)):
+                if isinstance(row, MalformedRow):
+                    if row.problem.startswith("empty line"):
+                        continue
+                    raise InputError(f"{path}, row {row.line}: {row.problem}", "fix that row of the test set")
+                yield row.data
         elif name.endswith(_packed(".json")) and _starts_with_bracket(path):
             data = orjson.loads(_read_bytes(path).removeprefix(b"\xef\xbb\xbf"))
             yield from data

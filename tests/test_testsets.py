@@ -105,9 +105,21 @@ def test_csv_and_parquet_files(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "t.parquet")
-    for name in ("t.csv", "t.parquet"):
+    (tmp_path / "t.tsv").write_text("id\tquestion\tanswer\na1\tWhich planet is known as the red planet?\tMars\n")
+    for name in ("t.csv", "t.parquet", "t.tsv"):
         item = load_test_set(parse_source(f"x={tmp_path / name}")).items[0]
         assert item.item_id == "a1" and item.parts[0].text == rows[0]["question"]
+
+
+def test_csv_test_sets_with_long_fields_and_bad_rows(tmp_path):
+    long_passage = "A passage word " * 20_000  # 300 KB: past the csv module's default field limit
+    with open(tmp_path / "long.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "question"], ["p1", long_passage], [], ["p2", "A second question?"]])
+    items = load_test_set(parse_source(f"x={tmp_path / 'long.csv'}")).items
+    assert [(i.item_id, len(i.parts[0].text)) for i in items] == [("p1", len(long_passage)), ("p2", 18)]
+    (tmp_path / "wide.csv").write_text("id,question\nq1,one question,an unquoted comma\n")
+    with pytest.raises(InputError, match=r"wide.csv, row 1: 3 fields, the header has 2 \(line 2 of the file\)"):
+        load_test_set(parse_source(f"x={tmp_path / 'wide.csv'}"))
 
 
 @pytest.mark.parametrize("name", ["t.csv.zst", "t.json.xz", "t.jsonl.bz2", "t.csv.gz"])
