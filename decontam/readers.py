@@ -54,7 +54,8 @@ ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant"
                 "model": "assistant", "chatgpt": "assistant", "system": "system"}
 # Fields that describe a record rather than hold its text.
 META_FIELDS = {"id", "_id", "uuid", "idx", "key", "uid", "source", "model", "model_id", "dataset", "split",
-               "label", "lang", "language", "url", "timestamp", "tstamp", "license", "category", "role", "from"}
+               "label", "lang", "language", "url", "timestamp", "tstamp", "license", "category", "role", "from",
+               "type"}  # OpenAI content parts: {"type": "image_url", ...}
 _TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|User|System):[ \t]?")
 # Chat templates written out as text (the "text" field of many SFT sets): what opens a turn. The role
 # is the named group that matched, or fixed by the mark (Llama 2 / Mistral ``[INST]``).

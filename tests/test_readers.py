@@ -30,6 +30,9 @@ def test_openai_messages_and_sharegpt():
     share = {"conversations": [{"from": "human", "value": "Hello there friend"}, {"from": "gpt", "value": "Hi! How can I help?"}]}
     assert seg(share) == [("conversations[0].value", "user", "Hello there friend"),
                           ("conversations[1].value", "assistant", "Hi! How can I help?")]
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What does this picture show?"},
+                                                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}
+    assert seg(parts) == [("messages[0].content[0].text", "user", "What does this picture show?")]  # not "image_url"
 
 
 def test_preference_pairs_of_message_lists():
