@@ -18,7 +18,7 @@ from . import __version__
 from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, write_manifest
 from .errors import DecontamError, ParameterError
-from .findings import read_findings, read_findings_with_metadata, write_findings
+from .findings import findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report
@@ -216,7 +216,7 @@ def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")
 def scan_command(
     corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / CSV / TSV / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: the index that ships with decontam).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the findings table here (.parquet, or .jsonl).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the findings table here (.parquet, .jsonl, or .csv for a spreadsheet).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
     methods: Annotated[Optional[str], typer.Option(help="Layers to use, comma-separated (default: all in the index).")] = None,
     min_score: Annotated[Optional[float], typer.Option(help="n-gram score threshold (default: the index's).")] = None,
@@ -254,6 +254,10 @@ def scan_command(
         conditions = parse_policy(fail_on)
         accepted = read_baseline(baseline) if baseline is not None else set()
         only_rows = _rows_since(sources, since) if since else None
+        if out is not None:
+            findings_format(out)  # a name it cannot write is an error now, not after a long scan
+        if report is not None:
+            _report_format(report)
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
                               min_cosine=min_cosine, min_lexical=min_lexical, embedding_model=embedding_model, device=device,
                               embedding_cache=str(embedding_cache) if embedding_cache else None,
@@ -319,12 +323,17 @@ def _findings_and_index(findings_file: Path, index: Optional[Path]):
     return findings, metadata, resolve_index(index if index is not None else metadata.get("index"))
 
 
-def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
+def _report_format(path: Path) -> str:
     fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
     if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY"):
         fmt = "md"
     if fmt is None:
         raise ParameterError(f"cannot tell the report format of {path}", "name it *.md, *.html or *.json")
+    return fmt
+
+
+def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
+    fmt = _report_format(path)
     text = RENDERERS[fmt](build_report(findings, counts=counts, index=index, top=top))
     with open(path, "a" if fmt == "md" and "GITHUB_STEP_SUMMARY" in str(path) else "w", encoding="utf-8") as handle:
         handle.write(text)

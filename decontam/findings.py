@@ -36,24 +36,38 @@ def empty_findings() -> pl.DataFrame:
 METADATA_KEY = b"decontam.scan"
 
 
+FINDINGS_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".csv": "csv"}
+
+
+def findings_format(path: str | Path) -> str:
+    """parquet, jsonl or csv, by the file's name; anything else is a ``ParameterError`` (the CLI asks
+    before it scans, so that a long scan never ends without a place to write its findings)."""
+    fmt = FINDINGS_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ParameterError(f"cannot tell the format of findings file {path}", "name it *.parquet, *.jsonl or *.csv")
+    return fmt
+
+
 def write_findings(findings: pl.DataFrame, path: str | Path, *, metadata: dict | None = None) -> None:
-    """Parquet by default (``metadata`` — scan counts, index — goes into the file's key-value
-    metadata); JSON Lines when the file name ends in .jsonl (metadata then goes to PATH.meta.json)."""
+    """Parquet (``metadata`` — scan counts, index — goes into the file's key-value metadata), or JSON
+    Lines or CSV (for a spreadsheet) by the file's name; their metadata then goes to PATH.meta.json."""
     path = Path(path)
+    fmt = findings_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".jsonl"):
-        findings.write_ndjson(path)
-        if metadata is not None:
-            Path(str(path) + ".meta.json").write_text(json.dumps(metadata, ensure_ascii=False))
-    elif path.name.endswith(".parquet"):
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         table = findings.to_arrow()
         if metadata is not None:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
         pq.write_table(table, path)
+        return
+    if fmt == "jsonl":
+        findings.write_ndjson(path)
     else:
-        raise ParameterError(f"cannot tell the format of findings file {path}", "name it *.parquet or *.jsonl")
+        findings.write_csv(path)
+    if metadata is not None:
+        Path(str(path) + ".meta.json").write_text(json.dumps(metadata, ensure_ascii=False))
 
 
 def read_findings(path: str | Path) -> pl.DataFrame:
@@ -66,19 +80,25 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
     if not path.exists():
         raise InputError(f"findings file {path} does not exist", "write one with `decontam scan CORPUS --out FINDINGS.parquet`")
     metadata: dict = {}
+    fmt = FINDINGS_FORMATS.get(path.suffix.lower(), "parquet")
     try:
-        if path.name.endswith(".jsonl"):
-            frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA) if path.stat().st_size else empty_findings()
-            meta_path = Path(str(path) + ".meta.json")
-            if meta_path.exists():
-                metadata = json.loads(meta_path.read_text())
-        else:
+        if fmt == "parquet":
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
             raw = (table.schema.metadata or {}).get(METADATA_KEY)
             metadata = json.loads(raw) if raw else {}
             frame = pl.from_arrow(table)
+        else:
+            if not path.stat().st_size:
+                frame = empty_findings()
+            elif fmt == "jsonl":
+                frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA)
+            else:
+                frame = pl.read_csv(path, schema_overrides=FINDINGS_SCHEMA, infer_schema=False)
+            meta_path = Path(str(path) + ".meta.json")
+            if meta_path.exists():
+                metadata = json.loads(meta_path.read_text())
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise InputError(f"cannot read findings file {path}: {exc}", "pass a file written by `decontam scan --out`") from exc
     missing = set(FINDINGS_SCHEMA) - set(frame.columns)

@@ -8,7 +8,7 @@ import polars as pl
 from typer.testing import CliRunner
 
 from decontam.cli import app
-from decontam.findings import FINDINGS_SCHEMA
+from decontam.findings import FINDINGS_SCHEMA, read_findings
 
 from .conftest import INDEX_SOURCES, write_jsonl
 
@@ -46,6 +46,22 @@ def test_json_summary_on_stdout_and_findings_file(tmp_path, index_dir, gsm8k):
     findings = pl.read_parquet(out)
     assert dict(findings.schema) == FINDINGS_SCHEMA and set(findings["item_id"]) == {"gsm8k_test_5"}
     assert "Wrote" in result.stderr and "findings to" in result.stderr
+
+
+def test_findings_as_csv_and_output_names_checked_before_the_scan(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "r1", "prompt": gsm8k[5]["question"] + "\nSecond line, with a comma."}])
+    out = tmp_path / "f.csv"
+    assert run("scan", corpus, "--index", index_dir, "--out", out).exit_code == 1
+    parquet = tmp_path / "f.parquet"
+    run("scan", corpus, "--index", index_dir, "--out", parquet)
+    assert read_findings(out).equals(read_findings(parquet)) and read_findings(out).height > 0
+    report = run("report", out, "--format", "json")  # counts and index come from the CSV's sidecar metadata
+    assert report.exit_code == 0 and [json.loads(report.stdout)[k] for k in ("rows_read", "rows_flagged")] == [1, 1]
+    for option, name, message in (("--out", "f.txt", "Error: cannot tell the format of findings file"),
+                                  ("--report", "r.txt", "Error: cannot tell the report format of")):
+        result = run("scan", corpus, "--index", index_dir, option, tmp_path / name)
+        assert result.exit_code == 2 and result.stderr.startswith(message)  # before the index is even loaded
+        assert not (tmp_path / name).exists()
 
 
 def test_gate_threshold(tmp_path, index_dir, gsm8k):
