@@ -133,9 +133,12 @@ def item_from_row(
     fmap = field_map or {}
     parts = _mapped_parts(row, fmap, where, position) if ("question" in fmap or "answer" in fmap or "choices" in fmap) else _detected_parts(row)
     if not parts:
+        headerless = (" If the file has no header row (hendrycks' MMLU CSVs have none), add one first, e.g. "
+                      "question,A,B,C,D,answer") if where.endswith(CSV_SUFFIXES) else ""
         raise InputError(
             f"{where}: cannot tell which fields of row {position} hold the test item; keys seen: {sorted(row)}",
-            "map them explicitly, e.g. --map " + benchmark + ":question=<field> (and :answer=, :choices=, :id=, :subset=)",
+            "map them explicitly, e.g. --map " + benchmark + ":question=<field> (and :answer=, :choices=, :id=, :subset=)."
+            + headerless,
         )
     item_id = _lookup(row, fmap["id"]) if "id" in fmap else _first(row, ID_KEYS)
     subset = _lookup(row, fmap["subset"]) if "subset" in fmap else _first(row, SUBSET_KEYS)
@@ -174,6 +177,8 @@ def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
     choice_columns = sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k))))
     if choice_columns:
         parts += _choices_part([row[k] for _, k in choice_columns])
+    elif len(letters := _letter_columns(row)) >= 2:  # C-Eval, CMMLU, MMLU's CSVs: question,A,B,C,D,answer
+        parts += _choices_part([row[k] for k in letters])
     for key in ANSWER_KEYS:
         if key in lower:
             value = row[lower[key]]
@@ -228,6 +233,19 @@ def _turn_parts(prefix: str, kind: str, value: Any) -> list[ItemPart]:
     for i, turn in enumerate(flat, start=1):
         parts += _text_part(f"{prefix}{i}" if len(flat) > 1 or prefix == "turn" else prefix, kind, turn)
     return parts
+
+
+def _letter_columns(row: Mapping[str, Any]) -> list[str]:
+    """Columns named A, B, C... (or a, b, c...) in a row from the first letter on, as choices."""
+    for letters in ("ABCDEFGHIJ", "abcdefghij"):
+        found = []
+        for letter in letters:
+            if letter not in row:
+                break
+            found.append(letter)
+        if found:
+            return found
+    return []
 
 
 def _choices_part(choices: Any) -> list[ItemPart]:

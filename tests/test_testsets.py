@@ -111,6 +111,19 @@ def test_csv_and_parquet_files(tmp_path):
         assert item.item_id == "a1" and item.parts[0].text == rows[0]["question"]
 
 
+def test_letter_columns_are_choices_and_a_headerless_csv_gets_a_hint(tmp_path):
+    row = {"id": 7, "question": "Which gas do plants take in for photosynthesis?", "A": "Oxygen", "B": "Carbon dioxide",
+           "C": "Nitrogen", "D": "Helium", "answer": "B"}
+    item = item_from_row(row, benchmark="cmmlu", position=0)
+    assert [(p.name, p.text) for p in item.parts][:2] == [("question", row["question"]), ("choices", "Oxygen\nCarbon dioxide\nNitrogen\nHelium")]
+    lone = item_from_row({"question": "Name a colour of the rainbow.", "B": "not a choice list"}, benchmark="x", position=0)
+    assert [p.name for p in lone.parts] == ["question"]  # no A: "B" alone is not a list of choices
+    (tmp_path / "abstract_algebra_test.csv").write_text('"Find all c in Z_3 such that Z_3[x]/(x^2 + c) is a field.",0,1,2,3,B\n'
+                                                        '"Find the degree of Q(sqrt(2)) over Q.",0,4,2,6,C\n')
+    with pytest.raises(InputError, match=r"If the file has no header row \(hendrycks' MMLU CSVs have none\), add one first"):
+        load_test_set(parse_source(f"mmlu={tmp_path / 'abstract_algebra_test.csv'}"))
+
+
 def test_csv_test_sets_with_long_fields_and_bad_rows(tmp_path):
     long_passage = "A passage word " * 20_000  # 300 KB: past the csv module's default field limit
     with open(tmp_path / "long.csv", "w", newline="") as handle:
