@@ -254,10 +254,12 @@ def scan_command(
         conditions = parse_policy(fail_on)
         accepted = read_baseline(baseline) if baseline is not None else set()
         only_rows = _rows_since(sources, since) if since else None
-        if out is not None:
-            findings_format(out)  # a name it cannot write is an error now, not after a long scan
+        if out is not None:  # a file it cannot write is an error now, not after a long scan
+            findings_format(out)
         if report is not None:
             _report_format(report)
+        for path in (out, report, sarif, junit, audit):
+            _writable(path)
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
                               min_cosine=min_cosine, min_lexical=min_lexical, embedding_model=embedding_model, device=device,
                               embedding_cache=str(embedding_cache) if embedding_cache else None,
@@ -321,6 +323,20 @@ def _findings_and_index(findings_file: Path, index: Optional[Path]):
     """A findings table, what the scan stored with it, and the index it names (or ``index``)."""
     findings, metadata = read_findings_with_metadata(findings_file)
     return findings, metadata, resolve_index(index if index is not None else metadata.get("index"))
+
+
+def _writable(path: Optional[Path]) -> None:
+    """An output file's folder, made if missing (as --out always did), and writable; not a folder itself."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ParameterError(f"{path} is a folder", "name a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"cannot make the folder of {path}: {exc.strerror}", "choose a place you can write to") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ParameterError(f"cannot write {path}: its folder is not writable", "choose a place you can write to")
 
 
 def _report_format(path: Path) -> str:
@@ -575,6 +591,11 @@ def main() -> None:
         print(f"Error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"Hint: {exc.hint}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:
+        if exc.errno is None or exc.filename is None:
+            raise  # not a file the user named: a bug, with its traceback
+        print(f"Error: {exc.filename}: {exc.strerror}", file=sys.stderr)  # a full disk, a folder removed midway...
         sys.exit(EXIT_ERROR)
 
 

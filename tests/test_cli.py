@@ -155,6 +155,24 @@ def test_console_script_reads_stdin_plain_or_gzipped(tmp_path, index_dir, gsm8k)
         assert (summary["rows_read"], summary["rows_malformed"], summary["rows_flagged"]) == (2, 0, 1)
 
 
+def test_output_folders_are_made_and_checked_before_the_scan(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[1]["question"]}])
+    sarif = tmp_path / "reports" / "ci" / "decontam.sarif"
+    assert run("scan", corpus, "--index", index_dir, "--sarif", sarif).exit_code == 1 and sarif.exists()
+    result = run("scan", corpus, "--index", index_dir, "--audit", tmp_path / "reports")
+    assert result.exit_code == 2 and result.stderr.startswith(f"Error: {tmp_path / 'reports'} is a folder\n")
+
+
+def test_a_file_system_error_is_an_error_line_not_a_traceback(tmp_path, index_dir, gsm8k):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[1]["question"]}])
+    run("scan", corpus, "--index", index_dir, "--out", tmp_path / "f.parquet")
+    decontam_bin = shutil.which("decontam") or f"{sys.executable} -m decontam.cli"
+    target = tmp_path / "gone" / "baseline.json"  # baseline writes where it is told, without making folders
+    proc = subprocess.run([*decontam_bin.split(), "baseline", str(tmp_path / "f.parquet"), "--out", str(target)],
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, f"Error: {target}: No such file or directory\n")
+
+
 def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
     result = run("scan", corpus, "--json")
