@@ -2,10 +2,11 @@
 workers, with the default shard size and worker count against fixed 64 MB shards (what every scan
 used before; a .gz file was then one shard, one worker).
 
-    python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--csv]
+    python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--formats]
 
-With --csv, also the same rows as a CSV file against the same rows as JSONL (string fields kept,
-nested values written as JSON strings, so both hold the same text), one worker: what reading CSV costs.
+With --formats, also the same rows (string fields kept, nested values written as JSON strings, so
+all hold the same text) as JSONL, CSV and a Parquet file of one row group, one worker, with the
+scan's peak RSS: what reading each format costs.
 
 The corpus is benchmarks.throughput's (real corpora repeated, GSM8K test questions planted); the
 index is built from the default sources; n-gram + MinHash path. Each run is a fresh process, so the
@@ -35,17 +36,37 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(args: list[str]) -> float:
-    """One `decontam scan`, as the command line runs it, with this checkout's code (cwd first on the path)."""
+    return timed_with_peak(args)[0]
+
+
+# The scan, run as the command line runs it, reporting its own peak RSS (VmHWM) as it exits: a
+# parent's rusage would count the memory this benchmark process held when it forked.
+PEAK_WRAPPER = """
+import atexit, sys
+def peak():
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(f"peak_rss_mb={int(hwm.split()[1]) // 1024}", file=sys.stderr)
+atexit.register(peak)
+from decontam.cli import main
+sys.argv = ["decontam", "scan", *sys.argv[1:]]
+main()
+"""
+
+
+def timed_with_peak(args: list[str]) -> tuple[float, int]:
+    """One `decontam scan` with this checkout's code (cwd first on the path): seconds, and the scan
+    process's peak RSS in MB (its own; pool workers are not counted)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "decontam.cli", "scan", *args], check=False, capture_output=True, cwd=REPO)
-    return time.perf_counter() - start
+    proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], cwd=REPO, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    return seconds, int(proc.stderr.rsplit("peak_rss_mb=", 1)[1].split()[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,100")
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--csv", action="store_true", help="also time the corpus as CSV against the same rows as JSONL")
+    parser.add_argument("--formats", action="store_true", help="also time the corpus's rows as JSONL, CSV and one-row-group Parquet")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
@@ -65,24 +86,29 @@ def main() -> None:
             for workers in (1, 2):
                 times = [timed([*common, "--workers", str(workers)]) for _ in range(args.runs)]
                 print(f"| {mb:.0f} MB .gz | {workers} | default | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
-            if args.csv:
+            if args.formats:
                 for flat in _flat_copies(corpus):
-                    times = [timed([str(flat), *common[1:], "--workers", "1"]) for _ in range(args.runs)]
-                    print(f"| {mb:.0f} MB as {flat.name.split('.', 1)[1]} | 1 | one shard | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
+                    runs = [timed_with_peak([str(flat), *common[1:], "--workers", "1"]) for _ in range(args.runs)]
+                    print(f"| {mb:.0f} MB as {flat.name.split('.', 1)[1]} | 1 | one shard | "
+                          f"{', '.join(f'{t:.2f}' for t, _ in runs)} (peak RSS {max(m for _, m in runs)} MB) |", flush=True)
 
 
 def _flat_copies(corpus: Path) -> list[Path]:
-    """The corpus's rows with nested values as JSON strings, written as JSONL and as CSV."""
+    """The corpus's rows with nested values as JSON strings, written as JSONL, CSV and Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     rows = [json.loads(line) for line in corpus.open()]
     flat = [{k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in row.items()} for row in rows]
     keys = sorted({key for row in flat for key in row})
-    lines, table = corpus.with_suffix(".flat.jsonl"), corpus.with_suffix(".flat.csv")
+    lines, table, parquet = (corpus.with_suffix(f".flat.{kind}") for kind in ("jsonl", "csv", "parquet"))
     lines.write_text("".join(json.dumps(row) + "\n" for row in flat))
     with table.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, keys)
         writer.writeheader()
         writer.writerows(flat)
-    return [lines, table]
+    pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in flat]), parquet, row_group_size=len(flat))
+    return [lines, table, parquet]
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ _INST_ROLES = {"[INST]": "user", "[/INST]": "assistant", "<<SYS>>": "system", "<
 _TEMPLATE_ROLES = {"instruction": "user", "input": "user", "response": "assistant"}
 _END_TOKENS = re.compile(r"<\|(?:im_end|eot_id|end_of_text|begin_of_text|endoftext)\|>|<end_of_turn>|</?s>")
 MIN_SEGMENT_CHARS = 8
+PARQUET_BATCH_ROWS = 2_000
 
 
 def is_dataset(source: str) -> bool:
@@ -322,9 +323,13 @@ def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, fir
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
         raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
     row = first_row
-    groups = range(*row_groups) if row_groups is not None else range(parquet.num_row_groups)
-    for group in groups:
-        for data in parquet.read_row_group(group).to_pylist():
+    groups = list(range(*row_groups) if row_groups is not None else range(parquet.num_row_groups))
+    if not groups:
+        return
+    # batches of rows, not whole row groups, become Python objects: a file written as one big row group
+    # would otherwise hold all its rows as dicts at once
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=groups):
+        for data in batch.to_pylist():
             yield Record(source, row, data, record_id_of(data))
             row += 1
 

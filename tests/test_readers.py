@@ -210,14 +210,19 @@ def test_damaged_gzip_is_an_input_error(tmp_path):
             list(iter_chunks(Shard(source, chunk_bytes=1000)))
 
 
-def test_parquet_row_groups(tmp_path):
+def test_parquet_row_groups(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    import decontam.readers
 
     rows = [{"id": str(i), "text": f"row number {i}"} for i in range(25)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet", row_group_size=10)
     out = list(iter_records(str(tmp_path / "c.parquet")))
     assert [r.row for r in out] == list(range(25)) and out[24].data["text"] == "row number 24"
+    monkeypatch.setattr(decontam.readers, "PARQUET_BATCH_ROWS", 4)  # rows become dicts a few at a time
+    shard = list(iter_records(str(tmp_path / "c.parquet"), row_groups=(1, 3), first_row=10))
+    assert [(r.row, r.data["text"]) for r in shard] == [(i, f"row number {i}") for i in range(10, 25)]
 
 
 def test_saved_dataset_folder(tmp_path):
