@@ -1,7 +1,7 @@
 """Corpus inputs -> ``Record``s -> ``Segment``s.
 
 Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
-row group), JSON files holding one array of records (``alpaca_data.json``; a ``.json`` file that does
+row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a ``.json`` file that does
 not start with ``[`` is read as JSONL), CSV and TSV files with a header row (quoted fields may hold
 line breaks; compressed too), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
 (``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
