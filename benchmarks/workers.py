@@ -5,8 +5,8 @@ used before; a .gz file was then one shard, one worker).
     python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--formats]
 
 With --formats, also the same rows (string fields kept, nested values written as JSON strings, so
-all hold the same text) as JSONL, CSV and a Parquet file of one row group, one worker, with the
-scan's peak RSS: what reading each format costs.
+all hold the same text) as JSONL, CSV and a Parquet file of one row group, 1 and 2 workers, with the
+scan process's own peak RSS: what reading each format costs.
 
 The corpus is benchmarks.throughput's (real corpora repeated, GSM8K test questions planted); the
 index is built from the default sources; n-gram + MinHash path. Each run is a fresh process, so the
@@ -88,9 +88,10 @@ def main() -> None:
                 print(f"| {mb:.0f} MB .gz | {workers} | default | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
             if args.formats:
                 for flat in _flat_copies(corpus):
-                    runs = [timed_with_peak([str(flat), *common[1:], "--workers", "1"]) for _ in range(args.runs)]
-                    print(f"| {mb:.0f} MB as {flat.name.split('.', 1)[1]} | 1 | one shard | "
-                          f"{', '.join(f'{t:.2f}' for t, _ in runs)} (peak RSS {max(m for _, m in runs)} MB) |", flush=True)
+                    for workers in (1, 2):
+                        runs = [timed_with_peak([str(flat), *common[1:], "--workers", str(workers)]) for _ in range(args.runs)]
+                        print(f"| {mb:.0f} MB as {flat.name.split('.', 1)[1]} | {workers} | default | "
+                              f"{', '.join(f'{t:.2f}' for t, _ in runs)} (peak RSS {max(m for _, m in runs)} MB) |", flush=True)
 
 
 def _flat_copies(corpus: Path) -> list[Path]:

@@ -187,12 +187,17 @@ def open_compressed(path: str | Path, mode: str = "rb"):
 
 
 def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, first_row: int = 0,
-                 row_groups: tuple[int, int] | None = None, payload: bytes | None = None) -> Iterator[Record | MalformedRow]:
+                 row_groups: tuple[int, int] | None = None, payload: bytes | None = None,
+                 first_line: int | None = None) -> Iterator[Record | MalformedRow]:
     """Records of one input (file, URL, ``-``, hub id or ``save_to_disk`` folder), or a
     ``MalformedRow`` for every row that cannot be read. Row numbers are 0-based positions in the
     source; a shard (``byte_range`` of a JSONL file whose first line is row ``first_row``, or
     ``row_groups`` of a Parquet file) keeps the numbering of the whole file. ``payload``: the bytes
-    of that byte range, already read (a piece of a compressed file the scan streams)."""
+    of that byte range, already read (a piece of a compressed file the scan streams; of a CSV file,
+    its header and whole records, the first on line ``first_line`` of the file)."""
+    if payload is not None and source.endswith(CSV_SUFFIXES):
+        yield from _iter_csv(source, payload=payload, first_row=first_row, first_line=first_line)
+        return
     if payload is not None:
         yield from _iter_jsonl(source, first_row=first_row, payload=payload)
         return
@@ -376,9 +381,12 @@ def without_compression(name: str) -> str:
     return name.removesuffix(next((packed for packed in COMPRESSED if name.endswith(packed)), ""))
 
 
-def _iter_csv(source: str) -> Iterator[Record | MalformedRow]:
-    """Rows of a CSV (TSV) file as records keyed by its header; row = 0-based position after the header."""
-    with open_input(source) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as handle:
+def _iter_csv(source: str, *, payload: bytes | None = None, first_row: int = 0,
+              first_line: int | None = None) -> Iterator[Record | MalformedRow]:
+    """Rows of a CSV (TSV) file as records keyed by its header; row = 0-based position after the header.
+    ``payload``: the header and some of the file's records (rows from ``first_row``, lines from ``first_line``)."""
+    with (io.BytesIO(payload) if payload is not None else open_input(source)) as raw, \
+            io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as handle:
         records = csv_records(source, handle)
         first = next(records, None)
         if first is None:
@@ -386,7 +394,10 @@ def _iter_csv(source: str) -> Iterator[Record | MalformedRow]:
         names = _column_names(first[1])
         if not names:
             raise InputError(f"the first line of {source} is empty", "a CSV file starts with its header row")
-        for row, (line_no, fields, _) in enumerate(records):  # reported as row + 1, as findings are
+        shift = None  # local line numbers of a piece -> the file's
+        for row, (line_no, fields, _) in enumerate(records, start=first_row):  # reported as row + 1, as findings are
+            shift = shift if shift is not None else (first_line - line_no if first_line is not None else 0)
+            line_no += shift
             if not fields:
                 yield MalformedRow(source, row + 1, f"empty line (line {line_no} of the file)")
             elif len(fields) > len(names):

@@ -224,7 +224,7 @@ def run_shard(shard: Shard, index: Index, options: ScanOptions, payload: bytes |
 
     def records() -> Iterator[Record]:
         for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups,
-                                   first_row=shard.first_row, payload=payload):
+                                   first_row=shard.first_row, payload=payload, first_line=shard.first_line):
             if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
                 counts.rows_unchanged += 1
                 continue

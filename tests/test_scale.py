@@ -67,20 +67,29 @@ def test_json_array_is_one_shard_with_array_rows(tmp_path, index, gsm8k):
     assert array.height > 0 and _normalize(array).drop("source").equals(_normalize(lines).drop("source"))
 
 
-def test_csv_is_one_shard_with_the_rows_of_its_records(tmp_path, index, gsm8k):
+def test_a_big_csv_is_scanned_in_pieces_of_whole_records_by_all_workers(tmp_path, index, index_dir, gsm8k):
     import csv
 
     rows = _corpus_rows(gsm8k, 300)
     keys = sorted({key for row in rows for key in row})
-    with open(tmp_path / "c.csv", "w", newline="") as handle:  # GSM8K answers hold line breaks: quoted fields
-        writer = csv.DictWriter(handle, keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    (tmp_path / "c.jsonl").write_text("".join(json.dumps({k: r.get(k) for k in keys}) + "\n" for r in rows))
-    assert len(plan_shards([str(tmp_path / "c.csv")], shard_bytes=1_000)) == 1  # no byte range is safe
-    table = decontam.scan(str(tmp_path / "c.csv"), index=index, shard_bytes=1_000, workers=2).findings
+    with open(tmp_path / "c.csv", "w", newline="") as handle:  # hh-rlhf transcripts: quoted fields with line breaks
+        writer = csv.writer(handle)
+        writer.writerow(keys)
+        for i, row in enumerate(rows):
+            writer.writerow([row.get(k, "") for k in keys] + (["one field too many"] if i == 250 else []))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({k: r.get(k, "") for k in keys}) + "\n" for r in rows))
+    pieces = list(iter_chunks(plan_shards([str(tmp_path / "c.csv")], shard_bytes=20_000)[0]))
+    assert len(pieces) > 5 and [p.first_row for p, _ in pieces] == sorted({p.first_row for p, _ in pieces})
+    assert all(payload.startswith(",".join(keys).encode() + b"\r\n") for _, payload in pieces)  # each behind the header
+    whole = decontam.scan(str(tmp_path / "c.csv"), index=index)  # one process: the file read whole
+    split = decontam.scan(str(tmp_path / "c.csv"), index=str(index_dir), shard_bytes=20_000, workers=2)
     lines = decontam.scan(str(tmp_path / "c.jsonl"), index=index).findings
-    assert table.height > 0 and _normalize(table).drop("source").equals(_normalize(lines).drop("source"))
+    assert whole.findings.height > 0 and _normalize(split.findings).equals(_normalize(whole.findings))
+    assert _normalize(whole.findings).filter(pl.col("row") != 250).drop("source").equals(
+        _normalize(lines).filter(pl.col("row") != 250).drop("source"))
+    line_of_250 = 1 + sum(1 + sum(str(r.get(k, "")).count("\n") for k in keys) for r in rows[:250]) + 1
+    assert split.counts.malformed_examples == whole.counts.malformed_examples == [
+        {"location": f"{tmp_path / 'c.csv'}:251", "problem": f"{len(keys) + 1} fields, the header has {len(keys)} (line {line_of_250} of the file)"}]
 
 
 def test_workers_start_only_where_the_input_pays_for_them(tmp_path, monkeypatch):

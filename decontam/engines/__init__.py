@@ -4,7 +4,8 @@ A shard is a whole file, a byte range of an uncompressed JSONL file (cut at line
 row number of its first line, so findings keep the file's row numbering), a block of row groups
 of a Parquet file, or a stream that the engine reads itself and hands out in pieces: a big
 compressed JSONL file (.gz, .zst, .bz2, .xz; a compressed stream cannot be cut without reading it),
-a remote JSONL file, stdin, a Hugging Face dataset (its records written as JSON lines). ``local``
+a big CSV file (a quoted field may hold line breaks: pieces of whole records, each behind the header),
+a remote JSONL or CSV file, stdin, a Hugging Face dataset (its records written as JSON lines). ``local``
 runs shards in this process or a pool of processes; ``ray`` (the ``decontam[ray]`` extra, imported
 only when asked for) runs them as Ray tasks. With a work folder, every finished shard (or piece)
 leaves its findings and counts there, so a scan killed midway resumes where it stopped and ends
@@ -14,6 +15,7 @@ with the same findings as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -24,8 +26,8 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input,
-                       records_as_jsonl)
+from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, csv_records, damaged_input, is_dataset, is_json_array, is_url,
+                       iter_records, open_input, records_as_jsonl)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -46,7 +48,8 @@ class Shard:
     byte_range: tuple[int, int] | None = None  # JSONL; of a compressed file: offsets in its decompressed stream
     row_groups: tuple[int, int] | None = None  # Parquet
     first_row: int = 0
-    chunk_bytes: int | None = None  # a compressed JSONL file, cut while it is read into pieces of this size
+    chunk_bytes: int | None = None  # a stream (compressed JSONL, CSV...), cut while it is read into pieces of this size
+    first_line: int | None = None  # a piece of a CSV file: the file's line its first record starts on
 
     @property
     def shard_id(self) -> str:
@@ -63,14 +66,15 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
     shard_bytes = shard_bytes or default_shard_bytes(sources)
     shards: list[Shard] = []
     for source in sources:
-        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES) or is_dataset(source):
+        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES + CSV_SUFFIXES) or is_dataset(source):
             shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))  # a stream: read here, scanned in pieces
         elif is_url(source):
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
-        elif source.endswith(CSV_SUFFIXES):  # a quoted field may hold line breaks: no byte range is safe
-            shards.append(Shard(source))
+        elif source.endswith(CSV_SUFFIXES):  # a quoted field may hold line breaks: read here, records handed out
+            big = os.path.getsize(source) * (COMPRESSION_RATIO if source.endswith(COMPRESSED) else 1) > shard_bytes
+            shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)) if big else Shard(source))
         elif source.endswith(COMPRESSED) and os.path.getsize(source) * COMPRESSION_RATIO > shard_bytes and not is_json_array(source):
             shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))
         elif source.endswith(COMPRESSED) or os.path.getsize(source) <= shard_bytes or is_json_array(source):
@@ -101,9 +105,13 @@ def _jsonl_shards(source: str, shard_bytes: int) -> list[Shard]:
 def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     """The pieces of a ``chunk_bytes`` shard, with their bytes: each ends at the first line end at or
     after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same.
-    A dataset's records are written as JSON lines first."""
+    A dataset's records are written as JSON lines first; a CSV file's pieces are whole records, each
+    piece after the file's header row."""
     if is_dataset(shard.source):
         yield from _cut(records_as_jsonl(iter_records(shard.source)), shard)
+        return
+    if shard.source.endswith(CSV_SUFFIXES):
+        yield from _cut_csv(shard)
         return
     with damaged_input(shard.source), open_input(shard.source) as handle:
         yield from _cut(handle, shard)
@@ -123,6 +131,31 @@ def _cut(lines: Iterable[bytes], shard: Shard) -> Iterator[tuple[Shard, bytes]]:
             start, row, held, size = start + size, row + len(held), [], 0
     if held:
         yield Shard(shard.source, byte_range=(start, start + size), first_row=row), b"".join(held)
+
+
+def _cut_csv(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
+    """Whole CSV records (a quoted field may hold line breaks) in pieces of at least ``chunk_bytes``,
+    each behind the header; byte ranges count the records' bytes after the header."""
+    with (damaged_input(shard.source), open_input(shard.source) as raw,
+          io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle):
+        records = csv_records(shard.source, handle)
+        header = next(records, None)
+        if header is None:
+            return
+        head = header[2].encode("utf-8", "surrogateescape")
+        held: list[bytes] = []
+        size = start = 0
+        row, first_line = shard.first_row, 0
+        for line_no, _, text in records:
+            if not held:
+                first_line = line_no
+            held.append(text.encode("utf-8", "surrogateescape"))
+            size += len(held[-1])
+            if size >= shard.chunk_bytes:
+                yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
+                start, row, held, size = start + size, row + len(held), [], 0
+        if held:
+            yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
 
 
 def _count_lines(handle, length: int) -> int:
