@@ -239,6 +239,8 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             line_no = row + 1
             if row == 0 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows tools write one)
                 line = line[3:]
+            elif row == 0 and _looks_utf16(line):
+                raise _utf16_error(name)
             if not line.strip():
                 yield MalformedRow(name, line_no, "empty line")
                 continue
@@ -360,6 +362,8 @@ def csv_records(source: str, handle) -> Iterator[tuple[int, list[str], str]]:
             start += text.count("\n") or bool(text)
             text = "".join(taken)
             taken.clear()
+            if held is None and "\x00" in text:  # a header row never holds a zero byte; UTF-16 text does
+                raise _utf16_error(source)
             if held is not None:
                 yield held
             held = (start, fields, text)
@@ -374,6 +378,16 @@ def csv_records(source: str, handle) -> Iterator[tuple[int, list[str], str]]:
             raise InputError(f"{source}: the quoted field opened on line {start} is never closed",
                              "fix the quoting there; the rest of the file would be one field") from None
     yield held
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """UTF-16 text: its byte-order mark, or the zero bytes between ASCII characters."""
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or len(head) >= 8 and (not any(head[1:8:2]) or not any(head[0:8:2]))
+
+
+def _utf16_error(source: str) -> InputError:
+    return InputError(f"{source} is UTF-16 text; decontam reads UTF-8",
+                      f"convert it: iconv -f UTF-16 -t UTF-8 {source} > converted (Windows PowerShell's > and Out-File write UTF-16)")
 
 
 def without_compression(name: str) -> str:

@@ -11,7 +11,6 @@ nested ones (ARC's ``question.stem``, Arena-Hard's ``turns[].content``); ``field
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import COMPRESSED, CSV_SUFFIXES, iter_records, open_compressed
+from .readers import COMPRESSED, CSV_SUFFIXES, iter_records
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
@@ -310,25 +307,14 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
             import pyarrow.parquet as pq
 
             yield from pq.read_table(path).to_pylist()
-        elif name.endswith(CSV_SUFFIXES):  # as a corpus is read, but a test set must be read whole
+        else:  # JSONL, JSON arrays, CSV: read as corpora are, but a test set must be read whole
             for row in iter_records(str(path)):
                 if isinstance(row, MalformedRow):
                     if row.problem.startswith("empty line"):
                         continue
-                    raise InputError(f"{path}, row {row.line}: {row.problem}", "fix that row of the test set")
+                    where = f"{path}, row {row.line}" if name.endswith(CSV_SUFFIXES) else row.location()
+                    raise InputError(f"{where}: {row.problem}", "fix or remove that row of the test set")
                 yield row.data
-        elif name.endswith(_packed(".json")) and _starts_with_bracket(path):
-            data = orjson.loads(_read_bytes(path).removeprefix(b"\xef\xbb\xbf"))
-            yield from data
-        else:
-            with _open_text(path) as handle:
-                for line_no, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        yield orjson.loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        raise InputError(f"{path}:{line_no}: not valid JSON ({exc})", "fix or remove that line of the test set") from exc
 
 
 def _read_hub(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
@@ -363,19 +349,3 @@ def _read_saved_dataset(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
                              f"add ?split=NAME, e.g. --source NAME={spec.location}?split={next(iter(dataset))}")
         dataset = dataset[split]
     return list(dataset), f"fingerprint:{dataset._fingerprint}"
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    return io.TextIOWrapper(open_compressed(path), encoding="utf-8-sig", newline="")
-
-
-def _read_bytes(path: Path) -> bytes:
-    with open_compressed(path) as handle:
-        return handle.read()
-
-
-def _starts_with_bracket(path: Path) -> bool:
-    with open_compressed(path) as handle:
-        return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
-
-

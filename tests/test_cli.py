@@ -102,8 +102,14 @@ def test_file_with_no_readable_row_exits_2(tmp_path, index_dir):
     assert result.stderr.splitlines()[-2:] == [
         f"Error: none of the 2 rows of {corpus} could be read ({corpus}:1: not valid JSON (unexpected character, "
         "expected a JSON value: line 1 column 1 (char 0)))",
-        "Hint: decontam reads JSONL (one JSON object per line), .json files holding one array of objects, Parquet and "
-        "datasets; a file holding one object around a list converts with `jq -c '.data[]' FILE > FILE.jsonl`"]
+        "Hint: decontam reads JSONL (one JSON object per line), .json files holding one array of objects, CSV and TSV "
+        "with a header row, Parquet and datasets; a file holding one object around a list converts with "
+        "`jq -c '.data[]' FILE > FILE.jsonl`"]
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes('{"text": "café au lait"}\n'.encode("latin-1"))
+    result = run("scan", latin, "--index", index_dir)
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == (
+        f"Hint: the file is not UTF-8 text; convert it, e.g. iconv -f LATIN1 -t UTF-8 {latin} > converted (with its real encoding)")
 
 
 def test_unknown_method_exits_2(tmp_path, index_dir):

@@ -196,6 +196,20 @@ def test_csv_with_a_byte_order_mark_and_bad_quoting(tmp_path):
         list(iter_records(str(empty_header)))
 
 
+@pytest.mark.parametrize("name", ["c.jsonl", "c.csv", "c.jsonl.gz"])
+def test_utf16_files_are_refused_by_name(tmp_path, name):
+    """Windows PowerShell's `>` writes UTF-16: read as UTF-8, a JSONL file's every line was malformed and
+    a CSV file's rows were scanned as garbage, clean."""
+    from decontam.readers import open_compressed
+
+    text = "id,text\r\n1,some row of text\r\n" if ".csv" in name else json.dumps({"text": "some row of text"}) + "\r\n"
+    for encoding in ("utf-16", "utf-16-le"):  # with its byte-order mark, and without
+        with open_compressed(tmp_path / name, "wb") as handle:
+            handle.write(text.encode(encoding))
+        with pytest.raises(InputError, match=r"c\.(jsonl|csv)(\.gz)? is UTF-16 text; decontam reads UTF-8 \(hint: convert it: iconv"):
+            list(iter_records(str(tmp_path / name)))
+
+
 def test_damaged_gzip_is_an_input_error(tmp_path):
     from decontam.engines import Shard, iter_chunks
 
