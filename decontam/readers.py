@@ -52,7 +52,8 @@ ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "a
                     "assistant", "gpt", "response_a", "response_b", "response1", "response2", "target"}
 ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "bot": "assistant",
                 "model": "assistant", "chatgpt": "assistant", "system": "system"}
-# Fields that describe a record rather than hold its text.
+# Fields that describe a record rather than hold its text (unless they hold METADATA_MAX_WORDS words or more).
+METADATA_MAX_WORDS = 4
 META_FIELDS = {"id", "_id", "uuid", "idx", "key", "uid", "source", "model", "model_id", "dataset", "split",
                "label", "lang", "language", "url", "timestamp", "tstamp", "license", "category", "role", "from",
                "type"}  # OpenAI content parts: {"type": "image_url", ...}
@@ -468,7 +469,7 @@ def record_id_of(data: Mapping[str, Any]) -> str | None:
 def segments_of(data: Mapping[str, Any], fields: Iterable[str] | None = None) -> list[Segment]:
     """Every text segment of a record, with its field path and role."""
     out: list[Segment] = []
-    keys = list(fields) if fields is not None else [k for k in data if str(k).lower() not in META_FIELDS]
+    keys = list(fields) if fields is not None else [k for k in data if not _is_metadata(k, data[k])]
     for key in keys:
         if key in data:
             _walk(data[key], str(key), _role_from_name(str(key)), out)
@@ -489,13 +490,20 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
         if isinstance(message_role, str):
             role = ROLE_ALIASES.get(message_role.lower(), message_role.lower())
         for key, child in value.items():
-            if str(key).lower() in META_FIELDS:
+            if _is_metadata(key, child):
                 continue
             child_role = role if role is not None else _role_from_name(str(key))
             _walk(child, f"{path}.{key}", child_role, out)
     elif isinstance(value, (list, tuple)):
         for i, child in enumerate(value):
             _walk(child, f"{path}[{i}]", role, out)
+
+
+def _is_metadata(key: Any, value: Any) -> bool:
+    """A field that describes the record ("source": "sharegpt", "model": "gpt-4", a URL) rather than
+    holds its text; under such a name, a string of several words is text all the same (translation
+    and summarization sets keep their input in "source")."""
+    return str(key).lower() in META_FIELDS and not (isinstance(value, str) and len(value.split()) >= METADATA_MAX_WORDS)
 
 
 def _split_template(text: str) -> list[tuple[str | None, str]] | None:

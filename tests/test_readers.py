@@ -82,6 +82,10 @@ def test_template_look_alikes_stay_one_segment():
 def test_plain_text_and_nested_fields_and_metadata_skipped():
     data = {"id": "abc-123-def", "model": "gpt-4-turbo", "text": "Some plain document text", "meta": {"notes": "nested notes here"}}
     assert seg(data) == [("text", None, "Some plain document text"), ("meta.notes", None, "nested notes here")]
+    # a metadata name holding a sentence is text: translation and summarization sets keep their input in "source"
+    pair = {"source": "The committee will meet again next Tuesday.", "target": "Le comité se réunira mardi prochain.",
+            "meta": {"source": "europarl-v7", "url": "https://example.org/a b"}}
+    assert [f for f, _, _ in seg(pair)] == ["source", "target"]
 
 
 def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
