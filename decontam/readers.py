@@ -477,6 +477,11 @@ def segments_of(data: Mapping[str, Any], fields: Iterable[str] | None = None) ->
 
 
 def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
+    if isinstance(value, (bytes, bytearray)):  # Parquet written by Spark or Impala: text as unannotated binary
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return  # an image, or other bytes that are not text
     if isinstance(value, str):
         if len(value) < MIN_SEGMENT_CHARS:
             return

@@ -243,6 +243,22 @@ def test_parquet_row_groups(tmp_path, monkeypatch):
     assert [(r.row, r.data["text"]) for r in shard] == [(i, f"row number {i}") for i in range(10, 25)]
 
 
+def test_parquet_text_stored_as_binary(tmp_path, index, gsm8k):
+    """Spark and Impala write strings as BYTE_ARRAY without the UTF8 annotation; pyarrow reads bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import decontam
+
+    table = pa.table({"prompt": pa.array([gsm8k[2]["question"].encode(), b"a plain row of text"], pa.binary()),
+                      "image": pa.array([b"\x89PNG\r\n\x1a\n\x00\x00\xff", None], pa.binary())})
+    pq.write_table(table, tmp_path / "spark.parquet")
+    record = next(iter_records(str(tmp_path / "spark.parquet")))
+    assert seg(record.data) == [("prompt", "user", gsm8k[2]["question"])]  # the image's bytes are not text
+    found = decontam.scan(str(tmp_path / "spark.parquet"), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
+    assert found["item_id"].to_list() == ["gsm8k_test_2"]
+
+
 def test_saved_dataset_folder(tmp_path):
     datasets = pytest.importorskip("datasets")
     datasets.Dataset.from_list([{"prompt": "hello world prompt", "id": "x"}]).save_to_disk(tmp_path / "ds")
