@@ -83,15 +83,26 @@ def is_dataset(source: str) -> bool:
 
 
 def records_as_jsonl(records: Iterable[Record]) -> Iterator[bytes]:
-    """Each record's data as one JSON line. Values JSON has no text form for (bytes, dates, arrays,
-    images) become null: the scan reads only strings, and would not have read them either."""
+    """Each record's data as one JSON line. Bytes that are UTF-8 become strings (the scan reads them as
+    text); values JSON has no text form for (other bytes, dates, arrays, images) become null: the scan
+    would not have read them either."""
     option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_APPEND_NEWLINE
     for record in records:
-        yield orjson.dumps(record.data, default=_no_text, option=option)
+        yield orjson.dumps(record.data, default=_text_or_null, option=option)
 
 
-def _no_text(value: Any) -> None:
-    return None
+def _text_or_null(value: Any) -> str | None:
+    return _bytes_as_text(value) if isinstance(value, (bytes, bytearray)) else None
+
+
+def _bytes_as_text(value: bytes | bytearray) -> str | None:
+    """Bytes that hold text (UTF-8, no zero byte), as Spark and Impala write Parquet strings; None for
+    an image or other binary data."""
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
 
 
 def is_url(spec: str) -> bool:
@@ -478,10 +489,7 @@ def segments_of(data: Mapping[str, Any], fields: Iterable[str] | None = None) ->
 
 def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
     if isinstance(value, (bytes, bytearray)):  # Parquet written by Spark or Impala: text as unannotated binary
-        try:
-            value = bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            return  # an image, or other bytes that are not text
+        value = _bytes_as_text(value)
     if isinstance(value, str):
         if len(value) < MIN_SEGMENT_CHARS:
             return
