@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decontam.errors import InputError
-from decontam.readers import expand_inputs, iter_records, segments_of
+from decontam.readers import expand_inputs, iter_records, records_as_jsonl, segments_of
 from decontam.types import MalformedRow, Record
 
 from .conftest import DATA, write_jsonl
@@ -306,8 +306,7 @@ def test_parquet_text_stored_as_binary(tmp_path, index, gsm8k):
     pq.write_table(table, tmp_path / "spark.parquet")
     record = next(iter_records(str(tmp_path / "spark.parquet")))
     assert seg(record.data) == [("prompt", "user", gsm8k[2]["question"])]  # the image's bytes are not text
-    from decontam.readers import records_as_jsonl  # how a dataset's records reach the workers: the same text
-
+    # as a dataset's records reach the workers: the same text
     assert json.loads(next(records_as_jsonl([record]))) == {"prompt": gsm8k[2]["question"], "image": None}
     found = decontam.scan(str(tmp_path / "spark.parquet"), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
     assert found["item_id"].to_list() == ["gsm8k_test_2"]
