@@ -232,7 +232,7 @@ def scan_command(
     fail_min_score: Annotated[float, typer.Option(help="Gate: findings scoring below this never fail it.")] = 0.0,
     fail_on: Annotated[list[str], typer.Option("--fail-on", help="Gate policy (repeatable, any holds = fail): any, none, kind:item, method:ngram, benchmark:NAME, score>=0.9, rows>10, rate>0.01, joined by &.")] = [],  # noqa: B006
     baseline: Annotated[Optional[Path], typer.Option(help="Accepted findings (from `decontam baseline`): left out of the summary and the gate.")] = None,
-    since: Annotated[Optional[str], typer.Option(help="Scan only rows added or changed since this git revision (plain JSONL in a git clone).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Scan only rows added or changed since this git revision (plain JSONL, CSV or TSV in a git clone).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write a report: .md, .html or .json by the name.")] = None,
     sarif: Annotated[Optional[Path], typer.Option(help="Also write the findings as SARIF 2.1.0 for code-review UIs.")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML file (one test case per benchmark).")] = None,
@@ -315,7 +315,7 @@ def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
         rows = changed_rows(source, revision)
         if rows is not None:
             out[source] = frozenset(rows)
-        _err(f"{source}: {'all rows (new since ' + revision + ')' if rows is None else f'{len(rows)} rows changed since {revision}'}")
+        _err(f"{source}: {'every row (the file is new, or its header changed, since ' + revision + ')' if rows is None else f'{len(rows)} rows changed since {revision}'}")
     return out
 
 

@@ -19,13 +19,13 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def changed_rows(path: str | Path, revision: str) -> set[int] | None:
-    """0-based rows of a JSONL file that differ from ``revision`` (working tree against it).
+    """0-based rows of a JSONL, CSV or TSV file that differ from ``revision`` (working tree against it).
 
-    None means the whole file is new (not in ``revision``): every row is to be scanned.
+    None means every row is to be scanned: the file is new (not in ``revision``), or its header changed.
     """
     path = Path(path)
-    if not path.name.endswith((".jsonl", ".ndjson")):
-        raise InputError(f"--since works on plain JSONL files; {path} is not one", "scan compressed or Parquet files whole")
+    if not path.name.endswith((".jsonl", ".ndjson", ".csv", ".tsv")):
+        raise InputError(f"--since works on plain JSONL, CSV and TSV files; {path} is not one", "scan compressed or Parquet files whole")
     folder = path.resolve().parent
     top = _git(["rev-parse", "--show-toplevel"], folder)
     if top.returncode != 0:
@@ -38,8 +38,28 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
     diff = _git(["diff", "--unified=0", "--no-color", "--no-ext-diff", revision, "--", relative], Path(top.stdout.strip()))
     if diff.returncode != 0:
         raise InputError(f"git diff against {revision} failed: {diff.stderr.strip()}", "check the revision and the file")
-    rows: set[int] = set()
+    lines: set[int] = set()  # 1-based lines of the file as it is now
     for match in _HUNK.finditer(diff.stdout):
         start, count = int(match.group(1)), int(match.group(2) or 1)
-        rows.update(range(start - 1, start - 1 + count))
+        lines.update(range(start, start + count))
+    if path.name.endswith((".csv", ".tsv")):
+        return _csv_rows_on(path, lines)
+    return {line - 1 for line in lines}
+
+
+def _csv_rows_on(path: Path, lines: set[int]) -> set[int] | None:
+    """The rows (after the header) of a CSV file whose records touch these lines (a quoted field may
+    span several); None when the header is among them."""
+    import io
+
+    from .readers import csv_records
+
+    rows: set[int] = set()
+    with open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        for position, (start, _, text) in enumerate(csv_records(str(path), handle)):
+            span = range(start, start + max(1, text.count("\n")))
+            if any(line in lines for line in span):
+                if position == 0:
+                    return None
+                rows.add(position - 1)
     return rows

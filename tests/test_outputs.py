@@ -278,6 +278,17 @@ def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
     assert "1 rows changed since HEAD" in result.stderr
     missing = run("scan", data, "--index", index_dir, "--since", "no-such-rev")
     assert missing.exit_code == 2 and "no such revision" in missing.stderr
+    # a CSV record may span lines: a change on any of them is a change of that row
+    table = repo / "data.csv"
+    table.write_text(f'prompt,note\n"{gsm8k[0]["question"]}",x\n"plain row\nsecond line",y\n')
+    git("add", "data.csv")
+    git("commit", "-qm", "csv")
+    table.write_text(f'prompt,note\n"{gsm8k[0]["question"]}",x\n"plain row\nsecond line, edited",y\n"{gsm8k[5]["question"]}",z\n')
+    summary = json.loads(run("scan", table, "--index", index_dir, "--since", "HEAD", "--json", "--methods", "ngram").stdout)
+    assert (summary["rows_read"], summary["rows_unchanged"], summary["benchmarks"]["gsm8k"]["items_found"]) == (2, 1, 1)
+    table.write_text(table.read_text().replace("prompt,note", "prompt,comment"))
+    result = run("scan", table, "--index", index_dir, "--since", "HEAD", "--json", "--methods", "ngram")
+    assert json.loads(result.stdout)["rows_read"] == 3 and "every row (the file is new, or its header changed" in result.stderr
 
 
 def test_sarif_junit_and_audit(tmp_path, index_dir, gsm8k):
