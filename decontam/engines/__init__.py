@@ -105,57 +105,40 @@ def _jsonl_shards(source: str, shard_bytes: int) -> list[Shard]:
 def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     """The pieces of a ``chunk_bytes`` shard, with their bytes: each ends at the first line end at or
     after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same.
-    A dataset's records are written as JSON lines first; a CSV file's pieces are whole records, each
-    piece after the file's header row."""
+    A dataset's records are written as JSON lines first; a CSV file's pieces are whole records (a
+    quoted field may hold line breaks), each behind the file's header row."""
     if is_dataset(shard.source):
-        yield from _cut(records_as_jsonl(iter_records(shard.source)), shard)
+        yield from _cut(((line, None) for line in records_as_jsonl(iter_records(shard.source))), shard)
         return
     if shard.source.endswith(CSV_SUFFIXES):
-        yield from _cut_csv(shard)
+        with (damaged_input(shard.source), open_input(shard.source) as raw,
+              io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle):
+            records = csv_records(shard.source, handle)
+            header = next(records, None)
+            if header is not None:
+                head = header[2].encode("utf-8", "surrogateescape")
+                yield from _cut(((text.encode("utf-8", "surrogateescape"), line) for line, _, text in records), shard, head)
         return
     with damaged_input(shard.source), open_input(shard.source) as handle:
-        yield from _cut(handle, shard)
+        yield from _cut(((line, None) for line in handle), shard)
 
 
-def _cut(lines: Iterable[bytes], shard: Shard) -> Iterator[tuple[Shard, bytes]]:
-    """Whole lines gathered into pieces of at least ``chunk_bytes``."""
+def _cut(units: Iterable[tuple[bytes, int | None]], shard: Shard, head: bytes = b"") -> Iterator[tuple[Shard, bytes]]:
+    """Whole lines (or CSV records: bytes, and the file line they start on) gathered into pieces of at
+    least ``chunk_bytes``, each behind ``head``; byte ranges count the units' bytes."""
     held: list[bytes] = []
     size = start = 0
-    row = shard.first_row
-    for line in lines:
-        held.append(line)
-        size += len(line)
+    row, first_line = shard.first_row, None
+    for data, line in units:
+        if not held:
+            first_line = line
+        held.append(data)
+        size += len(data)
         if size >= shard.chunk_bytes:
-            piece = b"".join(held)
-            yield Shard(shard.source, byte_range=(start, start + size), first_row=row), piece
+            yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
             start, row, held, size = start + size, row + len(held), [], 0
     if held:
-        yield Shard(shard.source, byte_range=(start, start + size), first_row=row), b"".join(held)
-
-
-def _cut_csv(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
-    """Whole CSV records (a quoted field may hold line breaks) in pieces of at least ``chunk_bytes``,
-    each behind the header; byte ranges count the records' bytes after the header."""
-    with (damaged_input(shard.source), open_input(shard.source) as raw,
-          io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle):
-        records = csv_records(shard.source, handle)
-        header = next(records, None)
-        if header is None:
-            return
-        head = header[2].encode("utf-8", "surrogateescape")
-        held: list[bytes] = []
-        size = start = 0
-        row, first_line = shard.first_row, 0
-        for line_no, _, text in records:
-            if not held:
-                first_line = line_no
-            held.append(text.encode("utf-8", "surrogateescape"))
-            size += len(held[-1])
-            if size >= shard.chunk_bytes:
-                yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
-                start, row, held, size = start + size, row + len(held), [], 0
-        if held:
-            yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
+        yield Shard(shard.source, byte_range=(start, start + size), first_row=row, first_line=first_line), head + b"".join(held)
 
 
 def _count_lines(handle, length: int) -> int:
