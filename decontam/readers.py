@@ -177,8 +177,22 @@ def open_input(source: str):
     if is_url(source):
         import fsspec
 
+        if source.endswith(".zst"):  # fsspec's zstd reader refuses long-window frames: ours takes them
+            return _zstd_reader(fsspec.open(source, "rb").open())
         return fsspec.open(source, "rb", compression="infer").open()
     return open_compressed(source)
+
+
+# zstd --long=31 (used for big corpora) writes frames with a 2 GB window; the decoder's default limit
+# (128 MB) refuses them as "too much memory", as `zstd -d` does without --long=31 / --memory.
+ZSTD_MAX_WINDOW = 1 << 31
+
+
+def _zstd_reader(raw):
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+    return io.BufferedReader(dctx.stream_reader(raw, closefd=True, read_across_frames=True))  # (no readline of its own)
 
 
 def open_compressed(path: str | Path, mode: str = "rb"):
@@ -193,8 +207,7 @@ def open_compressed(path: str | Path, mode: str = "rb"):
     if name.endswith(".zst"):
         import zstandard
 
-        handle = zstandard.open(path, mode)
-        return io.BufferedReader(handle) if "r" in mode else handle  # its reader has no readline
+        return _zstd_reader(open(path, "rb")) if "r" in mode else zstandard.open(path, mode)
     return open(path, mode)
 
 

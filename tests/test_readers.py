@@ -157,6 +157,22 @@ def test_compressed_jsonl(tmp_path, suffix):
         list(iter_records(str(tmp_path / f"bad.jsonl{suffix}")))
 
 
+def test_zstd_long_window_and_many_frames(tmp_path):
+    """`zstd --long=31` (big corpora) writes frames with a 2 GB window, which the decoder's default limit
+    refused as "too much memory" (reported as a damaged file); pzstd writes many frames."""
+    zstandard = pytest.importorskip("zstandard")
+    fsspec = pytest.importorskip("fsspec")
+    lines = [json.dumps({"text": f"row number {i} of the corpus"}).encode() + b"\n" for i in range(300)]
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=31, enable_ldm=True, write_content_size=False)
+    with open(tmp_path / "long.jsonl.zst", "wb") as handle, \
+            zstandard.ZstdCompressor(compression_params=params).stream_writer(handle, closefd=False) as writer:
+        writer.write(b"".join(lines))
+    (tmp_path / "frames.jsonl.zst").write_bytes(b"".join(zstandard.ZstdCompressor().compress(line) for line in lines))
+    fsspec.filesystem("memory").pipe("/zst/long.jsonl.zst", (tmp_path / "long.jsonl.zst").read_bytes())
+    for source in (str(tmp_path / "long.jsonl.zst"), str(tmp_path / "frames.jsonl.zst"), "memory://zst/long.jsonl.zst"):
+        assert [r.row for r in iter_records(source)] == list(range(300)), source
+
+
 def _write_csv(path, rows, delimiter=","):
     import csv
 
