@@ -506,6 +506,9 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
     if isinstance(value, str):
         if len(value) < MIN_SEGMENT_CHARS:
             return
+        if (conversation := _conversation_in(value)) is not None:  # a chat exported to CSV or Parquet as JSON text
+            _walk(conversation, path, role, out)
+            return
         turns = _split_template(value) or _split_transcript(value)
         if turns is None:
             out.append(Segment(path, role, value))
@@ -523,6 +526,21 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
     elif isinstance(value, (list, tuple)):
         for i, child in enumerate(value):
             _walk(child, f"{path}[{i}]", role, out)
+
+
+def _conversation_in(text: str) -> list | None:
+    """The messages of a conversation written as JSON text ('[{"role": "user", "content": ...}, ...]',
+    as a CSV or Parquet export of a messages column holds it); None for any other text, JSON included
+    (a model's answer may be a JSON document: that is its text)."""
+    if not (text.startswith("[{") and text.rstrip().endswith("}]")):
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    chat = isinstance(value, list) and all(isinstance(m, dict) and ("role" in m or "from" in m) and ("content" in m or "value" in m)
+                                           for m in value)
+    return value if chat else None
 
 
 def _is_metadata(key: Any, value: Any) -> bool:

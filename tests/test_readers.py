@@ -37,6 +37,25 @@ def test_openai_messages_and_sharegpt():
     assert seg(parts) == [("messages[0].content[0].text", "user", "What does this picture show?")]  # not "image_url"
 
 
+def test_a_conversation_exported_as_json_text_is_split_into_its_messages(tmp_path, index, gsm8k):
+    """A CSV or Parquet export holds a messages column as JSON text: read as one string, its roles were
+    lost and its escapes (\\n, \\u2019) cut the words apart."""
+    import csv
+
+    import decontam
+
+    chat = [{"role": "user", "content": gsm8k[7]["question"]}, {"role": "assistant", "content": gsm8k[7]["answer"]}]
+    assert seg({"messages": json.dumps(chat)}) == [("messages[0].content", "user", gsm8k[7]["question"]),
+                                                    ("messages[1].content", "assistant", gsm8k[7]["answer"])]
+    document = json.dumps([{"name": "a JSON answer"}, {"name": "is the text itself"}])  # not a chat: one segment
+    assert seg({"output": document}) == [("output", "assistant", document)]
+    with open(tmp_path / "chats.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "messages"], ["c1", json.dumps(chat)]])
+    found = decontam.scan(str(tmp_path / "chats.csv"), index=index, options=decontam.ScanOptions(methods=("ngram",))).findings
+    assert sorted(found.select("field", "role", "kind").rows()) == [("messages[0].content", "user", "item"),
+                                                                    ("messages[1].content", "assistant", "answer")]
+
+
 def test_preference_pairs_of_message_lists():
     data = {"chosen": [{"role": "user", "content": "Question text here"}, {"role": "assistant", "content": "Answer text here"}]}
     assert seg(data) == [("chosen[0].content", "user", "Question text here"), ("chosen[1].content", "assistant", "Answer text here")]
