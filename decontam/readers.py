@@ -530,14 +530,22 @@ def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
 
 def _conversation_in(text: str) -> list | None:
     """The messages of a conversation written as JSON text ('[{"role": "user", "content": ...}, ...]',
-    as a CSV or Parquet export of a messages column holds it); None for any other text, JSON included
+    as a CSV or Parquet export of a messages column holds it; pandas' to_csv writes Python's repr,
+    "[{'role': 'user', ...}]", read as a literal, never run); None for any other text, JSON included
     (a model's answer may be a JSON document: that is its text)."""
     if not (text.startswith("[{") and text.rstrip().endswith("}]")):
         return None
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None
+        if not text.startswith("[{'"):
+            return None
+        import ast
+
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
     chat = isinstance(value, list) and all(isinstance(m, dict) and ("role" in m or "from" in m) and ("content" in m or "value" in m)
                                            for m in value)
     return value if chat else None

@@ -47,6 +47,7 @@ def test_a_conversation_exported_as_json_text_is_split_into_its_messages(tmp_pat
     chat = [{"role": "user", "content": gsm8k[7]["question"]}, {"role": "assistant", "content": gsm8k[7]["answer"]}]
     assert seg({"messages": json.dumps(chat)}) == [("messages[0].content", "user", gsm8k[7]["question"]),
                                                     ("messages[1].content", "assistant", gsm8k[7]["answer"])]
+    assert seg({"messages": repr(chat)}) == seg({"messages": json.dumps(chat)})  # pandas' to_csv writes repr()
     document = json.dumps([{"name": "a JSON answer"}, {"name": "is the text itself"}])  # not a chat: one segment
     assert seg({"output": document}) == [("output", "assistant", document)]
     with open(tmp_path / "chats.csv", "w", newline="") as handle:
