@@ -2,7 +2,7 @@
 workers, with the default shard size and worker count against fixed 64 MB shards (what every scan
 used before; a .gz file was then one shard, one worker).
 
-    python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--formats]
+    python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--formats] [--small-files N]
 
 With --formats, also the same rows (string fields kept, nested values written as JSON strings, so
 all hold the same text) as JSONL, CSV and a Parquet file of one row group, 1 and 2 workers, with the
@@ -67,13 +67,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,100")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--formats", action="store_true", help="also time the corpus's rows as JSONL, CSV and one-row-group Parquet")
+    parser.add_argument("--small-files", type=int, default=0, metavar="N",
+                        help="also time N files of 10 rows each (a folder) against the same rows in one file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"
         decontam.build_index(index, default_source_args())
         print("| corpus | workers | shards | seconds (each run) |")
         print("|---|---|---|---|")
-        for mb in (float(s) for s in args.sizes.split(",")):
+        if args.small_files:
+            folder, whole = _small_files(Path(tmp), args.small_files)
+            for source, label in ((folder, f"{args.small_files:,} files of 10 rows"), (whole, "the same rows in one file")):
+                times = [timed([str(source), "--index", str(index), "--methods", "ngram,minhash", "--json"]) for _ in range(args.runs)]
+                print(f"| {label} | 1 | default | {', '.join(f'{t:.2f}' for t in times)} |", flush=True)
+        for mb in (float(s) for s in args.sizes.split(",") if s):
             corpus = Path(tmp) / f"c{mb:.0f}.jsonl"
             make_corpus(corpus, mb)
             common = [str(corpus), "--index", str(index), "--methods", "ngram,minhash", "--json"]
@@ -92,6 +99,19 @@ def main() -> None:
                         runs = [timed_with_peak([str(flat), *common[1:], "--workers", str(workers)]) for _ in range(args.runs)]
                         print(f"| {mb:.0f} MB as {flat.name.split('.', 1)[1]} | {workers} | default | "
                               f"{', '.join(f'{t:.2f}' for t, _ in runs)} (peak RSS {max(m for _, m in runs)} MB) |", flush=True)
+
+
+def _small_files(tmp: Path, n: int) -> tuple[Path, Path]:
+    """n JSONL files of 10 rows of the throughput corpus, in a folder, and the same rows in one file."""
+    corpus = tmp / "rows.jsonl"
+    make_corpus(corpus, 0.5 + n * 10 * 2_000 / 1e6)  # rows average well over 2 KB
+    lines = corpus.read_bytes().splitlines(keepends=True)[: n * 10]
+    folder = tmp / "small"
+    folder.mkdir()
+    for f in range(n):
+        (folder / f"part-{f:05d}.jsonl").write_bytes(b"".join(lines[f * 10 : f * 10 + 10]))
+    (tmp / "one.jsonl").write_bytes(b"".join(lines))
+    return folder, tmp / "one.jsonl"
 
 
 def _flat_copies(corpus: Path) -> list[Path]:

@@ -225,56 +225,72 @@ def run_shard(shard: Shard, index: Index, options: ScanOptions, payload: bytes |
     """The shard function every engine runs: findings and counts of one shard (``payload``: its
     bytes, where the engine read them already)."""
     counts = ScanCounts()
-    only = options.only_rows.get(shard.source) if options.only_rows else None
-
-    def records() -> Iterator[Record]:
-        for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups,
-                                   first_row=shard.first_row, payload=payload, first_line=shard.first_line):
-            if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
-                counts.rows_unchanged += 1
-                continue
-            if isinstance(record, MalformedRow):
-                counts.rows_read += 1
-                counts.rows_malformed += 1
-                if options.strict:
-                    raise InputError(f"{record.location()}: {record.problem}", "fix the row, or drop --strict to count and skip malformed rows")
-                if len(counts.malformed_examples) < MAX_EXAMPLES:
-                    counts.malformed_examples.append({"location": record.location(), "problem": record.problem})
-                continue
-            yield record
-
-    frames = list(scan_records(records(), index, options, counts))
+    frames = list(scan_records(_shard_records(shard, payload, options, counts), index, options, counts))
     findings = pl.concat(frames) if frames else empty_findings()
     return findings.sort(SORT_KEYS), counts.as_dict()
 
 
-def scan_records(records: Iterable[Record], index: Index, options: ScanOptions, counts: ScanCounts | None = None) -> Iterator[pl.DataFrame]:
-    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time)."""
+def run_small_files(shards: Sequence[Shard], index: Index, options: ScanOptions) -> list[tuple[pl.DataFrame, dict]]:
+    """``run_shard`` of each of several whole-file shards, their records in shared batches: a batch
+    has a fixed cost (2,000 files of 10 rows took 5.6 s one batch each, 1.6 s as one file)."""
+    counts = {shard.source: ScanCounts() for shard in shards}
+    records = (record for shard in shards for record in _shard_records(shard, None, options, counts[shard.source]))
+    frames = list(scan_records(records, index, options, counts_of=lambda record: counts[record.source]))
+    findings = (pl.concat(frames) if frames else empty_findings()).sort(SORT_KEYS)
+    by_source = {source: frame for (source,), frame in findings.partition_by("source", as_dict=True).items()} if findings.height else {}
+    return [(by_source.get(shard.source, empty_findings()), counts[shard.source].as_dict()) for shard in shards]
+
+
+def _shard_records(shard: Shard, payload: bytes | None, options: ScanOptions, counts: ScanCounts) -> Iterator[Record]:
+    """The shard's records to scan; rows left out (``only_rows``) and malformed rows are counted here."""
+    only = options.only_rows.get(shard.source) if options.only_rows else None
+    for record in iter_records(shard.source, byte_range=shard.byte_range, row_groups=shard.row_groups,
+                               first_row=shard.first_row, payload=payload, first_line=shard.first_line):
+        if only is not None and (record.row if isinstance(record, Record) else record.line - 1) not in only:
+            counts.rows_unchanged += 1
+            continue
+        if isinstance(record, MalformedRow):
+            counts.rows_read += 1
+            counts.rows_malformed += 1
+            if options.strict:
+                raise InputError(f"{record.location()}: {record.problem}", "fix the row, or drop --strict to count and skip malformed rows")
+            if len(counts.malformed_examples) < MAX_EXAMPLES:
+                counts.malformed_examples.append({"location": record.location(), "problem": record.problem})
+            continue
+        yield record
+
+
+def scan_records(records: Iterable[Record], index: Index, options: ScanOptions, counts: ScanCounts | None = None, *,
+                 counts_of: Callable[[Record], ScanCounts] | None = None) -> Iterator[pl.DataFrame]:
+    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time).
+    ``counts_of``: where each record is counted, when records of several sources share batches."""
     counts = counts if counts is not None else ScanCounts()
     batch: list[Record] = []
     for record in records:
         batch.append(record)
         if len(batch) >= options.batch_size:
-            yield scan_batch(batch, index, options, counts)
+            yield scan_batch(batch, index, options, counts, counts_of=counts_of)
             batch = []
     if batch:
-        yield scan_batch(batch, index, options, counts)
+        yield scan_batch(batch, index, options, counts, counts_of=counts_of)
 
 
-def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts: ScanCounts) -> pl.DataFrame:
-    """Findings for one batch of records."""
+def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts: ScanCounts, *,
+               counts_of: Callable[[Record], ScanCounts] | None = None) -> pl.DataFrame:
+    """Findings for one batch of records (counted in ``counts``, or in ``counts_of(record)``)."""
     seg_record: list[int] = []
     segments: list[Segment] = []
     for position, record in enumerate(records):
-        counts.rows_read += 1
+        tally = counts_of(record) if counts_of is not None else counts
+        tally.rows_read += 1
         found = segments_of(record.data, options.fields)
         if not found:
-            counts.rows_without_text += 1
-            if len(counts.without_text_examples) < MAX_EXAMPLES:
-                counts.without_text_examples.append({"location": f"{record.source}:{record.row + 1}", "keys": describe_keys(record.data)})
+            tally.rows_without_text += 1
+            if len(tally.without_text_examples) < MAX_EXAMPLES:
+                tally.without_text_examples.append({"location": f"{record.source}:{record.row + 1}", "keys": describe_keys(record.data)})
+        tally.segments += len(found)
         segments += found
         seg_record += [position] * len(found)
-    counts.segments += len(segments)
     if not segments:
         return empty_findings()
     texts, assistant, text_of_segment = _distinct_texts(segments)

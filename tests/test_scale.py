@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import decontam
 from decontam.engines import Shard, iter_chunks, plan_shards
+from decontam.errors import InputError
 from decontam.findings import SORT_KEYS
 
 from .conftest import DATA, write_jsonl
@@ -124,6 +125,26 @@ def test_two_workers_equal_one(index_dir, many_files):
     assert one.findings.height > 0
     assert _normalize(one.findings).equals(_normalize(two.findings))
     assert one.counts.rows_read == two.counts.rows_read == 1800
+
+
+def test_small_files_share_batches_and_keep_their_own_counts(tmp_path, index, gsm8k, monkeypatch):
+    import decontam.engines.local as local
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    for f in range(12):
+        rows = [{"prompt": gsm8k[f]["question"]} if i == f % 3 else {"text": f"plain row {i} of file {f}"} for i in range(3)]
+        write_jsonl(folder / f"part-{f:02d}.jsonl", rows)
+    (folder / "part-05.jsonl").write_text((folder / "part-05.jsonl").read_text() + "{not json\n\n")
+    shared = decontam.scan(str(folder), index=index)
+    monkeypatch.setattr(local, "SMALL_FILE_BYTES", 0)  # each file alone, in batches of its own
+    alone = decontam.scan(str(folder), index=index)
+    assert shared.findings.select("source", "row").unique().height == 12
+    assert _normalize(shared.findings).equals(_normalize(alone.findings))
+    assert shared.counts == alone.counts and shared.counts.rows_malformed == 2
+    (folder / "part-07.jsonl").write_text("{not json\n")  # a file none of whose rows can be read is still named
+    with pytest.raises(InputError, match=r"none of the 1 rows of .*part-07.jsonl could be read"):
+        decontam.scan(str(folder), index=index)
 
 
 def test_parquet_row_group_shards(tmp_path, index, gsm8k):

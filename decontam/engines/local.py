@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -81,7 +81,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 
     A streamed (compressed) shard is read here, in this process, and its pieces go to the workers with their
     bytes; at most two shards per worker are in flight, which bounds the bytes held."""
-    from ..scan import run_shard
+    from ..scan import run_shard, run_small_files
 
     runs = ShardRuns(shards, work_dir, on_shard)
     fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
@@ -97,8 +97,12 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     todo = runs.todo
     workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
     if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
-        for shard, payload in runs.work():
-            finish(shard, *run_shard(shard, index, options, payload))
+        for group in _small_files_together(runs.work()):
+            if len(group) == 1:
+                finish(group[0][0], *run_shard(group[0][0], index, options, group[0][1]))
+                continue
+            for (shard, _), result in zip(group, run_small_files([shard for shard, _ in group], index, options)):
+                finish(shard, *result)
         return runs.outcome()
     if index.path is None:
         from ..errors import ParameterError
@@ -143,6 +147,34 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 # n-gram path took 1.7 s in this process and 2.0 s on two workers (benchmarks/README.md).
 # DECONTAM_MB_PER_WORKER overrides it (0: always start every worker asked for).
 MB_PER_WORKER = {"embedding": 2, "other": 32}
+
+
+# In one process, whole files under SMALL_FILE_BYTES share batches, up to GROUP_BYTES of them at a time.
+SMALL_FILE_BYTES = 1 << 20
+GROUP_BYTES = 16 << 20
+
+
+def _small_files_together(work: Iterable[tuple[Shard, bytes | None]]) -> Iterator[list[tuple[Shard, bytes | None]]]:
+    """The work in groups: consecutive small whole files together (``scan.run_small_files``), anything
+    else alone."""
+    group: list[tuple[Shard, bytes | None]] = []
+    size = 0
+    for shard, payload in work:
+        whole = payload is None and shard.byte_range is None and shard.row_groups is None and os.path.isfile(shard.source)
+        bytes_ = os.path.getsize(shard.source) if whole else 0
+        if not whole or bytes_ >= SMALL_FILE_BYTES:
+            if group:
+                yield group
+                group, size = [], 0
+            yield [(shard, payload)]
+            continue
+        group.append((shard, payload))
+        size += bytes_
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def workers_worth_starting(shards: list[Shard], methods) -> int:
