@@ -137,11 +137,13 @@ def test_small_files_share_batches_and_keep_their_own_counts(tmp_path, index, gs
         write_jsonl(folder / f"part-{f:02d}.jsonl", rows)
     (folder / "part-05.jsonl").write_text((folder / "part-05.jsonl").read_text() + "{not json\n\n")
     shared = decontam.scan(str(folder), index=index)
+    monkeypatch.setattr(local, "POOL_GROUP_BYTES", 300)  # a few files per task: the groups spread over the workers
+    pooled = decontam.scan(str(folder), index=index, workers=2)
     monkeypatch.setattr(local, "SMALL_FILE_BYTES", 0)  # each file alone, in batches of its own
     alone = decontam.scan(str(folder), index=index)
     assert shared.findings.select("source", "row").unique().height == 12
-    assert _normalize(shared.findings).equals(_normalize(alone.findings))
-    assert shared.counts == alone.counts and shared.counts.rows_malformed == 2
+    assert _normalize(shared.findings).equals(_normalize(alone.findings)) and _normalize(pooled.findings).equals(_normalize(alone.findings))
+    assert shared.counts == alone.counts == pooled.counts and shared.counts.rows_malformed == 2
     (folder / "part-07.jsonl").write_text("{not json\n")  # a file none of whose rows can be read is still named
     with pytest.raises(InputError, match=r"none of the 1 rows of .*part-07.jsonl could be read"):
         decontam.scan(str(folder), index=index)

@@ -62,8 +62,9 @@ def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str,
         _WORKER_START_ERROR = exc
 
 
-def _run_in_worker(shard: Shard, options, payload: bytes | None = None) -> tuple[Shard, pl.DataFrame, dict]:
-    from ..scan import run_shard
+def _run_in_worker(group: list[tuple[Shard, bytes | None]], options) -> list[tuple[Shard, pl.DataFrame, dict]]:
+    """One shard (with its bytes, for a piece of a stream), or several small whole files together."""
+    from ..scan import run_shard, run_small_files
 
     if _WORKER_START_ERROR is not None:
         raise _WORKER_START_ERROR
@@ -71,8 +72,11 @@ def _run_in_worker(shard: Shard, options, payload: bytes | None = None) -> tuple
         os.kill(os.getpid(), signal.SIGKILL)
     if "embedding" in _WORKER_INDEX.layers and (options.methods is None or "embedding" in options.methods):
         options = replace(options, device=worker_device(options.device, _WORKER_ORDINAL, _cuda_devices()))
-    findings, counts = run_shard(shard, _WORKER_INDEX, options, payload)
-    return shard, findings, counts
+    if len(group) == 1:
+        shard, payload = group[0]
+        return [(shard, *run_shard(shard, _WORKER_INDEX, options, payload))]
+    shards = [shard for shard, _ in group]
+    return [(shard, *result) for shard, result in zip(shards, run_small_files(shards, _WORKER_INDEX, options))]
 
 
 def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
@@ -120,14 +124,16 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
                                  initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
             running: set = set()
             try:
-                for shard, payload in runs.work():
+                for group in _small_files_together(runs.work(), POOL_GROUP_BYTES):
                     if len(running) >= 2 * workers:
                         done, running = wait(running, return_when=FIRST_COMPLETED)
                         for future in done:
-                            finish(*future.result())
-                    running.add(pool.submit(_run_in_worker, shard, options, payload))
+                            for result in future.result():
+                                finish(*result)
+                    running.add(pool.submit(_run_in_worker, group, options))
                 for future in as_completed(running):
-                    finish(*future.result())
+                    for result in future.result():
+                        finish(*result)
             except BaseException as exc:
                 pool.shutdown(wait=False, cancel_futures=True)
                 if isinstance(exc, BrokenProcessPool):
@@ -149,12 +155,15 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 MB_PER_WORKER = {"embedding": 2, "other": 32}
 
 
-# In one process, whole files under SMALL_FILE_BYTES share batches, up to GROUP_BYTES of them at a time.
+# Whole files under SMALL_FILE_BYTES share batches, up to GROUP_BYTES of them at a time in one process
+# and POOL_GROUP_BYTES in a worker (smaller, so that the groups spread over the workers).
 SMALL_FILE_BYTES = 1 << 20
 GROUP_BYTES = 16 << 20
+POOL_GROUP_BYTES = 4 << 20
 
 
-def _small_files_together(work: Iterable[tuple[Shard, bytes | None]]) -> Iterator[list[tuple[Shard, bytes | None]]]:
+def _small_files_together(work: Iterable[tuple[Shard, bytes | None]],
+                          group_bytes: int = GROUP_BYTES) -> Iterator[list[tuple[Shard, bytes | None]]]:
     """The work in groups: consecutive small whole files together (``scan.run_small_files``), anything
     else alone."""
     group: list[tuple[Shard, bytes | None]] = []
@@ -170,7 +179,7 @@ def _small_files_together(work: Iterable[tuple[Shard, bytes | None]]) -> Iterato
             continue
         group.append((shard, payload))
         size += bytes_
-        if size >= GROUP_BYTES:
+        if size >= group_bytes:
             yield group
             group, size = [], 0
     if group:
