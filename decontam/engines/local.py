@@ -64,19 +64,23 @@ def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str,
 
 def _run_in_worker(group: list[tuple[Shard, bytes | None]], options) -> list[tuple[Shard, pl.DataFrame, dict]]:
     """One shard (with its bytes, for a piece of a stream), or several small whole files together."""
-    from ..scan import run_shard, run_small_files
-
     if _WORKER_START_ERROR is not None:
         raise _WORKER_START_ERROR
     if os.environ.get("DECONTAM_FAULT_KILL_WORKER"):  # tests: a worker dies as if out of memory
         os.kill(os.getpid(), signal.SIGKILL)
     if "embedding" in _WORKER_INDEX.layers and (options.methods is None or "embedding" in options.methods):
         options = replace(options, device=worker_device(options.device, _WORKER_ORDINAL, _cuda_devices()))
+    return _run_group(group, _WORKER_INDEX, options)
+
+
+def _run_group(group: list[tuple[Shard, bytes | None]], index, options) -> list[tuple[Shard, pl.DataFrame, dict]]:
+    from ..scan import run_shard, run_small_files
+
     if len(group) == 1:
         shard, payload = group[0]
-        return [(shard, *run_shard(shard, _WORKER_INDEX, options, payload))]
+        return [(shard, *run_shard(shard, index, options, payload))]
     shards = [shard for shard, _ in group]
-    return [(shard, *result) for shard, result in zip(shards, run_small_files(shards, _WORKER_INDEX, options))]
+    return [(shard, *result) for shard, result in zip(shards, run_small_files(shards, index, options))]
 
 
 def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
@@ -85,8 +89,6 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 
     A streamed (compressed) shard is read here, in this process, and its pieces go to the workers with their
     bytes; at most two shards per worker are in flight, which bounds the bytes held."""
-    from ..scan import run_shard, run_small_files
-
     runs = ShardRuns(shards, work_dir, on_shard)
     fault_after = int(os.environ.get("DECONTAM_FAULT_AFTER_SHARDS", "0"))  # tests: kill -9 ourselves midway
     completed = 0
@@ -102,11 +104,8 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
     if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
         for group in _small_files_together(runs.work()):
-            if len(group) == 1:
-                finish(group[0][0], *run_shard(group[0][0], index, options, group[0][1]))
-                continue
-            for (shard, _), result in zip(group, run_small_files([shard for shard, _ in group], index, options)):
-                finish(shard, *result)
+            for result in _run_group(group, index, options):
+                finish(*result)
         return runs.outcome()
     if index.path is None:
         from ..errors import ParameterError
