@@ -21,8 +21,8 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, csv_records, damaged_input, is_json_array, open_compressed, open_past_bom,
-                      without_compression)
+from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, csv_records_as_bytes, damaged_input, is_json_array, open_compressed,
+                      open_past_bom, without_compression)
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,10 @@ def write_manifest(result: CleanResult, path: str | Path) -> None:
 
 
 def _format_of(path: Path) -> str | None:
-    """jsonl / json / parquet / csv / tsv by the file's name (any compression), None for others."""
+    """jsonl (.ndjson too) / json / parquet / csv / tsv by the file's name (any compression), None for others."""
     name = without_compression(path.name)
-    return next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv") if name.endswith(f".{kind}")), None)
+    kind = next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv") if name.endswith(f".{kind}")), None)
+    return "jsonl" if kind == "ndjson" else kind
 
 
 # What each input format can be written back as (JSONL lines are copied as they are; a .json file
@@ -123,12 +124,10 @@ _OUTPUT_FORMATS = {"jsonl": ("jsonl", "json"), "json": ("json", "jsonl"), "parqu
 
 def _check_output_format(corpus: Path, kept_path: Path, removed_path: Path) -> None:
     kind = _format_of(corpus)
-    kind = "jsonl" if kind == "ndjson" else kind
     if kind is None:
         raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL, JSON array, CSV, TSV or Parquet files (compressed or not)")
     for path in (kept_path, removed_path):
-        out = _format_of(path)
-        if ("jsonl" if out == "ndjson" else out) not in _OUTPUT_FORMATS[kind]:
+        if _format_of(path) not in _OUTPUT_FORMATS[kind]:
             names = " or ".join(f".{k}" for k in _OUTPUT_FORMATS[kind])
             raise ParameterError(f"cannot write rows of {corpus} to {path}: the output would not be a {kind.upper()} file",
                                  f"name the outputs {names}" + (" (compressed or not)" if kind != "parquet" else ""))
@@ -148,15 +147,10 @@ def _split_lines(corpus: Path, remove: set[int], kept_path: Path, removed_path: 
 
 
 def _split_csv(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
-    """Records copied as read (the header to both), so the outputs hold the input's very bytes;
-    undecodable bytes round-trip (surrogateescape)."""
-    import io
-
+    """Records copied as read (the header to both), so the outputs hold the input's very bytes."""
     rows = 0
-    with (open_compressed(corpus) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as source,
-          _open_out(kept_path) as kept, _open_out(removed_path) as removed):
-        for position, (_, _, text) in enumerate(csv_records(str(corpus), source)):
-            data = text.encode("utf-8", "surrogateescape")
+    with csv_records_as_bytes(str(corpus)) as records, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+        for position, (_, _, data) in enumerate(records):
             if position == 0:
                 kept.write(data)
                 removed.write(data)

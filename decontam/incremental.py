@@ -50,14 +50,12 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
 def _csv_rows_on(path: Path, lines: set[int]) -> set[int] | None:
     """The rows (after the header) of a CSV file whose records touch these lines (a quoted field may
     span several); None when the header is among them."""
-    import io
-
-    from .readers import csv_records
+    from .readers import csv_records_as_bytes
 
     rows: set[int] = set()
-    with open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        for position, (start, _, text) in enumerate(csv_records(str(path), handle)):
-            span = range(start, start + max(1, text.count("\n")))
+    with csv_records_as_bytes(str(path)) as records:
+        for position, (start, _, data) in enumerate(records):
+            span = range(start, start + max(1, data.count(b"\n")))
             if any(line in lines for line in span):
                 if position == 0:
                     return None

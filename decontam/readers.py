@@ -1,11 +1,12 @@
 """Corpus inputs -> ``Record``s -> ``Segment``s.
 
 Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
-row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a ``.json`` file that does
-not start with ``[`` is read as JSONL), CSV and TSV files with a header row (quoted fields may hold
-line breaks; compressed too), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face datasets
-(``hf:owner/name?split=train`` or a ``save_to_disk`` folder). Records are streamed: nothing holds a
-whole corpus in memory (JSON arrays are parsed incrementally, with ijson).
+row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a
+``.json`` file that does not start with ``[`` is read as JSONL), CSV and TSV files with a header row
+(quoted fields may hold line breaks; compressed too), folders and globs of those, ``-`` for JSONL on
+stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
+Records are streamed: nothing holds a whole corpus in memory (JSON arrays are parsed incrementally,
+with ijson).
 
 Segments: every string inside a record becomes a segment with its field path (``prompt``,
 ``chosen``, ``messages[2].content``) and a role when it can be told: message ``role``/``from``
@@ -41,11 +42,18 @@ from .types import MalformedRow, Record, Segment
 
 # Compressed JSONL: gzip, bz2 and xz (standard library) and zstd (the Pile, RedPajama; zstandard).
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
-JSONL_SUFFIXES = tuple(f"{base}{packed}" for base in (".jsonl", ".ndjson") for packed in ("", *COMPRESSED))
-CSV_SUFFIXES = tuple(f"{base}{packed}" for base in (".csv", ".tsv") for packed in ("", *COMPRESSED))
+
+
+def compressed_forms(*bases: str) -> tuple[str, ...]:
+    """Each suffix, plain and with every compression suffix (``.csv``, ``.csv.gz``, ...)."""
+    return tuple(f"{base}{packed}" for base in bases for packed in ("", *COMPRESSED))
+
+
+JSONL_SUFFIXES = compressed_forms(".jsonl", ".ndjson")
+CSV_SUFFIXES = compressed_forms(".csv", ".tsv")
 CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES)
 # Read when named as files or globs, not picked up from folders (where .json is often metadata).
-JSON_SUFFIXES = tuple(f".json{packed}" for packed in ("", *COMPRESSED))
+JSON_SUFFIXES = compressed_forms(".json")
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
 USER_FIELDS = {"prompt", "instruction", "input", "question", "query", "problem", "human", "user"}
 ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "answer", "solution",
@@ -403,6 +411,14 @@ def csv_records(source: str, handle) -> Iterator[tuple[int, list[str], str]]:
             raise InputError(f"{source}: the quoted field opened on line {start} is never closed",
                              "fix the quoting there; the rest of the file would be one field") from None
     yield held
+
+
+@contextlib.contextmanager
+def csv_records_as_bytes(source: str) -> Iterator[Iterator[tuple[int, list[str], bytes]]]:
+    """``csv_records`` of a CSV or TSV file (the header first), each record with its very bytes (bytes
+    that are not UTF-8 included): for copying or cutting the file as it is."""
+    with open_input(source) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        yield ((line, fields, text.encode("utf-8", "surrogateescape")) for line, fields, text in csv_records(source, handle))
 
 
 def _looks_utf16(head: bytes) -> bool:

@@ -225,7 +225,7 @@ def run_shard(shard: Shard, index: Index, options: ScanOptions, payload: bytes |
     """The shard function every engine runs: findings and counts of one shard (``payload``: its
     bytes, where the engine read them already)."""
     counts = ScanCounts()
-    frames = list(scan_records(_shard_records(shard, payload, options, counts), index, options, counts))
+    frames = list(scan_records(_shard_records(shard, payload, options, counts), index, options, lambda _record: counts))
     findings = pl.concat(frames) if frames else empty_findings()
     return findings.sort(SORT_KEYS), counts.as_dict()
 
@@ -235,7 +235,7 @@ def run_small_files(shards: Sequence[Shard], index: Index, options: ScanOptions)
     has a fixed cost (~2 ms), which a folder of many small files paid once per file."""
     counts = {shard.source: ScanCounts() for shard in shards}
     records = (record for shard in shards for record in _shard_records(shard, None, options, counts[shard.source]))
-    frames = list(scan_records(records, index, options, counts_of=lambda record: counts[record.source]))
+    frames = list(scan_records(records, index, options, lambda record: counts[record.source]))
     findings = (pl.concat(frames) if frames else empty_findings()).sort(SORT_KEYS)
     by_source = {source: frame for (source,), frame in findings.partition_by("source", as_dict=True).items()} if findings.height else {}
     return [(by_source.get(shard.source, empty_findings()), counts[shard.source].as_dict()) for shard in shards]
@@ -260,28 +260,26 @@ def _shard_records(shard: Shard, payload: bytes | None, options: ScanOptions, co
         yield record
 
 
-def scan_records(records: Iterable[Record], index: Index, options: ScanOptions, counts: ScanCounts | None = None, *,
-                 counts_of: Callable[[Record], ScanCounts] | None = None) -> Iterator[pl.DataFrame]:
-    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time).
-    ``counts_of``: where each record is counted, when records of several sources share batches."""
-    counts = counts if counts is not None else ScanCounts()
+def scan_records(records: Iterable[Record], index: Index, options: ScanOptions,
+                 counts_of: Callable[[Record], ScanCounts]) -> Iterator[pl.DataFrame]:
+    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time);
+    ``counts_of(record)``: where the record is counted (records of several files may share a batch)."""
     batch: list[Record] = []
     for record in records:
         batch.append(record)
         if len(batch) >= options.batch_size:
-            yield scan_batch(batch, index, options, counts, counts_of=counts_of)
+            yield scan_batch(batch, index, options, counts_of)
             batch = []
     if batch:
-        yield scan_batch(batch, index, options, counts, counts_of=counts_of)
+        yield scan_batch(batch, index, options, counts_of)
 
 
-def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts: ScanCounts, *,
-               counts_of: Callable[[Record], ScanCounts] | None = None) -> pl.DataFrame:
-    """Findings for one batch of records (counted in ``counts``, or in ``counts_of(record)``)."""
+def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts_of: Callable[[Record], ScanCounts]) -> pl.DataFrame:
+    """Findings for one batch of records, each counted in ``counts_of(record)``."""
     seg_record: list[int] = []
     segments: list[Segment] = []
     for position, record in enumerate(records):
-        tally = counts_of(record) if counts_of is not None else counts
+        tally = counts_of(record)
         tally.rows_read += 1
         found = segments_of(record.data, options.fields)
         if not found:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import COMPRESSED, CSV_SUFFIXES, iter_records
+from .readers import CSV_SUFFIXES, compressed_forms, iter_records
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
@@ -36,11 +36,7 @@ CHOICE_COLUMN = re.compile(r"^(?:choice|option)[ _]?([0-9a-j])$", re.IGNORECASE)
 ID_KEYS = ("id", "question_id", "task_id", "key", "idx", "pair_id", "unique_id", "uid", "_id")
 SUBSET_KEYS = ("subset", "subject", "category", "source", "type", "dataset", "skill", "config")
 MAP_ROLES = ("question", "choices", "answer", "id", "subset")
-def _packed(base: str) -> tuple[str, ...]:
-    return tuple(f"{base}{packed}" for packed in ("", *COMPRESSED))
-
-
-FILE_SUFFIXES = (*_packed(".jsonl"), *_packed(".json"), ".parquet", *CSV_SUFFIXES)
+FILE_SUFFIXES = (*compressed_forms(".jsonl", ".json"), ".parquet", *CSV_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ with the same findings as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +25,8 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, csv_records, damaged_input, is_dataset, is_json_array, is_url,
-                       iter_records, open_input, records_as_jsonl)
+from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, csv_records_as_bytes, damaged_input, is_dataset, is_json_array,
+                       is_url, iter_records, open_input, records_as_jsonl)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -111,13 +110,10 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
         yield from _cut(((line, None) for line in records_as_jsonl(iter_records(shard.source))), shard)
         return
     if shard.source.endswith(CSV_SUFFIXES):
-        with (damaged_input(shard.source), open_input(shard.source) as raw,
-              io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="") as handle):
-            records = csv_records(shard.source, handle)
+        with damaged_input(shard.source), csv_records_as_bytes(shard.source) as records:
             header = next(records, None)
             if header is not None:
-                head = header[2].encode("utf-8", "surrogateescape")
-                yield from _cut(((text.encode("utf-8", "surrogateescape"), line) for line, _, text in records), shard, head)
+                yield from _cut(((data, line) for line, _, data in records), shard, head=header[2])
         return
     with damaged_input(shard.source), open_input(shard.source) as handle:
         yield from _cut(((line, None) for line in handle), shard)

@@ -254,7 +254,8 @@ class EmbeddingLayer:
         One vector (a row) per embedded part, plus one for the question stem of a passage item (see
         ``question_stem``): a rewrite that keeps only the question must still be found."""
         params.validate()
-        row_part, row_text, row_first_token = _embedded_rows(parts, encoded)
+        has_choices = _has_choices(parts)
+        row_part, row_text, row_first_token = _embedded_rows(parts, encoded, has_choices)
         embedder = embedder or load_embedder(params.model)
         vectors = embedder.encode(row_text).astype(np.float16)  # half the disk; cosines move by < 0.001
         # lexical stage: distinct known terms of each row's text, idf over the rows
@@ -272,7 +273,6 @@ class EmbeddingLayer:
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
-        has_choices = _has_choices(parts)
         is_choice_item = np.array([has_choices[p] and len(text.split()) >= params.choice_item_min_words
                                    and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers
                                    for p, text in zip(row_part.tolist(), row_text)], dtype=bool)
@@ -456,14 +456,14 @@ def question_stem(text: str, *, has_choices: bool = False) -> str | None:
     return lines[-1] if stem_words >= 5 and all_words - stem_words >= 40 else None
 
 
-def _embedded_rows(parts: pl.DataFrame, encoded: TokenBatch) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _embedded_rows(parts: pl.DataFrame, encoded: TokenBatch, has_choices: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """The texts that get a vector: every part except choice lists, then the question stems of
-    passage items. Returns each row's part, text, and the token its text starts at inside the part."""
+    passage items (``has_choices``: [parts] bool, the part's item has choices). Returns each row's
+    part, text, and the token its text starts at inside the part."""
     from ..normalize import tokenize_batch
 
     kept = np.flatnonzero((parts["part"] != "choices").to_numpy())
     texts, kinds = parts["text"].to_list(), parts["kind"].to_list()
-    has_choices = _has_choices(parts)
     stems = [(int(i), stem) for i in kept.tolist()
              if kinds[i] != "answer" and (stem := question_stem(texts[i], has_choices=bool(has_choices[i])))]
     stem_tokens = [len(tokens) for tokens in tokenize_batch([stem for _, stem in stems])]
