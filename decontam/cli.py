@@ -28,7 +28,7 @@ from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
 from .private import PRIVATE_INDEX_REVEALS, export_private
 from .readers import MIN_SEGMENT_CHARS, expand_inputs
 from .registry import RECIPES_DIR, load_recipes, pin, recipe_sources
-from .scan import ScanOptions, ScanResult, resolve_index, scan
+from .scan import ScanOptions, ScanResult, resolve_index, scan, shorten
 from .testsets import MAP_ROLES, parse_source
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -511,7 +511,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
         role = f" ({f['role']})" if f["role"] else ""
         lines.append(f"  {f['source']}:{f['row'] + 1} {f['field']}{role} <- {f['benchmark']} {f['item_id']} "
                      f"[{f['item_part']}] {f['method']} {f['score']:.2f}")
-        lines.append(f"      {f['evidence'][:120]}")
+        lines.append(f"      {shorten(f['evidence'], 120)}")
     return "\n".join(lines)
 
 

@@ -375,7 +375,7 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
             start, end = offsets[tok_start][0], offsets[max(tok_end - 1, tok_start)][1]
         spans_start.append(start)
         spans_end.append(end)
-        evidence.append(_shorten(text[start:end], options.evidence_chars))
+        evidence.append(shorten(text[start:end], options.evidence_chars))
     lexical = matched["lexical"].to_list()
     evidence = [e if lex is None else f"[lexical {lex:.2f} -> cosine {score:.2f}] {e}"  # which stages fired, both scores
                 for e, lex, score in zip(evidence, lexical, matched["score"].to_list())]
@@ -399,9 +399,17 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
     }, schema=FINDINGS_SCHEMA)
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line in at most ``limit`` characters: its start and end around " ... ", cut
+    between words where a word boundary lies in the last fifth of each half (a word is not cut in
+    two to show its first letters)."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     half = (limit - 5) // 2
-    return f"{text[:half]} ... {text[-half:]}"
+    head, tail = text[:half], text[-half:]
+    if text[half] != " " and (cut := head.rfind(" ")) >= half * 4 // 5:
+        head = head[:cut].rstrip()
+    if text[-half - 1] != " " and 0 <= (cut := tail.find(" ")) <= half // 5:
+        tail = tail[cut + 1:]
+    return f"{head} ... {tail}"

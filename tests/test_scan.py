@@ -200,3 +200,31 @@ def test_iter_findings_gives_finding_objects(tmp_path, index, gsm8k):
     result = scan_rows(tmp_path, index, [{"prompt": gsm8k[21]["question"]}], methods=("ngram",))
     (finding,) = list(result.iter_findings())
     assert isinstance(finding, decontam.Finding) and finding.item_id == gsm8k[21]["id"] and finding.score == 1.0
+
+
+@given(st.lists(st.text(alphabet="abcdefghij ", min_size=1, max_size=14), min_size=1, max_size=40),
+       st.integers(min_value=20, max_value=120))
+def test_evidence_is_shortened_between_words(words, limit):
+    from decontam.scan import shorten
+
+    text = " ".join(" ".join(words).split())
+    short = shorten(text, limit)
+    assert len(short) <= limit
+    if len(text) <= limit:
+        assert short == text
+        return
+    head, tail = short.split(" ... ", 1)
+    assert text.startswith(head) and text.endswith(tail)
+    # each side is cut between words, or at the full half where no word ends near it
+    half = (limit - 5) // 2
+    assert text[len(head)] == " " or len(head) == half
+    assert text[-len(tail) - 1] == " " or len(tail) == half
+    assert len(head) >= half * 4 // 5 - 1 and len(tail) >= half - half // 5 - 1
+
+
+def test_evidence_shortened_keeps_whole_words():
+    from decontam.scan import shorten
+
+    text = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends"
+    assert shorten(text, 60) == "Janet's ducks lay 16 eggs ... muffins for her friends"
+    assert shorten("字" * 100, 25) == "字" * 10 + " ... " + "字" * 10  # no spaces: cut by characters
