@@ -274,6 +274,50 @@ class ShardRuns:
         return [(shard, *self.results[shard.shard_id]) for shard in self.shards]
 
 
+# A batch has a fixed cost (~2 ms): whole files under SMALL_FILE_BYTES share batches, up to
+# GROUP_BYTES of them at a time in one process and WORKER_GROUP_BYTES in a worker process or Ray task
+# (smaller, so that the groups spread over the workers).
+SMALL_FILE_BYTES = 1 << 20
+GROUP_BYTES = 16 << 20
+WORKER_GROUP_BYTES = 4 << 20
+
+
+def small_files_together(work: Iterable[tuple[Shard, bytes | None]], *,
+                         for_workers: bool = False) -> Iterator[list[tuple[Shard, bytes | None]]]:
+    """The work in groups: consecutive small whole files together (``run_group``), anything else alone."""
+    group_bytes = WORKER_GROUP_BYTES if for_workers else GROUP_BYTES
+    group: list[tuple[Shard, bytes | None]] = []
+    size = 0
+    for shard, payload in work:
+        whole = payload is None and shard.byte_range is None and shard.row_groups is None and os.path.isfile(shard.source)
+        bytes_ = os.path.getsize(shard.source) if whole else 0
+        if not whole or bytes_ >= SMALL_FILE_BYTES:
+            if group:
+                yield group
+                group, size = [], 0
+            yield [(shard, payload)]
+            continue
+        group.append((shard, payload))
+        size += bytes_
+        if size >= group_bytes:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def run_group(group: list[tuple[Shard, bytes | None]], index, options) -> list[tuple[Shard, pl.DataFrame, dict]]:
+    """Scan one shard (with its bytes, for a piece of a stream), or several small whole files in
+    shared batches (``scan.run_small_files``); (shard, findings, counts) for each."""
+    from ..scan import run_shard, run_small_files
+
+    if len(group) == 1:
+        shard, payload = group[0]
+        return [(shard, *run_shard(shard, index, options, payload))]
+    shards = [shard for shard, _ in group]
+    return [(shard, *result) for shard, result in zip(shards, run_small_files(shards, index, options))]
+
+
 def run_key(sources: list[str], index_files: dict, options_dict: dict, shards: list[Shard]) -> str:
     stats = []
     for source in sources:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -20,7 +20,7 @@ from dataclasses import replace
 import polars as pl
 
 from ..readers import COMPRESSED
-from . import COMPRESSION_RATIO, Shard, ShardRuns, WorkDir
+from . import COMPRESSION_RATIO, Shard, ShardRuns, WorkDir, run_group, small_files_together
 
 _WORKER_INDEX = None
 _WORKER_START_ERROR: BaseException | None = None
@@ -70,17 +70,7 @@ def _run_in_worker(group: list[tuple[Shard, bytes | None]], options) -> list[tup
         os.kill(os.getpid(), signal.SIGKILL)
     if "embedding" in _WORKER_INDEX.layers and (options.methods is None or "embedding" in options.methods):
         options = replace(options, device=worker_device(options.device, _WORKER_ORDINAL, _cuda_devices()))
-    return _run_group(group, _WORKER_INDEX, options)
-
-
-def _run_group(group: list[tuple[Shard, bytes | None]], index, options) -> list[tuple[Shard, pl.DataFrame, dict]]:
-    from ..scan import run_shard, run_small_files
-
-    if len(group) == 1:
-        shard, payload = group[0]
-        return [(shard, *run_shard(shard, index, options, payload))]
-    shards = [shard for shard, _ in group]
-    return [(shard, *result) for shard, result in zip(shards, run_small_files(shards, index, options))]
+    return run_group(group, _WORKER_INDEX, options)
 
 
 def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
@@ -103,8 +93,8 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     todo = runs.todo
     workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
     if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
-        for group in _small_files_together(runs.work()):
-            for result in _run_group(group, index, options):
+        for group in small_files_together(runs.work()):
+            for result in run_group(group, index, options):
                 finish(*result)
         return runs.outcome()
     if index.path is None:
@@ -123,7 +113,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
                                  initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
             running: set = set()
             try:
-                for group in _small_files_together(runs.work(), POOL_GROUP_BYTES):
+                for group in small_files_together(runs.work(), for_workers=True):
                     if len(running) >= 2 * workers:
                         done, running = wait(running, return_when=FIRST_COMPLETED)
                         for future in done:
@@ -152,37 +142,6 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
 # n-gram path took 1.7 s in this process and 2.0 s on two workers (benchmarks/README.md).
 # DECONTAM_MB_PER_WORKER overrides it (0: always start every worker asked for).
 MB_PER_WORKER = {"embedding": 2, "other": 32}
-
-
-# Whole files under SMALL_FILE_BYTES share batches, up to GROUP_BYTES of them at a time in one process
-# and POOL_GROUP_BYTES in a worker (smaller, so that the groups spread over the workers).
-SMALL_FILE_BYTES = 1 << 20
-GROUP_BYTES = 16 << 20
-POOL_GROUP_BYTES = 4 << 20
-
-
-def _small_files_together(work: Iterable[tuple[Shard, bytes | None]],
-                          group_bytes: int = GROUP_BYTES) -> Iterator[list[tuple[Shard, bytes | None]]]:
-    """The work in groups: consecutive small whole files together (``scan.run_small_files``), anything
-    else alone."""
-    group: list[tuple[Shard, bytes | None]] = []
-    size = 0
-    for shard, payload in work:
-        whole = payload is None and shard.byte_range is None and shard.row_groups is None and os.path.isfile(shard.source)
-        bytes_ = os.path.getsize(shard.source) if whole else 0
-        if not whole or bytes_ >= SMALL_FILE_BYTES:
-            if group:
-                yield group
-                group, size = [], 0
-            yield [(shard, payload)]
-            continue
-        group.append((shard, payload))
-        size += bytes_
-        if size >= group_bytes:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
 
 
 def workers_worth_starting(shards: list[Shard], methods) -> int:

@@ -3,7 +3,8 @@
 
 The index travels by path when a worker can read it, and through the object store when it cannot
 (the index files are put there once; a worker that lacks the path writes them to a temporary folder).
-Tasks are plain tasks of one CPU each (an actor pool that takes every CPU starves the readers) and
+Tasks are plain tasks of one CPU each (an actor pool that takes every CPU starves the readers), a
+shard each or several small files together (as the local engine's workers take them), and
 are retried when they fail. When the scan uses the embedding layer, the model is served by actors
 (``embedding_actors``; by default one per GPU of the cluster, each holding one GPU and no CPU): the
 shard tasks send them the texts that pass the lexical first stage, so the CPUs read and match while
@@ -26,7 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import InputError, ParameterError
-from . import Shard, ShardRuns, WorkDir
+from . import Shard, ShardRuns, WorkDir, run_group, small_files_together
 
 _CACHE: dict[str, object] = {}
 
@@ -109,21 +110,21 @@ def _start_embedding_actors(ray, index, options, count: int | None) -> tuple[Act
     return ActorEmbedder(actors, infos[0]), note
 
 
-def _scan_shard_task(shard: Shard, options, path: str, digest: str, bundle_ref, salt: bytes | None, embedder=None,
+def _scan_group_task(shards: list[Shard], options, path: str, digest: str, bundle_ref, salt: bytes | None, embedder=None,
                      payload: bytes | None = None):
-    from ..scan import run_shard
-
-    fault_dir = os.environ.get("DECONTAM_FAULT_RAY_ONCE")  # tests: the first attempt of every shard fails
+    """One shard (``payload``: the bytes of a piece of a stream), or several small whole files that
+    share batches, as the local engine's workers run them."""
+    fault_dir = os.environ.get("DECONTAM_FAULT_RAY_ONCE")  # tests: the first attempt of every task fails
     if fault_dir:
-        marker = Path(fault_dir, shard.shard_id)
+        marker = Path(fault_dir, shards[0].shard_id)
         if not marker.exists():
             marker.touch()
-            raise RuntimeError(f"injected failure for shard {shard.shard_id}")
+            raise RuntimeError(f"injected failure for the task of shard {shards[0].shard_id}")
     index = _load_on_worker(path, digest, bundle_ref, salt)
     if embedder is not None:
         index.layers["embedding"]._embedder = embedder
-    findings, counts = run_shard(shard, index, options, payload)
-    return shard, findings.to_arrow(), counts
+    group = [(shards[0], payload)] if payload is not None else [(shard, None) for shard in shards]
+    return [(shard, findings.to_arrow(), counts) for shard, findings, counts in run_group(group, index, options)]
 
 
 def run_ray(shards: list[Shard], index, options, *, address: str | None, work_dir: WorkDir | None,
@@ -151,7 +152,7 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
             embedder, note = _start_embedding_actors(ray, index, options, embedding_actors)
             if note and on_note:
                 on_note(note)
-            task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_scan_shard_task)
+            task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_scan_group_task)
             in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))  # bounds the streamed pieces held
             pending: list = []
 
@@ -159,13 +160,14 @@ def run_ray(shards: list[Shard], index, options, *, address: str | None, work_di
                 nonlocal pending
                 ready, pending = ray.wait(pending, num_returns=count)
                 for ref in ready:
-                    shard, table, counts = ray.get(ref)
-                    runs.finish(shard, pl.from_arrow(table), counts)
+                    for shard, table, counts in ray.get(ref):
+                        runs.finish(shard, pl.from_arrow(table), counts)
 
-            for shard, payload in runs.work():
+            for group in small_files_together(runs.work(), for_workers=True):
                 if len(pending) >= in_flight:
                     collect(1)
-                pending.append(task.remote(shard, options, str(Path(index.path).resolve()), digest, bundle_ref, salt, embedder,
+                payload, shards = group[0][1], [shard for shard, _ in group]
+                pending.append(task.remote(shards, options, str(Path(index.path).resolve()), digest, bundle_ref, salt, embedder,
                                            None if payload is None else ray.put(payload)))
             while pending:
                 collect(1)
