@@ -317,7 +317,7 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         found = layer.match(encoded, texts,
                             options.min_cosine if options.min_cosine is not None else layer.params.min_cosine,
                             options.min_lexical if options.min_lexical is not None else layer.params.min_lexical,
-                            assistant=assistant)
+                            assistant=assistant, vocabulary=index.vocabulary)
         matches.append(_complete(found.join(items, on="part_ix"), "embedding"))
     matched = pl.concat(matches)
     if matched.is_empty():

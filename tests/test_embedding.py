@@ -82,9 +82,38 @@ def test_lexical_stage_spares_the_model(hashing_index, tmp_path):
 
 def test_windows_cover_long_texts():
     text = " ".join(f"w{i}" for i in range(300))
-    spans = _windows(text, 96)
-    assert spans[0][0] == 0 and spans[-1][1] == len(text) and len(spans) >= 5
-    assert _windows("short text", 96) == [(0, 10)]
+    spans, passages = _windows(text, 96)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text) and len(spans) >= 5 and passages == []
+    assert _windows("short text", 96) == ([(0, 10)], [])
+
+
+def test_paragraphs_and_lines_of_a_long_text_are_windows_of_their_own():
+    question = "How many apples does John have after he buys three more at the market?"
+    line = "This line has nine words and stands on its own."
+    wrapped = "a wrapped line that does not end a sentence\nbut runs on into this one, which does."
+    text = (" ".join(["filler"] * 120) + f"\n\n  {question}  \n\n" + " ".join(["more"] * 100)
+            + f".\nshort line.\n{line}\n{wrapped}\n")
+    windows, passages = _windows(text, 96)
+    pieces = [text[a:b] for a, b in passages]
+    assert pieces == [question, line]  # stripped of the spaces around them
+    assert all(len(text[a:b].split()) <= 96 for a, b in windows)
+
+
+def test_a_question_set_apart_in_a_long_text_reaches_the_model(hashing_index, tmp_path, gsm8k):
+    """Its text as a whole is far under the first stage's bar; its paragraph is a window that is not."""
+    context = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
+               if 150 <= len(r["prompt"].split()) <= 400][:2]
+    question = gsm8k[580]["question"]
+    text = f"{context[0]}\n\n{question}\n\n{context[1]}"
+    layer = hashing_index.layers["embedding"]
+    from decontam.ngrams import encode_batch
+
+    assert layer.lexical(encode_batch([text], hashing_index.vocabulary))[0] < layer.params.min_lexical
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": text}])
+    found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings
+    hit = found.filter(pl.col("item_id") == gsm8k[580]["id"])
+    assert hit.height == 1 and text[hit["span_start"][0]:hit["span_end"][0]] == question
+    assert float(hit["evidence"][0][len("[lexical "):].split()[0]) >= 0.35 and "-> cosine 1.00]" in hit["evidence"][0]
 
 
 def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
@@ -169,6 +198,20 @@ def test_minilm_finds_llm_rewrites_not_train_problems(minilm_index, tmp_path):
     assert recall >= 0.85, recall
     assert false_rows <= 1
     assert any((tmp_path / "cache").rglob("*.npz"))
+
+
+@pytest.mark.model
+def test_minilm_finds_llm_rewrites_set_apart_in_long_texts(minilm_index, tmp_path):
+    path, ids = minilm_index
+    rewrites = [x for x in REWRITES if x["gsm8k_test_id"] in ids][:20]
+    context = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
+               if 150 <= len(r["prompt"].split()) <= 400][:40]
+    rows = [{"text": f"{context[2 * k]}\n\n{x['rewritten_question_1']}\n\n{context[2 * k + 1]}"} for k, x in enumerate(rewrites)]
+    found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", rows)), index=path,
+                          options=ScanOptions(methods=("embedding",))).findings
+    hits = {(r, i) for r, i in found.select("row", "item_id").iter_rows()}
+    recall = sum((row, x["gsm8k_test_id"]) in hits for row, x in enumerate(rewrites)) / len(rewrites)
+    assert recall >= 0.85, recall  # none of the 20 before paragraphs were windows of their own
 
 
 @pytest.mark.model

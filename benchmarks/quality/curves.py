@@ -65,11 +65,12 @@ def _embedding_floors(index: decontam.Index, examples, findings: pl.DataFrame):
     part_of = {key: i for i, key in enumerate(index.parts.select("benchmark", "item_id", "part").iter_rows())}
     choice_parts = set(layer.part_ix[layer.is_choice_item].tolist())
     texts = {(row, seg.field): seg.text for row in set(findings["row"].to_list()) for seg in segments_of(examples[row].record)}
-    words = dict(zip(texts, (len(tokens) for tokens in tokenize_batch(list(texts.values())))))
+    # the window the finding's cosine is of (its evidence span): a whole segment, or a part of a long one
+    windows = [texts[(r, f)][start:end] for r, f, start, end in findings.select("row", "field", "span_start", "span_end").rows()]
     keys = findings.select("benchmark", "item_id", "item_part").rows()
     is_answer = (findings["kind"] == "answer").to_numpy()
     choice_item = np.array([part_of[k] in choice_parts for k in keys]) & (findings["role"].fill_null("") != "assistant").to_numpy()
-    short = np.array([words[(r, f)] < layer.params.short_text_words for r, f in findings.select("row", "field").rows()])
+    short = np.array([len(tokens) < layer.params.short_text_words for tokens in tokenize_batch(windows)], dtype=bool)
     return lambda t: layer.floors(t, is_answer=is_answer, choice_item=choice_item, short=short)
 
 

@@ -91,6 +91,13 @@ def build_sets(per_class: int = 100, seed: int = SEED) -> list[Example]:
         for text, verdict in zip(trains, results):
             if verdict:
                 out.append(Example("real overlaps (Code Alpaca vs HumanEval, GPT-4 judged)", True, {"output": text}, "humaneval", row["id"]))
+    # The same rewrites set apart (a paragraph of their own) between two long T0 passages, as in a
+    # few-shot prompt or a page: a separate generator, so that the draws above stay as they were.
+    apart = random.Random(seed + 1)
+    context = [r["prompt"] for r in read_jsonl("corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
+               if 150 <= len(r["prompt"].split()) <= 400]
+    out += [Example("paraphrase set apart in a long text", True,
+                    {"text": f"{apart.choice(context)}\n\n{t}\n\n{apart.choice(context)}"}, b, i) for b, i, t in para]
     negatives = {
         "negative: hh-rlhf": read_jsonl("corpora/hh_rlhf/harmless-base_test.jsonl.gz"),
         "negative: GSM8K train": [{"text": x["text"]} for x in read_jsonl("corpora/skywork/pt_train.jsonl.gz")],

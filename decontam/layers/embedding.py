@@ -12,11 +12,14 @@ Scan side, a cascade (the full model reads ~85 texts/s on 2 CPU cores, far too s
 segment; see benchmarks/README.md):
 
 1. lexical: TF-IDF cosine (binary term weights, idf over the indexed parts, rare terms only) between
-   the segment and every part, by one join on token ids; segments below ``min_lexical`` stop here;
+   the segment and every part, by one sparse product; segments below ``min_lexical`` stop here. The
+   paragraphs and lines of a long segment are scored on their own too (a rewritten question set
+   apart in 300 words of other text scores far under the bar as a whole), and pass at
+   ``min_lexical + passage_lexical_offset``;
 2. embedding: the surviving segments, cut into windows of ``window_words`` words (so a question inside
-   a long prompt is still seen whole), are embedded (cached by content hash), and FAISS finds each
-   window's ``top_k`` nearest parts; cosine ≥ ``min_cosine`` is a finding. Its evidence records both
-   scores.
+   a long prompt is still seen whole), and the passing paragraphs and lines, are embedded (cached by
+   content hash), and FAISS finds each window's ``top_k`` nearest parts; cosine ≥ ``min_cosine`` is a
+   finding. Its evidence records both scores.
 
 Thresholds come from ``benchmarks/embedding_feasibility.py``: cosine 0.80 keeps 0.977 of LLM
 rewrites of GSM8K test questions and flags 0.7% of GSM8K train problems, 0 hh-rlhf turns.
@@ -76,6 +79,12 @@ class EmbeddingParams:
     numeric_max_words: int = 100
     numeric_lexical_offset: float = 0.10
     window_words: int = 96
+    # A long text's paragraphs and lines (``_windows``) pass the first stage on their own at this much
+    # more than ``min_lexical``: lines of news articles, lists and tables reach 0.25 easily. On the 20
+    # MB speed corpus, 0.35 sends 1,918 such lines to the model (0.30: 3,861; 0.25: more still), 9% more
+    # tokens than its texts that pass whole; of 300 LLM rewrites, 267 reach 0.35 (0.30: 281)
+    # (benchmarks/README.md).
+    passage_lexical_offset: float = 0.10
     top_k: int = 5
     max_df_share: float = 0.02  # terms in more than this share of parts carry no lexical evidence
 
@@ -399,47 +408,96 @@ class EmbeddingLayer:
         return passed
 
     def match(self, batch: TokenBatch, texts: Sequence[str], min_cosine: float, min_lexical: float,
-              assistant: np.ndarray | None = None) -> pl.DataFrame:
+              assistant: np.ndarray | None = None, vocabulary=None) -> pl.DataFrame:
         """Findings: text_ix, part_ix, score (cosine), lexical, char_start, char_end. ``assistant``
         ([n_texts] bool) marks assistant turns: an answer that explains a topic sits close to exam
-        questions on it ("GDP is the total market value...") and gets no lower bar for them."""
+        questions on it ("GDP is the total market value...") and gets no lower bar for them.
+
+        A text longer than a window is embedded window by window, and its paragraphs and lines
+        (``_windows``) pass the first stage on their own scores as well: a rewritten question set
+        apart among 300 words of other text scores far under ``min_lexical`` as a whole.
+        ``vocabulary`` (the index's) tokenizes them; without it only whole texts are scored."""
         lexical = self.lexical(batch)
-        candidates = np.flatnonzero(self.first_stage(lexical, texts, min_lexical))
-        if len(candidates) == 0:
+        passed = self.first_stage(lexical, texts, min_lexical)
+        windows = self._candidate_windows(texts, batch, lexical, passed, min_lexical, vocabulary, assistant)
+        if windows.is_empty():
             return _empty_matches()
-        windows, owner, spans = [], [], []
-        for t in candidates.tolist():
-            for start, end in _windows(texts[t], self.params.window_words):
-                windows.append(texts[t][start:end])
-                owner.append(t)
-                spans.append((start, end))
+        owner = windows["text_ix"].to_numpy()
         cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
-        vectors = cache.embed(windows, self.embedder, self.meta["dim"])
+        vectors = cache.embed(windows["text"].to_list(), self.embedder, self.meta["dim"])
         k = min(self.params.top_k, len(self.part_ix))
         cosine, rows = self.faiss_index().search(vectors, k)  # [windows, k]: a window may hold several items
         found = pl.DataFrame({
-            "text_ix": np.repeat(np.asarray(owner, dtype=np.int64), k), "row": rows.reshape(-1).astype(np.int64),
+            "text_ix": np.repeat(owner, k), "row": rows.reshape(-1).astype(np.int64),
             "score": cosine.reshape(-1).astype(np.float64),
-            "char_start": np.repeat([s for s, _ in spans], k), "char_end": np.repeat([e for _, e in spans], k),
+            "lexical": np.repeat(windows["lexical"].to_numpy(), k),
+            "char_start": np.repeat(windows["char_start"].to_numpy(), k), "char_end": np.repeat(windows["char_end"].to_numpy(), k),
+            "short": np.repeat(windows["tokens"].to_numpy() < self.params.short_text_words, k),
         }).filter(pl.col("row") >= 0)
         rows, text_ix = found["row"].to_numpy(), found["text_ix"].to_numpy()
         floor = self.floors(min_cosine, is_answer=self.is_answer[rows],
                             choice_item=self.is_choice_item[rows] & (~assistant[text_ix] if assistant is not None else True),
-                            short=batch.lengths[text_ix] < self.params.short_text_words)
+                            short=found["short"].to_numpy())
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
-        found = found.with_columns(
-            pl.Series("part_ix", self.part_ix[found["row"].to_numpy()]),
-            pl.Series("lexical", lexical[found["text_ix"].to_numpy()]),
-            pl.col("score").clip(0.0, 1.0),
-        )
+        found = found.with_columns(pl.Series("part_ix", self.part_ix[found["row"].to_numpy()]), pl.col("score").clip(0.0, 1.0))
         found = found.sort("score", descending=True).unique(["text_ix", "part_ix"], keep="first", maintain_order=True)
         return found.select(pl.col("text_ix"), pl.col("part_ix").cast(pl.Int32), "score", "lexical",
                             pl.col("char_start").cast(pl.Int64), pl.col("char_end").cast(pl.Int64))
 
+    def _candidate_windows(self, texts: Sequence[str], batch: TokenBatch, lexical: np.ndarray, passed: np.ndarray,
+                           min_lexical: float, vocabulary, assistant: np.ndarray | None) -> pl.DataFrame:
+        """The windows the model sees: text_ix, text, char_start, char_end, lexical (the first-stage
+        score that let it through), tokens (its length). A text that passes the first stage goes
+        whole, or as its windows when it is long; a long text's passages (``_windows``) are scored on
+        their own and go when they pass, whether or not their text does — except in assistant turns,
+        whose lines restate the user's question ("Here are five examples of how politicians use the
+        base rate fallacy:") and explain its topic, and are not where a test question is pasted."""
+        window_words = self.params.window_words
+        owner, spans, alone = [], [], []
+        for t, text in enumerate(texts):
+            in_assistant_turn = assistant is not None and bool(assistant[t])
+            if in_assistant_turn and not passed[t]:
+                continue
+            # under 2 characters a word, a text this short has at most window_words words: one window
+            windows, passages = (_windows(text, window_words, self.params.short_text_words) if len(text) > 2 * window_words
+                                 else ([(0, len(text))], []))
+            if in_assistant_turn:
+                passages = []
+            if passed[t]:
+                owner += [t] * len(windows)
+                spans += windows
+                alone += [len(windows) > 1] * len(windows)
+            owner += [t] * len(passages)
+            spans += passages
+            alone += [True] * len(passages)
+        owner_ix, alone = np.asarray(owner, dtype=np.int64), np.asarray(alone, dtype=bool)
+        window_texts = [texts[t][a:b] for t, (a, b) in zip(owner, spans)]
+        score, keep, tokens = lexical[owner_ix], passed[owner_ix].copy(), batch.lengths[owner_ix].astype(np.int64)
+        scored = np.flatnonzero(alone)  # pieces of a text: their own score and length
+        if len(scored) and vocabulary is not None:
+            from ..ngrams import encode_batch
+
+            pieces = [window_texts[i] for i in scored.tolist()]
+            encoded = encode_batch(pieces, vocabulary)
+            own = self.lexical(encoded)
+            keep[scored] |= self.first_stage(own, pieces, min(1.0, min_lexical + self.params.passage_lexical_offset))
+            score[scored] = np.maximum(score[scored], own)
+            tokens[scored] = encoded.lengths
+        chosen = np.flatnonzero(keep)
+        starts = np.asarray([a for a, _ in spans], dtype=np.int64)
+        ends = np.asarray([b for _, b in spans], dtype=np.int64)
+        return pl.DataFrame({
+            "text_ix": owner_ix[chosen], "text": [window_texts[i] for i in chosen.tolist()],
+            "char_start": starts[chosen], "char_end": ends[chosen],
+            "lexical": score[chosen].astype(np.float64), "tokens": tokens[chosen],
+        }, schema={"text_ix": pl.Int64, "text": pl.String, "char_start": pl.Int64, "char_end": pl.Int64,
+                   "lexical": pl.Float64, "tokens": pl.Int64})
+
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_SENTENCE_END = re.compile(r"[.!?:。？！：][\"'”’)\]*]*\s*$")  # not ";" nor "}": lines of code are no sentences
 
 
 def question_stem(text: str, *, has_choices: bool = False) -> str | None:
@@ -478,17 +536,33 @@ def _has_choices(parts: pl.DataFrame) -> np.ndarray:
     return np.array([key in with_choices for key in parts.select("benchmark", "item_id").iter_rows()], dtype=bool)
 
 
-def _windows(text: str, words: int) -> list[tuple[int, int]]:
-    """Character spans of overlapping windows of ``words`` words (half-window stride); one for short text."""
+def _windows(text: str, words: int, min_words: int = 8) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Character spans the model may embed for one text: (windows, passages). A text of at most
+    ``words`` words is one window and has no passages. A longer one has overlapping windows of
+    ``words`` words (half-window stride), and its passages are its paragraphs of ``min_words`` to
+    ``words`` words, and the lines of such length in longer paragraphs that end a sentence after a
+    line that ends one (the lines of wrapped text are pieces of sentences): a question set apart in a
+    long text (a few-shot prompt, a page) stands alone there, while its windows mix it with its
+    neighbours, which can outweigh it."""
     bounds = [m.span() for m in re.finditer(r"\S+", text)]
     if len(bounds) <= words:
-        return [(0, len(text))]
+        return [(0, len(text))], []
     stride = max(1, words // 2)
-    out = []
-    for first in range(0, len(bounds) - words // 2, stride):
-        last = min(first + words, len(bounds)) - 1
-        out.append((bounds[first][0], bounds[last][1]))
-    return out
+    windows = [(bounds[first][0], bounds[min(first + words, len(bounds)) - 1][1])
+               for first in range(0, len(bounds) - words // 2, stride)]
+    passages = []
+    for block in re.finditer(r"\S[^\n]*(?:\n[ \t]*\S[^\n]*)*", text):  # paragraphs: lines up to a blank line
+        count = len(block.group().split())
+        if count <= words:
+            units = [block.span()] if count >= min_words else []
+        else:  # its lines that are whole sentences: not a wrapped line, nor one the previous line runs into
+            lines = list(re.finditer(r"\S[^\n]*", block.group()))
+            units = [(block.start() + line.start(), block.start() + line.end()) for k, line in enumerate(lines)
+                     if min_words <= len(line.group().split()) <= words and _SENTENCE_END.search(line.group())
+                     and (k == 0 or _SENTENCE_END.search(lines[k - 1].group()))]
+        passages += [(start, start + len(text[start:end].rstrip())) for start, end in units]
+    taken = set(windows)
+    return windows, [span for span in passages if span not in taken]
 
 
 def _empty_matches() -> pl.DataFrame:
