@@ -150,6 +150,10 @@ def index_build(
     for bench in index.manifest["benchmarks"]:
         _err(f"{bench['name']}: {bench['items']} items, {bench['parts']} parts indexed"
              + (f", {bench['parts_too_short']} parts too short" if bench["parts_too_short"] else ""))
+        unindexed = bench.get("items_not_indexed", {}).get("count", 0)
+        if unindexed:
+            _err(f"Warning: {bench['name']}: {unindexed} item(s) have no part long enough to index and cannot be found "
+                 f"(e.g. {', '.join(bench['items_not_indexed']['examples'])})")
     print(f"Wrote index {index_dir} ({', '.join(index.methods)}; {len(index.benchmarks)} benchmarks)")
 
 

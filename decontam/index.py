@@ -62,8 +62,11 @@ class IndexParams:
     # frogs?") are, but match only a segment they make up most of (layers/ngram.py).
     min_part_tokens: int = 3
     # Parts that are mostly numbers or symbols ("[1, 2], [1, 3]", "\\frac{1}{2}") match code and
-    # arithmetic everywhere: at least this share of a part's tokens must contain a letter.
+    # arithmetic everywhere: at least this share of a part's tokens must contain a letter, or the part
+    # must hold this many distinct words of 3+ letters (HumanEval's `unique` is mostly its example
+    # list, "[5, 3, 5, 2, 3, 3, 9, 0, 123]", and was left out whole: a verbatim copy went unflagged).
     min_alpha_share: float = 0.5
+    min_distinct_words: int = 6
     # A short reference answer is ordinary text or code ("return sum(range(n + 1))", a textbook
     # recursive Fibonacci): answers need more words than questions before they are indexed.
     min_answer_tokens: int = 12
@@ -246,10 +249,10 @@ def build_index(
     tokens = tokenize_frame(texts)  # the parts are tokenized once; everything below derives from it
     vocabulary = tokens["tok"].unique().sort().rename("token")
     encoded = encode_tokens(tokens, len(texts), vocabulary)
-    alpha_share = _alpha_share(tokens, len(texts))
+    alpha_share, distinct_words = _letters(tokens, len(texts))
     is_answer = (parts["kind"] == "answer").to_numpy()
     min_tokens = np.where(is_answer, max(params.min_answer_tokens, params.min_part_tokens), params.min_part_tokens)
-    keep = (encoded.lengths >= min_tokens) & (alpha_share >= params.min_alpha_share)
+    keep = (encoded.lengths >= min_tokens) & ((alpha_share >= params.min_alpha_share) | (distinct_words >= params.min_distinct_words))
     parts = parts.with_columns(pl.Series("n_tokens", encoded.lengths))
     short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
     all_parts = parts
@@ -280,6 +283,8 @@ def build_index(
     for test_set in loaded:
         name = test_set.spec.name
         mine = parts.filter(pl.col("benchmark") == name)
+        indexed = set(mine["item_id"].to_list())
+        unindexed = [item.item_id for item in test_set.items if item.item_id not in indexed]
         benchmarks.append({
             "name": name,
             "source": ("hf:" if test_set.spec.hub else "") + test_set.spec.location,
@@ -291,6 +296,8 @@ def build_index(
             "parts": mine.height,
             "parts_by_name": dict(sorted(mine.group_by("part").len().iter_rows())),
             "parts_too_short": int(skipped.get(name, 0)),  # or mostly numbers / symbols
+            # items none of whose parts is indexed (all too short): a scan cannot find them
+            "items_not_indexed": {"count": len(unindexed), "examples": unindexed[:5]},
         })
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -299,6 +306,7 @@ def build_index(
         "normalization": NORMALIZATION_VERSION,
         "min_part_tokens": params.min_part_tokens,
         "min_alpha_share": params.min_alpha_share,
+        "min_distinct_words": params.min_distinct_words,
         "min_answer_tokens": params.min_answer_tokens,
         "layers": {name: layer.manifest_entry() for name, layer in layers.items()},
         "background": background_info,
@@ -342,12 +350,16 @@ def _corpus_texts(source: str) -> list[str]:
     return texts
 
 
-def _alpha_share(tokens: pl.DataFrame, n_texts: int) -> np.ndarray:
-    """[n] float: share of each text's tokens that contain a letter (0 for a text with no token)."""
-    share = tokens.with_columns(pl.col("tok").str.contains(r"\p{L}").alias("alpha")).group_by("text_ix").agg(pl.col("alpha").mean())
-    out = np.zeros(n_texts)
-    out[share["text_ix"].to_numpy()] = share["alpha"].to_numpy()
-    return out
+def _letters(tokens: pl.DataFrame, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """[n] float, [n] int: the share of each text's tokens that contain a letter (0 for a text with no
+    token), and how many distinct words of 3+ letters it holds."""
+    per_text = tokens.group_by("text_ix").agg(
+        pl.col("tok").str.contains(r"\p{L}").mean().alias("share"),
+        pl.col("tok").filter(pl.col("tok").str.contains(r"^\p{L}{3,}$")).n_unique().alias("words"))
+    share, words = np.zeros(n_texts), np.zeros(n_texts, dtype=np.int64)
+    share[per_text["text_ix"].to_numpy()] = per_text["share"].to_numpy()
+    words[per_text["text_ix"].to_numpy()] = per_text["words"].to_numpy()
+    return share, words
 
 
 def load_index(path: str | Path, *, verify: bool = True, salt: bytes | None = None) -> Index:

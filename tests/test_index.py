@@ -146,3 +146,31 @@ def test_generic_short_questions_are_not_indexed(index):
     assert generic.height >= 2
     part_ix = [i for i, t in enumerate(parts["text"].to_list()) if t.strip() == "Which of the following statements is true?"]
     assert all(grams.part_ngrams[i] == 0 for i in part_ix)
+
+
+def test_every_humaneval_item_is_found_verbatim(index, tmp_path):
+    """Items mostly made of example lists ("[5, 3, 5, 2, 3, 3, 9, 0, 123]") are indexed by their words."""
+    from .conftest import read_jsonl
+
+    problems = read_jsonl(INDEX_SOURCES["humaneval"])
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "Complete this.", "chosen": p["prompt"] + p["canonical_solution"]}
+                                               for p in problems])
+    found = decontam.scan(str(corpus), index=index).findings
+    hits = set(found.select("row", "item_id").iter_rows())
+    assert [p["task_id"] for row, p in enumerate(problems) if (row, p["task_id"]) not in hits] == []
+    humaneval = next(b for b in index.manifest["benchmarks"] if b["name"] == "humaneval")
+    assert humaneval["items_not_indexed"] == {"count": 0, "examples": []}
+
+
+def test_items_that_cannot_be_found_are_named(tmp_path):
+    from typer.testing import CliRunner
+
+    from decontam.cli import app
+
+    source = write_jsonl(tmp_path / "t.jsonl", [{"id": "q1", "question": "What is the capital city of the country France?"},
+                                               {"id": "q2", "question": "2 + 2 = ?"}])
+    result = CliRunner().invoke(app, ["index", "build", str(tmp_path / "idx"), "--source", f"tiny={source}", "--methods", "ngram"])
+    assert result.exit_code == 0, result.stderr
+    assert ("Warning: tiny: 1 item(s) have no part long enough to index and cannot be found (e.g. q2)" in result.stderr)
+    entry = json.loads((tmp_path / "idx" / "manifest.json").read_text())["benchmarks"][0]
+    assert entry["items_not_indexed"] == {"count": 1, "examples": ["q2"]}
