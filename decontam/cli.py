@@ -175,7 +175,9 @@ def index_info(
     print(f"normalization {manifest['normalization']}; layers: " + "; ".join(
         f"{name} ({', '.join(f'{k}={v}' for k, v in entry.items() if not isinstance(v, list))})" for name, entry in manifest["layers"].items()))
     for bench in manifest["benchmarks"]:
-        print(f"  {bench['name']:<16} {bench['items']:>6} items  {bench['parts']:>6} parts  {bench['source']}  {bench['revision']}")
+        unindexed = bench.get("items_not_indexed", {}).get("count", 0)
+        print(f"  {bench['name']:<16} {bench['items']:>6} items  {bench['parts']:>6} parts  {bench['source']}  {bench['revision']}"
+              + (f"  ({unindexed} items not indexed: no part long enough)" if unindexed else ""))
 
 
 @index_app.command("export")

@@ -174,3 +174,5 @@ def test_items_that_cannot_be_found_are_named(tmp_path):
     assert ("Warning: tiny: 1 item(s) have no part long enough to index and cannot be found (e.g. q2)" in result.stderr)
     entry = json.loads((tmp_path / "idx" / "manifest.json").read_text())["benchmarks"][0]
     assert entry["items_not_indexed"] == {"count": 1, "examples": ["q2"]}
+    info = CliRunner().invoke(app, ["index", "info", str(tmp_path / "idx")])
+    assert "(1 items not indexed: no part long enough)" in info.stdout
