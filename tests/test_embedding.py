@@ -9,7 +9,7 @@ import decontam
 from decontam.cli import app
 from decontam.errors import ParameterError
 from decontam.index import IndexParams
-from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _windows, question_stem
+from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _passages, _windows, question_stem
 from decontam.scan import ScanOptions
 
 from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
@@ -82,9 +82,9 @@ def test_lexical_stage_spares_the_model(hashing_index, tmp_path):
 
 def test_windows_cover_long_texts():
     text = " ".join(f"w{i}" for i in range(300))
-    spans, passages = _windows(text, 96)
-    assert spans[0][0] == 0 and spans[-1][1] == len(text) and len(spans) >= 5 and passages == []
-    assert _windows("short text", 96) == ([(0, 10)], [])
+    spans = _windows(text, 96)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text) and len(spans) >= 5 and _passages(text, 96) == []
+    assert _windows("short text", 96) == [(0, 10)]
 
 
 def test_paragraphs_and_lines_of_a_long_text_are_windows_of_their_own():
@@ -93,10 +93,9 @@ def test_paragraphs_and_lines_of_a_long_text_are_windows_of_their_own():
     wrapped = "a wrapped line that does not end a sentence\nbut runs on into this one, which does."
     text = (" ".join(["filler"] * 120) + f"\n\n  {question}  \n\n" + " ".join(["more"] * 100)
             + f".\nshort line.\n{line}\n{wrapped}\n")
-    windows, passages = _windows(text, 96)
-    pieces = [text[a:b] for a, b in passages]
+    pieces = [text[a:b] for a, b in _passages(text, 96)]
     assert pieces == [question, line]  # stripped of the spaces around them
-    assert all(len(text[a:b].split()) <= 96 for a, b in windows)
+    assert _passages(f"{question}\n\n{line}", 96) == []  # a text of one window is embedded whole
 
 
 def test_a_question_set_apart_in_a_long_text_reaches_the_model(hashing_index, tmp_path, gsm8k):

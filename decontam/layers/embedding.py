@@ -79,7 +79,7 @@ class EmbeddingParams:
     numeric_max_words: int = 100
     numeric_lexical_offset: float = 0.10
     window_words: int = 96
-    # A long text's paragraphs and lines (``_windows``) pass the first stage on their own at this much
+    # A long text's paragraphs and lines (``_passages``) pass the first stage on their own at this much
     # more than ``min_lexical``: lines of news articles, lists and tables reach 0.25 easily. On the 20
     # MB speed corpus, 0.35 sends 1,918 such lines to the model (0.30: 3,861; 0.25: more still), 9% more
     # tokens than its texts that pass whole; of 300 LLM rewrites, 267 reach 0.35 (0.30: 281)
@@ -414,7 +414,7 @@ class EmbeddingLayer:
         questions on it ("GDP is the total market value...") and gets no lower bar for them.
 
         A text longer than a window is embedded window by window, and its paragraphs and lines
-        (``_windows``) pass the first stage on their own scores as well: a rewritten question set
+        (``_passages``) pass the first stage on their own scores as well: a rewritten question set
         apart among 300 words of other text scores far under ``min_lexical`` as a whole.
         ``vocabulary`` (the index's) tokenizes them; without it only whole texts are scored."""
         lexical = self.lexical(batch)
@@ -450,28 +450,24 @@ class EmbeddingLayer:
                            min_lexical: float, vocabulary, assistant: np.ndarray | None) -> pl.DataFrame:
         """The windows the model sees: text_ix, text, char_start, char_end, lexical (the first-stage
         score that let it through), tokens (its length). A text that passes the first stage goes
-        whole, or as its windows when it is long; a long text's passages (``_windows``) are scored on
+        whole, or as its windows when it is long; a long text's passages (``_passages``) are scored on
         their own and go when they pass, whether or not their text does — except in assistant turns,
         whose lines restate the user's question ("Here are five examples of how politicians use the
         base rate fallacy:") and explain its topic, and are not where a test question is pasted."""
         window_words = self.params.window_words
         owner, spans, alone = [], [], []
         for t, text in enumerate(texts):
-            in_assistant_turn = assistant is not None and bool(assistant[t])
-            if in_assistant_turn and not passed[t]:
-                continue
             # under 2 characters a word, a text this short has at most window_words words: one window
-            windows, passages = (_windows(text, window_words, self.params.short_text_words) if len(text) > 2 * window_words
-                                 else ([(0, len(text))], []))
-            if in_assistant_turn:
-                passages = []
-            if passed[t]:
-                owner += [t] * len(windows)
-                spans += windows
-                alone += [len(windows) > 1] * len(windows)
-            owner += [t] * len(passages)
-            spans += passages
-            alone += [True] * len(passages)
+            long = len(text) > 2 * window_words
+            windows = [] if not passed[t] else _windows(text, window_words) if long else [(0, len(text))]
+            in_assistant_turn = assistant is not None and bool(assistant[t])
+            passages = _passages(text, window_words, self.params.short_text_words) if long and not in_assistant_turn else []
+            if passages and windows:
+                taken = set(windows)
+                passages = [span for span in passages if span not in taken]
+            owner += [t] * (len(windows) + len(passages))
+            spans += windows + passages
+            alone += [len(windows) > 1] * len(windows) + [True] * len(passages)
         owner_ix, alone = np.asarray(owner, dtype=np.int64), np.asarray(alone, dtype=bool)
         window_texts = [texts[t][a:b] for t, (a, b) in zip(owner, spans)]
         score, keep, tokens = lexical[owner_ix], passed[owner_ix].copy(), batch.lengths[owner_ix].astype(np.int64)
@@ -536,23 +532,26 @@ def _has_choices(parts: pl.DataFrame) -> np.ndarray:
     return np.array([key in with_choices for key in parts.select("benchmark", "item_id").iter_rows()], dtype=bool)
 
 
-def _windows(text: str, words: int, min_words: int = 8) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Character spans the model may embed for one text: (windows, passages). A text of at most
-    ``words`` words is one window and has no passages. A longer one has overlapping windows of
-    ``words`` words (half-window stride), and its passages are its paragraphs of ``min_words`` to
-    ``words`` words, and the lines of such length in longer paragraphs that end a sentence after a
-    line that ends one (the lines of wrapped text are pieces of sentences): a question set apart in a
-    long text (a few-shot prompt, a page) stands alone there, while its windows mix it with its
-    neighbours, which can outweigh it."""
+def _windows(text: str, words: int) -> list[tuple[int, int]]:
+    """Character spans of overlapping windows of ``words`` words (half-window stride); one for short text."""
     bounds = [m.span() for m in re.finditer(r"\S+", text)]
     if len(bounds) <= words:
-        return [(0, len(text))], []
+        return [(0, len(text))]
     stride = max(1, words // 2)
-    windows = [(bounds[first][0], bounds[min(first + words, len(bounds)) - 1][1])
-               for first in range(0, len(bounds) - words // 2, stride)]
-    passages = []
+    return [(bounds[first][0], bounds[min(first + words, len(bounds)) - 1][1])
+            for first in range(0, len(bounds) - words // 2, stride)]
+
+
+def _passages(text: str, words: int, min_words: int = 8) -> list[tuple[int, int]]:
+    """Character spans of the paragraphs of ``min_words`` to ``words`` words of a text longer than one
+    window (none for a shorter one), and of the lines of such length in longer paragraphs that end a sentence after a line
+    that ends one (the lines of wrapped text are pieces of sentences). A question set apart in a long
+    text (a few-shot prompt, a page) stands alone there, while its windows mix it with its
+    neighbours, which can outweigh it."""
+    passages, total = [], 0
     for block in re.finditer(r"\S[^\n]*(?:\n[ \t]*\S[^\n]*)*", text):  # paragraphs: lines up to a blank line
         count = len(block.group().split())
+        total += count
         if count <= words:
             units = [block.span()] if count >= min_words else []
         else:  # its lines that are whole sentences: not a wrapped line, nor one the previous line runs into
@@ -561,8 +560,7 @@ def _windows(text: str, words: int, min_words: int = 8) -> tuple[list[tuple[int,
                      if min_words <= len(line.group().split()) <= words and _SENTENCE_END.search(line.group())
                      and (k == 0 or _SENTENCE_END.search(lines[k - 1].group()))]
         passages += [(start, start + len(text[start:end].rstrip())) for start, end in units]
-    taken = set(windows)
-    return windows, [span for span in passages if span not in taken]
+    return passages if total > words else []  # a text of one window is embedded whole
 
 
 def _empty_matches() -> pl.DataFrame:
