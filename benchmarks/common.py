@@ -42,5 +42,11 @@ def read_jsonl(relative: str) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def long_passages(min_words: int = 150, max_words: int = 400) -> list[str]:
+    """T0 prompts of ``min_words`` to ``max_words`` words: long unrelated text to set test items in."""
+    return [r["prompt"] for r in read_jsonl("corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
+            if min_words <= len(r["prompt"].split()) <= max_words]
+
+
 def default_source_args() -> list[str]:
     return [f"{name}={DATA / path}" for name, path in DEFAULT_SOURCES.items()]

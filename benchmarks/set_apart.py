@@ -21,7 +21,7 @@ import polars as pl
 import decontam
 from decontam.scan import ScanOptions
 
-from .common import read_jsonl
+from .common import long_passages, read_jsonl
 
 SEPARATORS = {"blank line": "\n\n", "line break": "\n", "space": " "}
 
@@ -44,8 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(7)
     pool = rewrites(rng)
-    context = [r["prompt"] for r in read_jsonl("corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
-               if 150 <= len(r["prompt"].split()) <= 400]
+    context = long_passages()
     rows, where = [], []  # where: (set, item id, placement) of each row
     for k, (name, item, text) in enumerate(pool):
         before, after = rng.choice(context), rng.choice(context)

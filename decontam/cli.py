@@ -150,11 +150,15 @@ def index_build(
     for bench in index.manifest["benchmarks"]:
         _err(f"{bench['name']}: {bench['items']} items, {bench['parts']} parts indexed"
              + (f", {bench['parts_too_short']} parts too short" if bench["parts_too_short"] else ""))
-        unindexed = bench.get("items_not_indexed", {}).get("count", 0)
-        if unindexed:
+        if unindexed := _items_not_indexed(bench):
             _err(f"Warning: {bench['name']}: {unindexed} item(s) have no part long enough to index and cannot be found "
                  f"(e.g. {', '.join(bench['items_not_indexed']['examples'])})")
     print(f"Wrote index {index_dir} ({', '.join(index.methods)}; {len(index.benchmarks)} benchmarks)")
+
+
+def _items_not_indexed(bench: dict) -> int:
+    """How many of a benchmark's items have no indexed part (0 for indexes built before it was counted)."""
+    return bench.get("items_not_indexed", {}).get("count", 0)
 
 
 @index_app.command("info")
@@ -175,7 +179,7 @@ def index_info(
     print(f"normalization {manifest['normalization']}; layers: " + "; ".join(
         f"{name} ({', '.join(f'{k}={v}' for k, v in entry.items() if not isinstance(v, list))})" for name, entry in manifest["layers"].items()))
     for bench in manifest["benchmarks"]:
-        unindexed = bench.get("items_not_indexed", {}).get("count", 0)
+        unindexed = _items_not_indexed(bench)
         print(f"  {bench['name']:<16} {bench['items']:>6} items  {bench['parts']:>6} parts  {bench['source']}  {bench['revision']}"
               + (f"  ({unindexed} items not indexed: no part long enough)" if unindexed else ""))
 

@@ -409,7 +409,7 @@ def shorten(text: str, limit: int) -> str:
     half = (limit - 5) // 2
     head, tail = text[:half], text[-half:]
     if text[half] != " " and (cut := head.rfind(" ")) >= half * 4 // 5:
-        head = head[:cut].rstrip()
+        head = head[:cut]  # (the text's spaces are single)
     if text[-half - 1] != " " and 0 <= (cut := tail.find(" ")) <= half // 5:
         tail = tail[cut + 1:]
     return f"{head} ... {tail}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..common import read_jsonl
+from ..common import long_passages, read_jsonl
 
 SEED = 13
 
@@ -94,8 +94,7 @@ def build_sets(per_class: int = 100, seed: int = SEED) -> list[Example]:
     # The same rewrites set apart (a paragraph of their own) between two long T0 passages, as in a
     # few-shot prompt or a page: a separate generator, so that the draws above stay as they were.
     apart = random.Random(seed + 1)
-    context = [r["prompt"] for r in read_jsonl("corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
-               if 150 <= len(r["prompt"].split()) <= 400]
+    context = long_passages()
     out += [Example("paraphrase set apart in a long text", True,
                     {"text": f"{apart.choice(context)}\n\n{t}\n\n{apart.choice(context)}"}, b, i) for b, i, t in para]
     negatives = {
