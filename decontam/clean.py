@@ -3,7 +3,8 @@
 JSONL inputs are copied line by line as bytes: every input line lands in exactly one of the two
 outputs, unchanged and in order (malformed lines included: they are never flagged, so they are
 kept). CSV and TSV inputs are copied record by record as they were read: the header in both outputs,
-every other record (a quoted field's line breaks included) in one. Parquet inputs keep their schema.
+every other record (a quoted field's line breaks included) in one. Text inputs are copied record by
+record (runs of whole paragraphs, as the scan read them) as bytes. Parquet inputs keep their schema.
 The elements of a JSON array file are written back as JSON, in order (the same values; spacing and
 number spelling may change), as an array or, for outputs named ``.jsonl``, one per line. A manifest
 says what was removed and why.
@@ -21,8 +22,8 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, csv_records_as_bytes, damaged_input, is_json_array, open_compressed,
-                      open_past_bom, without_compression)
+from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, is_json_array,
+                      open_compressed, open_past_bom, text_records, without_compression)
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,19 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
             input_rows = _split_csv(corpus, remove, kept_path, removed_path)
         elif is_json_array(str(corpus)):
             input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
+        elif name.endswith(TEXT_SUFFIXES):
+            input_rows, unknown = _split_text(corpus, remove, kept_path, removed_path)
         else:
             input_rows = _split_lines(corpus, remove, kept_path, removed_path)
-    beyond = sorted(r for r in remove if r >= input_rows)
-    if beyond:
-        raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
-                         "the corpus changed since the scan; scan it again")
+    if name.endswith(TEXT_SUFFIXES):
+        if unknown:
+            raise InputError(f"the findings name records starting on lines {[r + 1 for r in unknown[:5]]} of {corpus}, "
+                             "where none starts", "the corpus changed since the scan; scan it again")
+    else:
+        beyond = sorted(r for r in remove if r >= input_rows)
+        if beyond:
+            raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
+                             "the corpus changed since the scan; scan it again")
     reasons = (
         selected.group_by("row").agg(
             pl.col("record_id").first(),
@@ -110,22 +118,22 @@ def write_manifest(result: CleanResult, path: str | Path) -> None:
 
 
 def _format_of(path: Path) -> str | None:
-    """jsonl (.ndjson too) / json / parquet / csv / tsv by the file's name (any compression), None for others."""
+    """jsonl (.ndjson too) / json / parquet / csv / tsv / txt by the file's name (any compression), None for others."""
     name = without_compression(path.name)
-    kind = next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv") if name.endswith(f".{kind}")), None)
+    kind = next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv", "txt") if name.endswith(f".{kind}")), None)
     return "jsonl" if kind == "ndjson" else kind
 
 
 # What each input format can be written back as (JSONL lines are copied as they are; a .json file
 # whose first line is a whole record is read back as JSONL).
 _OUTPUT_FORMATS = {"jsonl": ("jsonl", "json"), "json": ("json", "jsonl"), "parquet": ("parquet",), "csv": ("csv",),
-                   "tsv": ("tsv",)}
+                   "tsv": ("tsv",), "txt": ("txt",)}
 
 
 def _check_output_format(corpus: Path, kept_path: Path, removed_path: Path) -> None:
     kind = _format_of(corpus)
     if kind is None:
-        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL, JSON array, CSV, TSV or Parquet files (compressed or not)")
+        raise InputError(f"cannot clean {corpus}: unknown format", "clean JSONL, JSON array, CSV, TSV, text or Parquet files (compressed or not)")
     for path in (kept_path, removed_path):
         if _format_of(path) not in _OUTPUT_FORMATS[kind]:
             names = " or ".join(f".{k}" for k in _OUTPUT_FORMATS[kind])
@@ -158,6 +166,19 @@ def _split_csv(corpus: Path, remove: set[int], kept_path: Path, removed_path: Pa
             (removed if position - 1 in remove else kept).write(data)
             rows += 1
     return rows
+
+
+def _split_text(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> tuple[int, list[int]]:
+    """Records copied as read; rows are the lines records start on. Also the rows of ``remove`` where
+    no record starts (the file changed since the scan)."""
+    rows, met = 0, set()
+    with open_compressed(corpus) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+        for start, data in text_records(source):
+            if start in remove:
+                met.add(start)
+            (removed if start in remove else kept).write(data)
+            rows += 1
+    return rows, sorted(remove - met)
 
 
 def _split_json_array(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:

@@ -52,6 +52,11 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1,392 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _fail(exc: DecontamError) -> typer.Exit:
     _err(f"Error: {exc.message}")
     if exc.hint:
@@ -224,7 +229,7 @@ def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")
 
 @app.command("scan")
 def scan_command(
-    corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / CSV / TSV / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
+    corpus: Annotated[list[str], typer.Argument(help="JSONL (.gz/.zst/.bz2/.xz) / JSON array / CSV / TSV / text / Parquet files, folders, globs, hf:ID?split=S, or - for stdin.")],
     index: Annotated[Optional[Path], typer.Option(help="Index folder (default: the index that ships with decontam).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the findings table here (.parquet, .jsonl, or .csv for a spreadsheet).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
@@ -292,7 +297,7 @@ def scan_command(
         metadata = {"counts": result.counts.as_dict(), "index": str(loaded.path), "sources": sources}
         if out is not None:
             write_findings(findings, out, metadata=metadata)
-            _err(f"Wrote {findings.height} findings to {out}")
+            _err(f"Wrote {_count(findings.height, 'finding')} to {out}")
         if report is not None:
             _write_report(findings, report, counts=result.counts.as_dict(), index=loaded, top=max(top, 20))
         if sarif is not None:
@@ -325,7 +330,9 @@ def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
         rows = changed_rows(source, revision)
         if rows is not None:
             out[source] = frozenset(rows)
-        _err(f"{source}: {'every row (the file is new, or its header changed, since ' + revision + ')' if rows is None else f'{len(rows)} rows changed since {revision}'}")
+        changed = f"every row (the file is new, or its header changed, since {revision})" if rows is None else \
+            f"{_count(len(rows), 'row')} changed since {revision}"
+        _err(f"{source}: {changed}")
     return out
 
 
@@ -390,7 +397,7 @@ def report_command(
 
 @app.command("clean")
 def clean_command(
-    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, JSON array, CSV or TSV, compressed or not; or Parquet).")],
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, JSON array, CSV, TSV or text, compressed or not; or Parquet).")],
     findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
     out: Annotated[Path, typer.Option(help="Kept rows go here (in the corpus's format: .jsonl for JSONL, .csv for CSV...).")],
     removed: Annotated[Path, typer.Option(help="Removed rows go here.")],
@@ -411,7 +418,7 @@ def clean_command(
         write_manifest(result, manifest_path)
     except DecontamError as exc:
         raise _fail(exc) from None
-    print(f"{result.input_rows:,} rows in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
+    print(f"{_count(result.input_rows, 'row')} in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
     _err(f"Wrote the removal manifest to {manifest_path}")
 
 
@@ -485,17 +492,17 @@ def _scan_with_progress(corpus: list[str], index, options: ScanOptions, **engine
 
 
 def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score: float, top: int) -> str:
-    lines = [f"Scanned {summary['rows_read']:,} rows ({summary['segments']:,} text segments)."]
+    lines = [f"Scanned {_count(summary['rows_read'], 'row')} ({_count(summary['segments'], 'text segment')})."]
     if summary["rows_malformed"]:
-        lines.append(f"{summary['rows_malformed']:,} malformed rows were skipped:")
+        lines.append(f"{_count(summary['rows_malformed'], 'malformed row')} {'was' if summary['rows_malformed'] == 1 else 'were'} skipped:")
         lines += [f"  {m['location']}: {m['problem']}" for m in summary["malformed"]]
     if summary["rows_without_text"]:
-        lines.append(f"{summary['rows_without_text']:,} rows have no text to scan (no string of {MIN_SEGMENT_CHARS}+ characters outside id and metadata fields):")
+        lines.append(f"{_count(summary['rows_without_text'], 'row')} {'has' if summary['rows_without_text'] == 1 else 'have'} no text to scan (no string of {MIN_SEGMENT_CHARS}+ characters outside id and metadata fields):")
         lines += [f"  {m['location']}: keys {m['keys']}" for m in summary["without_text"]]
     if not summary["rows_flagged"]:
         lines.append("No contamination found.")
         return "\n".join(lines)
-    lines.append(f"Flagged {summary['rows_flagged']:,} rows ({summary['share_of_rows_flagged']:.2%}) with {summary['findings']:,} findings.")
+    lines.append(f"Flagged {_count(summary['rows_flagged'], 'row')} ({summary['share_of_rows_flagged']:.2%}) with {_count(summary['findings'], 'finding')}.")
     if summary["rows_with_items"]:
         lines.append("")
         lines.append(f"  {'benchmark':<20} {'items found':>14} {'rows':>8}")
@@ -504,7 +511,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
                 lines.append(f"  {name:<20} {bench['items_found']:>6} / {bench['items_in_index']:<6} {bench['rows']:>8}")
     if summary["artifacts"]:
         lines.append("")
-        lines.append(f"Benchmark templates reused in {summary['rows_with_artifacts']:,} rows:")
+        lines.append(f"Benchmark templates reused in {_count(summary['rows_with_artifacts'], 'row')}:")
         for template_id, art in summary["artifacts"].items():
             text = art["template"] or ""
             lines.append(f"  {template_id:<22} {art['rows']:>6} rows ({art['share_of_rows']:.2%})  \"{text[:70]}{'...' if len(text) > 70 else ''}\"")
@@ -516,7 +523,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
         return "\n".join(lines)
     shown = result.findings.filter(result.findings["score"] >= fail_min_score).sort("score", descending=True).head(top)
     lines.append("")
-    lines.append(f"Top {shown.height} findings:")
+    lines.append(f"Top {_count(shown.height, 'finding')}:")
     for f in shown.iter_rows(named=True):
         role = f" ({f['role']})" if f["role"] else ""
         lines.append(f"  {f['source']}:{f['row'] + 1} {f['field']}{role} <- {f['benchmark']} {f['item_id']} "

@@ -3,8 +3,9 @@
 Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
 row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a
 ``.json`` file that does not start with ``[`` is read as JSONL), CSV and TSV files with a header row
-(quoted fields may hold line breaks; compressed too), folders and globs of those, ``-`` for JSONL on
-stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
+(quoted fields may hold line breaks; compressed too), plain text files (``.txt``: records of whole
+paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face
+datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
 Records are streamed: nothing holds a whole corpus in memory (JSON arrays are parsed incrementally,
 with ijson).
 
@@ -51,7 +52,8 @@ def compressed_forms(*bases: str) -> tuple[str, ...]:
 
 JSONL_SUFFIXES = compressed_forms(".jsonl", ".ndjson")
 CSV_SUFFIXES = compressed_forms(".csv", ".tsv")
-CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES)
+TEXT_SUFFIXES = compressed_forms(".txt")
+CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES, *TEXT_SUFFIXES)
 # Read when named as files or globs, not picked up from folders (where .json is often metadata).
 JSON_SUFFIXES = compressed_forms(".json")
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
@@ -83,6 +85,11 @@ _TEMPLATE_ROLES = {"instruction": "user", "input": "user", "response": "assistan
 _END_TOKENS = re.compile(r"<\|(?:im_end|eot_id|end_of_text|begin_of_text|endoftext)\|>|<end_of_turn>|</?s>")
 MIN_SEGMENT_CHARS = 8
 PARQUET_BATCH_ROWS = 2_000
+# A text file's record ends before the first paragraph that starts after TEXT_RECORD_BYTES, or, with no
+# blank line in sight, at the first line end after TEXT_RECORD_MAX_BYTES: most documents are one record,
+# a book or a crawl dump is read in pieces, and a finding's line is never far from where its record starts.
+TEXT_RECORD_BYTES = 64 << 10
+TEXT_RECORD_MAX_BYTES = 1 << 20
 
 
 def is_dataset(source: str) -> bool:
@@ -231,6 +238,9 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
     if payload is not None and source.endswith(CSV_SUFFIXES):
         yield from _iter_csv(source, payload=payload, first_row=first_row, first_line=first_line)
         return
+    if payload is not None and source.endswith(TEXT_SUFFIXES):
+        yield from _iter_text(source, payload=payload, first_line=first_line or 1)
+        return
     if payload is not None:
         yield from _iter_jsonl(source, first_row=first_row, payload=payload)
         return
@@ -241,6 +251,8 @@ def iter_records(source: str, *, byte_range: tuple[int, int] | None = None, firs
             yield from _iter_parquet(source, row_groups=row_groups, first_row=first_row)
         elif source.endswith(CSV_SUFFIXES):
             yield from _iter_csv(source)
+        elif source.endswith(TEXT_SUFFIXES):
+            yield from _iter_text(source)
         elif is_json_array(source):
             yield from _iter_json_array(source)
         else:
@@ -460,6 +472,49 @@ def _iter_csv(source: str, *, payload: bytes | None = None, first_row: int = 0,
             else:
                 data = dict(zip(names, fields + [None] * (len(names) - len(fields))))
                 yield Record(source, row, data, record_id_of(data))
+
+
+def text_records(handle) -> Iterator[tuple[int, bytes]]:
+    """(0-based line it starts on, its bytes) of every record of a text file opened as bytes: whole
+    lines, cut before a line that follows a blank line once a record holds ``TEXT_RECORD_BYTES``, or
+    before any line once it holds ``TEXT_RECORD_MAX_BYTES``. The records' bytes are the file's, in
+    order; each cut depends only on where its record starts, so a piece of the file that starts at a
+    record start is cut the same."""
+    held: list[bytes] = []
+    size = start = line_no = 0
+    after_blank = False
+    for line in handle:
+        if held and (size >= TEXT_RECORD_MAX_BYTES or size >= TEXT_RECORD_BYTES and after_blank and line.strip()):
+            yield start, b"".join(held)
+            held, size, start = [], 0, line_no
+        held.append(line)
+        size += len(line)
+        after_blank = not line.strip()
+        line_no += 1
+    if held:
+        yield start, b"".join(held)
+
+
+def _iter_text(source: str, *, payload: bytes | None = None, first_line: int = 1) -> Iterator[Record | MalformedRow]:
+    """A plain text file's ``text_records`` as records ``{"text": ...}``; row = the 0-based line the
+    record starts on, so that ``file:row+1`` is its first line. ``payload``: whole records of the file,
+    the first on line ``first_line`` (1-based)."""
+    with io.BytesIO(payload) if payload is not None else open_input(source) as handle:
+        for start, data in text_records(handle):
+            row = first_line - 1 + start
+            if row == 0 and data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            elif row == 0 and _looks_utf16(data[:8]):
+                raise _utf16_error(source)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad, last = row + 1 + data.count(b"\n", 0, exc.start), row + data.count(b"\n") + (not data.endswith(b"\n"))
+                held = f"line {last}" if last == row + 1 else f"lines {row + 1}-{last}"
+                yield MalformedRow(source, row + 1, f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {bad}; {held} not scanned "
+                                                    "(convert the file: iconv -f LATIN1 -t UTF-8, or from the encoding it is in)")
+                continue
+            yield Record(source, row, {"text": text})
 
 
 def _column_names(header: list[str]) -> list[str]:

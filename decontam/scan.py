@@ -192,13 +192,14 @@ def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]]) 
         if rows and malformed == rows:
             name = "<stdin>" if source == "-" else source
             first = next((m for _, _, c in results for m in c.get("malformed_examples", []) if m["location"].startswith(f"{name}:")), None)
-            if first and "not valid UTF-8" in first["problem"]:
+            if first and ("not valid UTF-8" in first["problem"] or first["problem"].startswith("not UTF-8 text")):
                 hint = f"the file is not UTF-8 text; convert it, e.g. iconv -f LATIN1 -t UTF-8 {name} > converted (with its real encoding)"
             else:
                 hint = ("decontam reads JSONL (one JSON object per line), .json files holding one array of objects, CSV and TSV "
                         "with a header row, Parquet and datasets; a file holding one object around a list converts with "
                         "`jq -c '.data[]' FILE > FILE.jsonl`")
-            raise InputError(f"none of the {rows:,} rows of {name} could be read" + (f" ({first['location']}: {first['problem']})" if first else ""),
+            what = f"none of the {rows:,} rows of {name} could be read" if rows > 1 else f"the only row of {name} could not be read"
+            raise InputError(what + (f" ({first['location']}: {first['problem']})" if first else ""),
                              hint)
 
 

@@ -23,7 +23,7 @@ def test_clean_corpus_exits_0(tmp_path, index_dir):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "A note about watering tomato plants in summer."}])
     result = run("scan", corpus, "--index", index_dir)
     assert result.exit_code == 0
-    assert result.stdout == "Scanned 1 rows (1 text segments).\nNo contamination found.\n"
+    assert result.stdout == "Scanned 1 row (1 text segment).\nNo contamination found.\n"
 
 
 def test_contaminated_corpus_exits_1_with_summary(tmp_path, index_dir, gsm8k):
@@ -31,7 +31,7 @@ def test_contaminated_corpus_exits_1_with_summary(tmp_path, index_dir, gsm8k):
     result = run("scan", corpus, "--index", index_dir, "--methods", "ngram")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[:2] == ["Scanned 2 rows (2 text segments).", "Flagged 1 rows (50.00%) with 1 findings."]
+    assert lines[:2] == ["Scanned 2 rows (2 text segments).", "Flagged 1 row (50.00%) with 1 finding."]
     assert "  gsm8k                     1 / 1319          1" in lines
     assert f"  {corpus}:1 prompt (user) <- gsm8k gsm8k_test_0 [question] ngram 1.00" in lines
 
@@ -89,7 +89,7 @@ def test_strict_makes_malformed_rows_exit_2(tmp_path, index_dir):
     corpus.write_text('{"text": "fine row here"}\n{oops\n')
     relaxed = run("scan", corpus, "--index", index_dir)
     assert relaxed.exit_code == 0
-    assert "1 malformed rows were skipped:" in relaxed.stdout and f"  {corpus}:2: not valid JSON" in relaxed.stdout
+    assert "1 malformed row was skipped:" in relaxed.stdout and f"  {corpus}:2: not valid JSON" in relaxed.stdout
     strict = run("scan", corpus, "--index", index_dir, "--strict")
     assert strict.exit_code == 2 and f"\nError: {corpus}:2: not valid JSON" in strict.stderr
 

@@ -47,7 +47,7 @@ def test_github_workflow_scan_step(tmp_path, gsm8k):
                                              {"prompt": gsm8k[7]["question"]}])
     dirty = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True)
     assert dirty.returncode == 1, dirty.stderr
-    assert "1 rows changed since origin/main" in dirty.stderr
+    assert "1 row changed since origin/main" in dirty.stderr
     assert "gsm8k" in (tmp_path / "summary.md").read_text()
     for name in ("decontam.sarif", "decontam-audit.json", "decontam-findings.parquet"):
         assert (repo / name).exists(), name

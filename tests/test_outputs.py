@@ -275,7 +275,7 @@ def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
     summary = json.loads(result.stdout)
     assert result.exit_code == 1 and summary["rows_read"] == 1 and summary["rows_unchanged"] == 2
     assert summary["benchmarks"]["gsm8k"]["items_found"] == 1
-    assert "1 rows changed since HEAD" in result.stderr
+    assert "1 row changed since HEAD" in result.stderr
     missing = run("scan", data, "--index", index_dir, "--since", "no-such-rev")
     assert missing.exit_code == 2 and "no such revision" in missing.stderr
     # a CSV record may span lines: a change on any of them is a change of that row

@@ -6,11 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import decontam
 from decontam.errors import InputError
 from decontam.readers import expand_inputs, iter_records, records_as_jsonl, segments_of
+from decontam.scan import ScanOptions
 from decontam.types import MalformedRow, Record
 
-from .conftest import DATA, write_jsonl
+from .conftest import DATA, read_jsonl, write_jsonl
 
 
 def seg(data):
@@ -360,12 +362,110 @@ def test_folders_and_globs(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"text": "a"}])
     (tmp_path / "sub").mkdir()
     write_jsonl(tmp_path / "sub" / "b.jsonl", [{"text": "b"}])
-    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "notes.md").write_text("ignored")
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
     assert expand_inputs([str(tmp_path / "**" / "*.jsonl")]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
     (tmp_path / "meta.json").write_text("{}")  # .json in a folder is often metadata: read only when named
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
     assert expand_inputs([str(tmp_path / "*.json")]) == [str(tmp_path / "meta.json")]
+
+
+def _t0_document(rng, min_bytes):
+    """Real T0 prompts, one paragraph each, until the text holds ``min_bytes``."""
+    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
+    paragraphs = []
+    while sum(len(p) + 2 for p in paragraphs) < min_bytes:
+        paragraphs.append(rng.choice(prompts))
+    return paragraphs
+
+
+def test_a_test_item_in_a_long_text_file_is_found_on_its_record_and_line(tmp_path, index, gsm8k):
+    """A book or a crawl dump is read in records of whole paragraphs (a new one after 64 KB): the item
+    is found, the finding's row is the line its record starts on, and its span leads to the item's line."""
+    import random
+
+    from decontam.readers import TEXT_RECORD_BYTES
+
+    paragraphs = _t0_document(random.Random(3), 3 * TEXT_RECORD_BYTES)
+    at = len(paragraphs) * 2 // 3
+    paragraphs.insert(at, gsm8k[7]["question"])
+    text = "\n\n".join(paragraphs) + "\n"
+    path = tmp_path / "book.txt"
+    path.write_text(text, encoding="utf-8")
+    records = list(iter_records(str(path)))
+    assert len(records) >= 3 and "".join(r.data["text"] for r in records) == text
+    lines = text.split("\n")
+    assert all(lines[r.row].strip() and r.data["text"].startswith(lines[r.row]) for r in records)
+    found = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",))).findings
+    assert found.select("item_id", "field").rows() == [("gsm8k_test_7", "text")]
+    holder = next(r for r in records if r.row == found["row"][0])
+    item_line = found["row"][0] + holder.data["text"].count("\n", 0, found["span_start"][0])
+    assert lines[item_line] == gsm8k[7]["question"]
+
+
+def test_text_files_bad_bytes_byte_order_marks_and_folders(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"\xef\xbb\xbfFirst line of a text file.\nSecond line, caf\xe9 in Latin-1.\n")
+    (bad,) = iter_records(str(path))
+    assert isinstance(bad, MalformedRow) and bad.line == 1
+    assert bad.problem.startswith("not UTF-8 text: byte 0xe9 on line 2; lines 1-2 not scanned (convert the file: iconv")
+    path.write_bytes(b"\xef\xbb\xbfFirst line of a text file.\n")
+    assert [r.data for r in iter_records(str(path))] == [{"text": "First line of a text file.\n"}]
+    (tmp_path / "utf16.txt").write_bytes("Some text in UTF-16.\n".encode("utf-16"))
+    with pytest.raises(InputError, match="is UTF-16 text"):
+        list(iter_records(str(tmp_path / "utf16.txt")))
+    with gzip.open(tmp_path / "c.txt.gz", "wt") as handle:
+        handle.write("compressed text\n")
+    assert [r.data for r in iter_records(str(tmp_path / "c.txt.gz"))] == [{"text": "compressed text\n"}]
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / n) for n in ("c.txt.gz", "mixed.txt", "utf16.txt")]
+
+
+_TEXT_LINE = st.sampled_from(["", " ", "a", "a line of text", "é" * 5, "\r"]).map(lambda s: s + "\n")
+
+
+@given(lines=st.lists(_TEXT_LINE, max_size=40), last=st.sampled_from(["", "no newline"]), record=st.integers(1, 40),
+       chunk=st.integers(1, 60), flagged=st.sets(st.integers(0, 40)))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_property_text_records_cover_the_file_cut_alike_in_pieces_and_clean_loses_nothing(
+        tmp_path_factory, monkeypatch, lines, last, record, chunk, flagged):
+    import polars as pl
+
+    from decontam import readers
+    from decontam.clean import clean_corpus
+    from decontam.engines import Shard, iter_chunks
+    from decontam.findings import FINDINGS_SCHEMA
+
+    monkeypatch.setattr(readers, "TEXT_RECORD_BYTES", record)
+    monkeypatch.setattr(readers, "TEXT_RECORD_MAX_BYTES", record * 3)
+    folder = tmp_path_factory.mktemp("text")
+    data = "".join(lines + [last]).encode()
+    path = folder / "t.txt"
+    path.write_bytes(data)
+    cuts = list(readers.text_records(io.BytesIO(data)))
+    assert b"".join(c for _, c in cuts) == data
+    assert [start for start, _ in cuts] == [data[:sum(len(c) for _, c in cuts[:i])].count(b"\n") for i in range(len(cuts))]
+
+    def cut_before(held: list[bytes], line: bytes) -> bool:  # the rule, as the docstring states it
+        size = sum(map(len, held))
+        return size >= record * 3 or size >= record and not held[-1].strip() and bool(line.strip())
+
+    for i, (_, chunk_data) in enumerate(cuts):  # each record ends at the first place the rule allows
+        held = chunk_data.splitlines(keepends=True)
+        assert not any(cut_before(held[:k], held[k]) for k in range(1, len(held)))
+        if i + 1 < len(cuts):
+            assert cut_before(held, cuts[i + 1][1].splitlines(keepends=True)[0])
+    whole = list(iter_records(str(path)))
+    pieces = [r for piece, payload in iter_chunks(Shard(str(path), chunk_bytes=chunk))
+              for r in iter_records(str(path), payload=payload, first_row=piece.first_row, first_line=piece.first_line)]
+    assert pieces == whole and [r.row for r in whole] == [start for start, _ in cuts]
+    remove = sorted(r.row for i, r in enumerate(whole) if i in flagged)
+    findings = pl.DataFrame({"source": [str(path)] * len(remove), "row": remove}).with_columns(
+        *[pl.lit(None, dtype).alias(k) for k, dtype in FINDINGS_SCHEMA.items() if k not in ("source", "row")]
+    ).with_columns(pl.lit(1.0).alias("score")).select(list(FINDINGS_SCHEMA))
+    result = clean_corpus(path, findings, folder / "k.txt", folder / "r.txt")
+    assert (result.input_rows, result.removed_rows) == (len(cuts), len(remove))
+    assert (folder / "k.txt").read_bytes() == b"".join(c for s, c in cuts if s not in remove)
+    assert (folder / "r.txt").read_bytes() == b"".join(c for s, c in cuts if s in remove)
 
 
 def test_remote_folders_are_walked():
@@ -383,9 +483,9 @@ def test_bad_inputs(tmp_path):
         expand_inputs([str(tmp_path / "missing.jsonl")])
     with pytest.raises(InputError, match="matches no file"):
         expand_inputs([str(tmp_path / "*.parquet")])
-    (tmp_path / "x.txt").write_text("hi")
+    (tmp_path / "x.docx").write_text("hi")
     with pytest.raises(InputError, match="unknown format"):
-        expand_inputs([str(tmp_path / "x.txt")])
+        expand_inputs([str(tmp_path / "x.docx")])
 
 
 def test_real_hh_rlhf_rows_have_turn_segments():

@@ -145,7 +145,7 @@ def test_small_files_share_batches_and_keep_their_own_counts(tmp_path, index, gs
     assert _normalize(shared.findings).equals(_normalize(alone.findings)) and _normalize(pooled.findings).equals(_normalize(alone.findings))
     assert shared.counts == alone.counts == pooled.counts and shared.counts.rows_malformed == 2
     (folder / "part-07.jsonl").write_text("{not json\n")  # a file none of whose rows can be read is still named
-    with pytest.raises(InputError, match=r"none of the 1 rows of .*part-07.jsonl could be read"):
+    with pytest.raises(InputError, match=r"the only row of .*part-07.jsonl could not be read"):
         decontam.scan(str(folder), index=index)
 
 
@@ -233,6 +233,28 @@ def test_one_big_gz_file_is_scanned_in_pieces_by_all_workers(tmp_path, index_dir
     assert pieces_done == len(list(iter_chunks(Shard(str(big), chunk_bytes=1 << 20)))) > 2
     reference = decontam.scan(str(big), index=index_dir).findings
     assert _normalize(pl.read_parquet(tmp_path / "f.parquet")).equals(_normalize(reference))
+
+
+def test_a_big_text_file_is_scanned_in_pieces_of_whole_records_by_all_workers(tmp_path, index_dir, gsm8k):
+    """Plain text is cut into records of whole paragraphs; pieces of whole records go to the workers,
+    and the findings, rows and counts equal those of one process reading the file whole."""
+    from decontam.readers import TEXT_RECORD_BYTES
+
+    prompts = [r["prompt"] for r in gzip.open(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz", "rt")
+               for r in [json.loads(r)]]
+    paragraphs = [prompts[i % len(prompts)] for i in range(3_000)]
+    for k in range(12):
+        paragraphs.insert(k * 250, gsm8k[k]["question"])
+    corpus = tmp_path / "crawl.txt"
+    corpus.write_text("\n\n".join(paragraphs) + "\n")
+    assert corpus.stat().st_size > 10 * TEXT_RECORD_BYTES
+    shards = plan_shards([str(corpus)], shard_bytes=200_000)
+    assert len(shards) == 1 and shards[0].chunk_bytes == 200_000 and len(list(iter_chunks(shards[0]))) > 3
+    whole = decontam.scan(str(corpus), index=index_dir, shard_bytes=1 << 40)
+    pieces = decontam.scan(str(corpus), index=index_dir, shard_bytes=200_000, workers=2)
+    assert _normalize(whole.findings).equals(_normalize(pieces.findings)) and whole.counts == pieces.counts
+    items = whole.findings.filter(pl.col("method") == "ngram")
+    assert sorted(items["item_id"].unique()) == sorted(f"gsm8k_test_{k}" for k in range(12))
 
 
 def test_a_worker_that_dies_stops_the_scan_with_an_error(tmp_path, index_dir, many_files):

@@ -25,8 +25,8 @@ import polars as pl
 
 from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
-from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, csv_records_as_bytes, damaged_input, is_dataset, is_json_array,
-                       is_url, iter_records, open_input, records_as_jsonl)
+from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, is_dataset,
+                       is_json_array, is_url, iter_records, open_input, records_as_jsonl, text_records)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -48,7 +48,7 @@ class Shard:
     row_groups: tuple[int, int] | None = None  # Parquet
     first_row: int = 0
     chunk_bytes: int | None = None  # a stream (compressed JSONL, CSV...), cut while it is read into pieces of this size
-    first_line: int | None = None  # a piece of a CSV file: the file's line its first record starts on
+    first_line: int | None = None  # a piece of a CSV or text file: the file's line its first record starts on
 
     @property
     def shard_id(self) -> str:
@@ -65,13 +65,13 @@ def plan_shards(sources: list[str], shard_bytes: int | None = None) -> list[Shar
     shard_bytes = shard_bytes or default_shard_bytes(sources)
     shards: list[Shard] = []
     for source in sources:
-        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES + CSV_SUFFIXES) or is_dataset(source):
+        if source == "-" or is_url(source) and source.endswith(JSONL_SUFFIXES + CSV_SUFFIXES + TEXT_SUFFIXES) or is_dataset(source):
             shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)))  # a stream: read here, scanned in pieces
         elif is_url(source):
             shards.append(Shard(source))
         elif source.endswith(".parquet"):
             shards += _parquet_shards(source, shard_bytes)
-        elif source.endswith(CSV_SUFFIXES):  # a quoted field may hold line breaks: read here, records handed out
+        elif source.endswith(CSV_SUFFIXES + TEXT_SUFFIXES):  # records of many lines: read here, records handed out
             big = os.path.getsize(source) * (COMPRESSION_RATIO if source.endswith(COMPRESSED) else 1) > shard_bytes
             shards.append(Shard(source, chunk_bytes=min(shard_bytes, MAX_PIECE_BYTES)) if big else Shard(source))
         elif source.endswith(COMPRESSED) and os.path.getsize(source) * COMPRESSION_RATIO > shard_bytes and not is_json_array(source):
@@ -105,9 +105,14 @@ def iter_chunks(shard: Shard) -> Iterator[tuple[Shard, bytes]]:
     """The pieces of a ``chunk_bytes`` shard, with their bytes: each ends at the first line end at or
     after ``chunk_bytes`` (as ``_jsonl_shards`` cuts an uncompressed file), so a rerun cuts the same.
     A dataset's records are written as JSON lines first; a CSV file's pieces are whole records (a
-    quoted field may hold line breaks), each behind the file's header row."""
+    quoted field may hold line breaks), each behind the file's header row; a text file's, whole
+    ``text_records``."""
     if is_dataset(shard.source):
         yield from _cut(((line, None) for line in records_as_jsonl(iter_records(shard.source))), shard)
+        return
+    if shard.source.endswith(TEXT_SUFFIXES):
+        with damaged_input(shard.source), open_input(shard.source) as handle:
+            yield from _cut(((data, start + 1) for start, data in text_records(handle)), shard)
         return
     if shard.source.endswith(CSV_SUFFIXES):
         with damaged_input(shard.source), csv_records_as_bytes(shard.source) as records:
