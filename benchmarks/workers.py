@@ -5,8 +5,10 @@ used before; a .gz file was then one shard, one worker).
     python -m benchmarks.workers [--sizes 50,100] [--runs 2] [--formats] [--small-files N]
 
 With --formats, also the same rows (string fields kept, nested values written as JSON strings, so
-all hold the same text) as JSONL, CSV and a Parquet file of one row group, 1 and 2 workers, with the
-scan process's own peak RSS: what reading each format costs.
+all hold the same text) as JSONL, CSV, a Parquet file of one row group and plain text (each row's
+strings as paragraphs; read in records of whole paragraphs of ~64 KB, so its rows and findings
+differ), and the text file's records as JSONL (long documents), 1 and 2 workers, with the scan
+process's own peak RSS: what reading each format costs.
 
 The corpus is benchmarks.throughput's (real corpora repeated, GSM8K test questions planted); the
 index is built from the default sources; n-gram + MinHash path. Each run is a fresh process, so the
@@ -115,21 +117,28 @@ def _small_files(tmp: Path, n: int) -> tuple[Path, Path]:
 
 
 def _flat_copies(corpus: Path) -> list[Path]:
-    """The corpus's rows with nested values as JSON strings, written as JSONL, CSV and Parquet."""
+    """The corpus's rows with nested values as JSON strings, written as JSONL, CSV, Parquet and text,
+    and the text file's records as JSONL."""
+    from decontam.readers import text_records
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = [json.loads(line) for line in corpus.open()]
     flat = [{k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in row.items()} for row in rows]
     keys = sorted({key for row in flat for key in row})
-    lines, table, parquet = (corpus.with_suffix(f".flat.{kind}") for kind in ("jsonl", "csv", "parquet"))
+    lines, table, parquet, text = (corpus.with_suffix(f".flat.{kind}") for kind in ("jsonl", "csv", "parquet", "txt"))
     lines.write_text("".join(json.dumps(row) + "\n" for row in flat))
     with table.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, keys)
         writer.writeheader()
         writer.writerows(flat)
     pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in flat]), parquet, row_group_size=len(flat))
-    return [lines, table, parquet]
+    text.write_text("".join("\n\n".join(v for v in row.values() if v) + "\n\n" for row in flat))
+    documents = corpus.with_suffix(".documents.jsonl")
+    with text.open("rb") as handle:
+        documents.write_text("".join(json.dumps({"text": data.decode()}) + "\n" for _, data in text_records(handle)))
+    return [lines, table, parquet, text, documents]
 
 
 if __name__ == "__main__":

@@ -182,14 +182,20 @@ def token_offsets(text: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def token_offsets_batch(texts: Sequence[str], token_lists: Sequence[Sequence[str]]) -> list[list[tuple[int, int]]]:
-    """``token_offsets`` of many texts, their raw words normalized in one call."""
+    """``token_offsets`` of many texts (of each, its first ``len(tokens)`` tokens: pass fewer to place
+    fewer). An ASCII raw word's token is the word lower-cased; the other raw words are normalized in
+    one call. Where the raw words' tokens are the text's tokens, their spans are the answer;
+    elsewhere (role markers and choice labels are not tokens) ``_place`` aligns the two."""
     raws = [[(m.start(), m.end(), m.group()) for m in _RAW_TOKEN.finditer(text)] for text in texts]
-    pieces = [piece for raw in raws for _, _, piece in raw]
-    normalized = iter(tokenize_batch(pieces) if pieces else [])
+    others = sorted({word for raw in raws for _, _, word in raw if not word.isascii()})
+    folded = dict(zip(others, tokenize_batch(others))) if others else {}
     out = []
     for raw, tokens in zip(raws, token_lists):
-        placed = [(tok, start, end) for (start, end, _), toks in zip(raw, normalized) for tok in toks]
-        out.append(_place(tokens, placed))
+        placed = [(tok, start, end) for start, end, word in raw for tok in ((word.lower(),) if word.isascii() else folded[word])]
+        if [tok for tok, _, _ in placed[:len(tokens)]] == list(tokens):
+            out.append([(start, end) for _, start, end in placed[:len(tokens)]])
+        else:
+            out.append(_place(tokens, placed))
     return out
 
 

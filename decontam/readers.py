@@ -297,7 +297,7 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             if not isinstance(data, dict):
                 yield MalformedRow(name, line_no, f"a JSON {_json_type(data)}, not an object")
                 continue
-            yield Record(name, row, data, record_id_of(data))
+            yield Record(name, row, data, record_id_of(data), len(line))
 
 
 def is_json_array(source: str) -> bool:
@@ -462,7 +462,7 @@ def _iter_csv(source: str, *, payload: bytes | None = None, first_row: int = 0,
         if not names:
             raise InputError(f"the first line of {source} is empty", "a CSV file starts with its header row")
         shift = None  # local line numbers of a piece -> the file's
-        for row, (line_no, fields, _) in enumerate(records, start=first_row):  # reported as row + 1, as findings are
+        for row, (line_no, fields, text) in enumerate(records, start=first_row):  # reported as row + 1, as findings are
             shift = shift if shift is not None else (first_line - line_no if first_line is not None else 0)
             line_no += shift
             if not fields:
@@ -471,7 +471,7 @@ def _iter_csv(source: str, *, payload: bytes | None = None, first_row: int = 0,
                 yield MalformedRow(source, row + 1, f"{len(fields)} fields, the header has {len(names)} (line {line_no} of the file)")
             else:
                 data = dict(zip(names, fields + [None] * (len(names) - len(fields))))
-                yield Record(source, row, data, record_id_of(data))
+                yield Record(source, row, data, record_id_of(data), len(text))
 
 
 def text_records(handle) -> Iterator[tuple[int, bytes]]:
@@ -514,7 +514,7 @@ def _iter_text(source: str, *, payload: bytes | None = None, first_line: int = 1
                 yield MalformedRow(source, row + 1, f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {bad}; {held} not scanned "
                                                     "(convert the file: iconv -f LATIN1 -t UTF-8, or from the encoding it is in)")
                 continue
-            yield Record(source, row, {"text": text})
+            yield Record(source, row, {"text": text}, size=len(data))
 
 
 def _column_names(header: list[str]) -> list[str]:

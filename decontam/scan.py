@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -42,7 +43,8 @@ class ScanOptions:
     embedding_cache: str | None = None  # folder of cached segment vectors
     ngram_size: int | None = None  # only checked against the index
     fields: tuple[str, ...] | None = None  # scan only these top-level fields
-    batch_size: int = 2000  # records per batch
+    batch_size: int = 2000  # records per batch...
+    batch_bytes: int = 8 << 20  # ...or fewer, once they hold this much text (long documents, text files)
     strict: bool = False  # a malformed row is an error instead of a count
     evidence_chars: int = 200
     only_rows: Mapping[str, frozenset[int]] | None = None  # per source, the only rows to scan (--since)
@@ -55,6 +57,8 @@ class ScanOptions:
                                  f"choose from {', '.join(index.methods)} or rebuild the index with them")
         if self.batch_size < 1:
             raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "2000 is the default")
+        if self.batch_bytes < 1:
+            raise ParameterError(f"batch_bytes={self.batch_bytes} must be at least 1", f"{8 << 20} (8 MB) is the default")
         if self.min_score is not None and not 0 < self.min_score <= 1:
             raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
         if "ngram" in methods:
@@ -263,16 +267,30 @@ def _shard_records(shard: Shard, payload: bytes | None, options: ScanOptions, co
 
 def scan_records(records: Iterable[Record], index: Index, options: ScanOptions,
                  counts_of: Callable[[Record], ScanCounts]) -> Iterator[pl.DataFrame]:
-    """Findings for each batch of ``options.batch_size`` records (one batch in memory at a time);
-    ``counts_of(record)``: where the record is counted (records of several files may share a batch)."""
+    """Findings for each batch of ``options.batch_size`` records, or fewer holding ``options.batch_bytes``
+    (one batch in memory at a time: 2,000 records of 64 KB took 3 GB); ``counts_of(record)``: where the
+    record is counted (records of several files may share a batch)."""
     batch: list[Record] = []
+    held = 0
     for record in records:
         batch.append(record)
-        if len(batch) >= options.batch_size:
+        held += record.size or text_size(record.data)
+        if len(batch) >= options.batch_size or held >= options.batch_bytes:
             yield scan_batch(batch, index, options, counts_of)
-            batch = []
+            batch, held = [], 0
     if batch:
         yield scan_batch(batch, index, options, counts_of)
+
+
+def text_size(value: Any) -> int:
+    """Characters of the strings inside a value: the size of a record whose reader did not say it."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(text_size(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(text_size(v) for v in value)
+    return 0
 
 
 def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts_of: Callable[[Record], ScanCounts]) -> pl.DataFrame:
@@ -359,9 +377,11 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
     text_ix = matched["text_ix"].to_numpy()
     # character spans of the tokens of every segment whose evidence is a token span, in one pass
     located = matched.filter(pl.col("tok_start").is_not_null() & pl.col("char_start").is_null())
-    flagged = sorted(set(located["text_ix"].to_list()))
+    needed = dict(located.group_by("text_ix").agg(pl.max_horizontal("tok_end", pl.col("tok_start") + 1).max()).iter_rows())
+    flagged = sorted(needed)
     texts = [segments[i].text for i in flagged]
-    offsets_of = dict(zip(flagged, token_offsets_batch(texts, tokenize_batch(texts)))) if flagged else {}
+    tokens = [toks[:needed[i]] for i, toks in zip(flagged, tokenize_batch(texts))]  # up to the last token evidence needs
+    offsets_of = dict(zip(flagged, token_offsets_batch(texts, tokens))) if flagged else {}
     spans_start, spans_end, evidence = [], [], []
     rows = zip(text_ix.tolist(), matched["tok_start"].to_list(), matched["tok_end"].to_list(),
                matched["char_start"].to_list(), matched["char_end"].to_list())

@@ -38,6 +38,7 @@ class Record:
     row: int
     data: dict[str, Any]
     record_id: str | None = None
+    size: int = 0  # bytes as read, where the reader knows them (JSONL, CSV, text); 0 otherwise
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,22 @@ def test_ascii_pipeline_gives_the_same_tokens_as_the_full_one(text):
     assert frame.select(ascii_tokens_expr(pl.col("text"))).item().to_list() == frame.select(tokens_expr(pl.col("text"))).item().to_list()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_ASCII_TEXT, _MARKUP_BITS, st.text(max_size=20)), max_size=10).map("".join), st.integers(0, 40))
+def test_token_offsets_take_the_raw_spans_where_they_are_the_alignment(text, keep):
+    """The shortcuts (an ASCII word's token is the word lower-cased; raw words that are the tokens
+    need no alignment; a prefix of the tokens places a prefix) give what aligning every raw word's
+    own tokens with the text's tokens gives."""
+    from decontam.normalize import _RAW_TOKEN, _place, token_offsets_batch, tokenize_batch
+
+    tokens = tokenize(text)
+    raw = [(m.start(), m.end(), m.group()) for m in _RAW_TOKEN.finditer(text)]
+    words = tokenize_batch([word for _, _, word in raw]) if raw else []
+    aligned = _place(tokens, [(tok, start, end) for (start, end, _), toks in zip(raw, words) for tok in toks])
+    assert token_offsets_batch([text], [tokens]) == [aligned]
+    assert token_offsets_batch([text, text], [tokens[:keep], tokens]) == [aligned[:keep], aligned]
+
+
 def test_mixed_batches_keep_text_order():
     from decontam.ngrams import ascii_first, tokenize_frame
 

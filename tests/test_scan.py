@@ -196,6 +196,35 @@ def test_property_sharding_does_not_change_findings(tmp_path, index, gsm8k, batc
     assert whole.sort(["row", "field", "benchmark", "item_id", "item_part", "method"]).equals(merged)
 
 
+def test_batches_end_at_a_record_count_or_at_a_text_size(tmp_path, index, gsm8k, monkeypatch):
+    """2,000 records of 64 KB each made one 128 MB batch (3 GB of RSS): a batch also ends once its
+    records hold ``batch_bytes``, by their size as read or, where the reader does not know it, by
+    the characters of their strings. The findings do not depend on where batches end."""
+    import sys
+
+    from decontam.types import Record
+
+    scan_module = sys.modules["decontam.scan"]  # (the package's `scan` is the function)
+
+    sizes = []
+    real = scan_module.scan_batch
+    monkeypatch.setattr(scan_module, "scan_batch", lambda batch, *a: sizes.append(len(batch)) or real(batch, *a))
+    records = [Record("mem", i, {"prompt": gsm8k[i]["question"]}, size=1_000 * (i % 2)) for i in range(10)]
+    counts = scan_module.ScanCounts()
+    frames = list(scan_module.scan_records(records, index, ScanOptions(methods=("ngram",), batch_bytes=2_500), lambda _: counts))
+    chars = [len(gsm8k[i]["question"]) for i in range(10)]  # the even rows' size: their text
+    assert all(c < 1_000 for c in chars)
+    expected, held, run = [], 0, 0
+    for i in range(10):
+        held, run = held + (1_000 if i % 2 else chars[i]), run + 1
+        if held >= 2_500:
+            expected, held, run = expected + [run], 0, 0
+    assert sizes == expected + ([run] if run else []) and len(sizes) > 2
+    assert pl.concat(frames)["row"].to_list() == list(range(10))
+    with pytest.raises(decontam.errors.ParameterError, match="batch_bytes=0 must be at least 1"):
+        ScanOptions(batch_bytes=0).validate(index)
+
+
 def test_iter_findings_gives_finding_objects(tmp_path, index, gsm8k):
     result = scan_rows(tmp_path, index, [{"prompt": gsm8k[21]["question"]}], methods=("ngram",))
     (finding,) = list(result.iter_findings())
