@@ -247,7 +247,7 @@ def scan_command(
     fail_min_score: Annotated[float, typer.Option(help="Gate: findings scoring below this never fail it.")] = 0.0,
     fail_on: Annotated[list[str], typer.Option("--fail-on", help="Gate policy (repeatable, any holds = fail): any, none, kind:item, method:ngram, benchmark:NAME, score>=0.9, rows>10, rate>0.01, joined by &.")] = [],  # noqa: B006
     baseline: Annotated[Optional[Path], typer.Option(help="Accepted findings (from `decontam baseline`): left out of the summary and the gate.")] = None,
-    since: Annotated[Optional[str], typer.Option(help="Scan only rows added or changed since this git revision (plain JSONL, CSV or TSV in a git clone).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Scan only rows added or changed since this git revision (plain JSONL, CSV, TSV or text in a git clone).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write a report: .md, .html or .json by the name.")] = None,
     sarif: Annotated[Optional[Path], typer.Option(help="Also write the findings as SARIF 2.1.0 for code-review UIs.")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML file (one test case per benchmark).")] = None,

@@ -19,13 +19,13 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def changed_rows(path: str | Path, revision: str) -> set[int] | None:
-    """0-based rows of a JSONL, CSV or TSV file that differ from ``revision`` (working tree against it).
+    """0-based rows of a JSONL, CSV, TSV or text file that differ from ``revision`` (working tree against it).
 
     None means every row is to be scanned: the file is new (not in ``revision``), or its header changed.
     """
     path = Path(path)
-    if not path.name.endswith((".jsonl", ".ndjson", ".csv", ".tsv")):
-        raise InputError(f"--since works on plain JSONL, CSV and TSV files; {path} is not one", "scan compressed or Parquet files whole")
+    if not path.name.endswith((".jsonl", ".ndjson", ".csv", ".tsv", ".txt")):
+        raise InputError(f"--since works on plain JSONL, CSV, TSV and text files; {path} is not one", "scan compressed or Parquet files whole")
     folder = path.resolve().parent
     top = _git(["rev-parse", "--show-toplevel"], folder)
     if top.returncode != 0:
@@ -39,12 +39,33 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
     if diff.returncode != 0:
         raise InputError(f"git diff against {revision} failed: {diff.stderr.strip()}", "check the revision and the file")
     lines: set[int] = set()  # 1-based lines of the file as it is now
+    cuts: set[int] = set()  # lines removed just after these (0: before the first line)
     for match in _HUNK.finditer(diff.stdout):
         start, count = int(match.group(1)), int(match.group(2) or 1)
         lines.update(range(start, start + count))
+        if count == 0:
+            cuts.add(start)
     if path.name.endswith((".csv", ".tsv")):
         return _csv_rows_on(path, lines)
+    if path.name.endswith(".txt"):
+        return _text_rows_on(path, lines, cuts)
     return {line - 1 for line in lines}
+
+
+def _text_rows_on(path: Path, lines: set[int], cuts: set[int]) -> set[int]:
+    """The rows (first lines, 0-based) of a text file's records that hold one of these lines, or
+    lost lines (a record that lost some is changed too; one that lost its last ones, or a record
+    after a cut between records, is scanned as well)."""
+    from .readers import open_compressed, text_records
+
+    touched = lines | cuts | {cut + 1 for cut in cuts}
+    rows: set[int] = set()
+    with open_compressed(path) as handle:
+        for start, data in text_records(handle):
+            span = range(start + 1, start + 1 + data.count(b"\n") + (not data.endswith(b"\n")))
+            if not touched.isdisjoint(span):
+                rows.add(start)
+    return rows
 
 
 def _csv_rows_on(path: Path, lines: set[int]) -> set[int] | None:

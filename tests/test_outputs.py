@@ -291,6 +291,39 @@ def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
     assert json.loads(result.stdout)["rows_read"] == 3 and "every row (the file is new, or its header changed" in result.stderr
 
 
+def test_since_on_a_text_file_scans_the_records_that_changed(tmp_path, index_dir, gsm8k, monkeypatch):
+    """A text file's record is changed when one of its lines is, or when it lost lines."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    from decontam import readers
+    from decontam.incremental import changed_rows
+
+    monkeypatch.setattr(readers, "TEXT_RECORD_BYTES", 60)  # every paragraph here its own record
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    paragraphs = [gsm8k[0]["question"]] + [f"Paragraph {k} of an ordinary document, long enough to be a record\nof its own, on two lines."
+                                          for k in range(1, 5)]
+    book = repo / "book.txt"
+    book.write_text("\n\n".join(paragraphs) + "\n")
+    git("add", "book.txt")
+    git("commit", "-qm", "base")
+    starts = [r.row for r in readers.iter_records(str(book))]
+    assert len(starts) == 5
+    paragraphs[1] = paragraphs[1].replace("ordinary", "edited")  # a line changed
+    paragraphs[3] = paragraphs[3].split("\n")[0]  # a line removed
+    book.write_text("\n\n".join(paragraphs + [gsm8k[5]["question"]]) + "\n")  # a paragraph added
+    now = [r.row for r in readers.iter_records(str(book))]
+    # (the blank line added before the new paragraph ends the last old record: it changed too)
+    assert changed_rows(book, "HEAD") == {now[1], now[3], now[4], now[5]}
+    summary = json.loads(run("scan", book, "--index", index_dir, "--since", "HEAD", "--json", "--methods", "ngram").stdout)
+    assert (summary["rows_read"], summary["rows_unchanged"]) == (4, 2)
+    assert summary["benchmarks"]["gsm8k"]["items_found"] == 1  # gsm8k[5]; gsm8k[0] was there before
+
+
 def test_sarif_junit_and_audit(tmp_path, index_dir, gsm8k):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[3]["question"]}, {"prompt": "plain"}])
     sarif, junit, audit = tmp_path / "r.sarif", tmp_path / "j.xml", tmp_path / "audit.json"
