@@ -294,6 +294,9 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             except orjson.JSONDecodeError as exc:
                 yield MalformedRow(name, line_no, f"not valid JSON ({exc})")
                 continue
+            if isinstance(data, str):  # a list of prompts or documents, one string per line
+                yield Record(name, row, {"text": data}, None, len(line))
+                continue
             if not isinstance(data, dict):
                 yield MalformedRow(name, line_no, f"a JSON {_json_type(data)}, not an object")
                 continue
@@ -333,6 +336,8 @@ def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
             for row, data in enumerate(ijson.items(handle, "item", use_float=True)):
                 if isinstance(data, dict):
                     yield Record(source, row, data, record_id_of(data))
+                elif isinstance(data, str):
+                    yield Record(source, row, {"text": data})
                 else:
                     yield MalformedRow(source, row + 1, f"a JSON {_json_type(data)}, not an object")
         except ijson.JSONError as exc:

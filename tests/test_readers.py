@@ -123,6 +123,26 @@ def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
     assert isinstance(out[4], Record) and out[4].row == 4
 
 
+def test_json_strings_are_records_of_their_text(tmp_path, index, gsm8k):
+    """A list of prompts or documents, one JSON string per line or per array element: each string is
+    a record whose ``text`` it is (it used to be malformed, and a file of them an input error)."""
+    from decontam.clean import clean_corpus
+
+    question = gsm8k[12]["question"]
+    lines = tmp_path / "prompts.jsonl"
+    lines.write_text(json.dumps("a prompt of no consequence") + "\n" + json.dumps(question) + "\n")
+    array = tmp_path / "prompts.json"
+    array.write_text(json.dumps(["a prompt of no consequence", question]))
+    for path in (lines, array):
+        assert [(r.row, r.data, r.record_id) for r in iter_records(str(path))] == [
+            (0, {"text": "a prompt of no consequence"}, None), (1, {"text": question}, None)]
+        result = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",)))
+        assert result.findings.select("row", "field", "item_id").rows() == [(1, "text", "gsm8k_test_12")]
+    result = decontam.scan(str(lines), index=index, options=ScanOptions(methods=("ngram",)))
+    clean_corpus(lines, result.findings, tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
+    assert (tmp_path / "removed.jsonl").read_text() == json.dumps(question) + "\n"  # written back as it was
+
+
 def test_jsonl_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"text": "first row"}\n{"text": "second row"}\n')
