@@ -397,6 +397,17 @@ def test_memory_is_bounded_by_batch_and_index_not_corpus(tmp_path, index_dir, gs
     print(f"peak RSS: {small_mb} MB for {small.stat().st_size / 2**20:.1f} MB, {big_mb} MB for {corpus_mb:.0f} MB, {packed_mb} MB gzipped")
     assert big_mb - small_mb < 120, (small_mb, big_mb, corpus_mb)  # allowed growth is less than the corpus
     assert packed_mb - small_mb < 120, (small_mb, packed_mb, corpus_mb)
+    # long documents: 38 MB of text in 64 KB records were one batch (+850 MB over the small corpus
+    # here); a batch now ends at 8 MB of text (+225 MB)
+    prompts = [json.loads(line)["prompt"] for line in gzip.open(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz", "rt")]
+    book = tmp_path / "book.txt"
+    with open(book, "w") as handle:
+        for i in range(40_000_000 // (sum(map(len, prompts)) // len(prompts))):
+            handle.write(prompts[i * 7919 % len(prompts)] + "\n\n")
+    assert book.stat().st_size > 35 * 2**20
+    book_mb = peak(book)
+    print(f"peak RSS: {book_mb} MB for {book.stat().st_size / 2**20:.0f} MB of text")
+    assert book_mb - small_mb < 400, (small_mb, book_mb)
 
 
 RAY_SCAN = "from decontam.cli import main; import sys; sys.argv = ['decontam'] + sys.argv[1:]; main()"
