@@ -21,7 +21,7 @@ from .errors import DecontamError, ParameterError
 from .findings import findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
-from .report import RENDERERS, build_report
+from .report import RENDERERS, build_report, count_of
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
@@ -50,11 +50,6 @@ app.add_typer(benchmarks_app, name="benchmarks")
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr)
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 row``, ``2 rows``, ``1,392 rows``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _fail(exc: DecontamError) -> typer.Exit:
@@ -297,7 +292,7 @@ def scan_command(
         metadata = {"counts": result.counts.as_dict(), "index": str(loaded.path), "sources": sources}
         if out is not None:
             write_findings(findings, out, metadata=metadata)
-            _err(f"Wrote {_count(findings.height, 'finding')} to {out}")
+            _err(f"Wrote {count_of(findings.height, 'finding')} to {out}")
         if report is not None:
             _write_report(findings, report, counts=result.counts.as_dict(), index=loaded, top=max(top, 20))
         if sarif is not None:
@@ -331,7 +326,7 @@ def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
         if rows is not None:
             out[source] = frozenset(rows)
         changed = f"every row (the file is new, or its header changed, since {revision})" if rows is None else \
-            f"{_count(len(rows), 'row')} changed since {revision}"
+            f"{count_of(len(rows), 'row')} changed since {revision}"
         _err(f"{source}: {changed}")
     return out
 
@@ -418,7 +413,7 @@ def clean_command(
         write_manifest(result, manifest_path)
     except DecontamError as exc:
         raise _fail(exc) from None
-    print(f"{_count(result.input_rows, 'row')} in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
+    print(f"{count_of(result.input_rows, 'row')} in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
     _err(f"Wrote the removal manifest to {manifest_path}")
 
 
@@ -492,17 +487,17 @@ def _scan_with_progress(corpus: list[str], index, options: ScanOptions, **engine
 
 
 def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score: float, top: int) -> str:
-    lines = [f"Scanned {_count(summary['rows_read'], 'row')} ({_count(summary['segments'], 'text segment')})."]
+    lines = [f"Scanned {count_of(summary['rows_read'], 'row')} ({count_of(summary['segments'], 'text segment')})."]
     if summary["rows_malformed"]:
-        lines.append(f"{_count(summary['rows_malformed'], 'malformed row')} {'was' if summary['rows_malformed'] == 1 else 'were'} skipped:")
+        lines.append(f"{count_of(summary['rows_malformed'], 'malformed row')} {'was' if summary['rows_malformed'] == 1 else 'were'} skipped:")
         lines += [f"  {m['location']}: {m['problem']}" for m in summary["malformed"]]
     if summary["rows_without_text"]:
-        lines.append(f"{_count(summary['rows_without_text'], 'row')} {'has' if summary['rows_without_text'] == 1 else 'have'} no text to scan (no string of {MIN_SEGMENT_CHARS}+ characters outside id and metadata fields):")
+        lines.append(f"{count_of(summary['rows_without_text'], 'row')} {'has' if summary['rows_without_text'] == 1 else 'have'} no text to scan (no string of {MIN_SEGMENT_CHARS}+ characters outside id and metadata fields):")
         lines += [f"  {m['location']}: keys {m['keys']}" for m in summary["without_text"]]
     if not summary["rows_flagged"]:
         lines.append("No contamination found.")
         return "\n".join(lines)
-    lines.append(f"Flagged {_count(summary['rows_flagged'], 'row')} ({summary['share_of_rows_flagged']:.2%}) with {_count(summary['findings'], 'finding')}.")
+    lines.append(f"Flagged {count_of(summary['rows_flagged'], 'row')} ({summary['share_of_rows_flagged']:.2%}) with {count_of(summary['findings'], 'finding')}.")
     if summary["rows_with_items"]:
         lines.append("")
         lines.append(f"  {'benchmark':<20} {'items found':>14} {'rows':>8}")
@@ -511,7 +506,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
                 lines.append(f"  {name:<20} {bench['items_found']:>6} / {bench['items_in_index']:<6} {bench['rows']:>8}")
     if summary["artifacts"]:
         lines.append("")
-        lines.append(f"Benchmark templates reused in {_count(summary['rows_with_artifacts'], 'row')}:")
+        lines.append(f"Benchmark templates reused in {count_of(summary['rows_with_artifacts'], 'row')}:")
         for template_id, art in summary["artifacts"].items():
             text = art["template"] or ""
             lines.append(f"  {template_id:<22} {art['rows']:>6} rows ({art['share_of_rows']:.2%})  \"{text[:70]}{'...' if len(text) > 70 else ''}\"")
@@ -523,7 +518,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
         return "\n".join(lines)
     shown = result.findings.filter(result.findings["score"] >= fail_min_score).sort("score", descending=True).head(top)
     lines.append("")
-    lines.append(f"Top {_count(shown.height, 'finding')}:")
+    lines.append(f"Top {count_of(shown.height, 'finding')}:")
     for f in shown.iter_rows(named=True):
         role = f" ({f['role']})" if f["role"] else ""
         lines.append(f"  {f['source']}:{f['row'] + 1} {f['field']}{role} <- {f['benchmark']} {f['item_id']} "

@@ -20,6 +20,11 @@ MARKDOWN_LIMIT = 65_000  # GitHub's limit for a comment / step summary is 65,536
 _WORD = re.compile(r"[^\W_]+")
 
 
+def count_of(n: int, noun: str) -> str:
+    """``1 row``, ``2 rows``, ``1,392 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def build_report(findings: pl.DataFrame, *, counts: dict | None = None, index: Index | None = None, top: int = 20) -> dict:
     """Everything a report shows, as plain data."""
     counts = counts or {
@@ -123,11 +128,11 @@ def render_json(report: dict) -> str:
 def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     lines = ["## decontam: benchmark contamination report", ""]
     if report["rows_read"] is not None:
-        lines.append(f"Scanned **{report['rows_read']:,}** rows; **{report['rows_flagged']:,}** flagged "
+        lines.append(f"Scanned **{report['rows_read']:,}** row{'' if report['rows_read'] == 1 else 's'}; **{report['rows_flagged']:,}** flagged "
                      f"({report['share_of_rows_flagged']:.2%}): {report['rows_with_items']:,} with test items, "
                      f"{report['rows_with_artifacts']:,} with benchmark templates.")
     else:
-        lines.append(f"**{report['rows_flagged']:,}** rows flagged: {report['rows_with_items']:,} with test items, "
+        lines.append(f"**{report['rows_flagged']:,}** row{'' if report['rows_flagged'] == 1 else 's'} flagged: {report['rows_with_items']:,} with test items, "
                      f"{report['rows_with_artifacts']:,} with benchmark templates.")
     lines.append("")
     found = {k: v for k, v in report["benchmarks"].items() if v["rows"]}
@@ -145,7 +150,7 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
             lines.append(f"| `{template_id}` {text} | {art['rows']} | {art['share_of_rows']:.2%} |")
         lines.append("")
     if report["methods"]:
-        lines.append("By method: " + ", ".join(f"{k} {v['rows']} rows" for k, v in report["methods"].items())
+        lines.append("By method: " + ", ".join(f"{k} {count_of(v['rows'], 'row')}" for k, v in report["methods"].items())
                      + ". By field: " + ", ".join(f"`{k}` {v['rows']}" for k, v in report["fields"].items()) + ".")
         lines.append("")
     if report["top_findings"]:
