@@ -5,6 +5,8 @@ import numpy as np
 import polars as pl
 import pytest
 from datasketch import MinHash
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import decontam
 from decontam.errors import IndexFormatError, ParameterError
@@ -106,6 +108,64 @@ def test_minhash_signatures_equal_datasketch():
         reference = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="affine32", hashfunc=lambda v: v)
         reference.update_batch([int(v) for v in values_of_set])
         assert np.array_equal(row, reference.hashvalues)
+
+
+def _shingles_with_hits_at(text: int, positions: list[int]) -> list[tuple[int, bool]]:
+    return [(text, p in positions) for p in range(max(positions) + 1)]
+
+
+@settings(max_examples=300, deadline=None)
+@example(_shingles_with_hits_at(0, [0, 2, 4, 6, 8, 10, 12, 15]) + _shingles_with_hits_at(1, [0, 2, 4, 6, 8, 10, 12, 16]),
+         [True, True, False, False])  # 8 hits over 16 shingles make a run, over 17 not
+@example(_shingles_with_hits_at(2, [0, 1, 2, 3, 4, 5, 6, 15, 17, 18, 19, 20, 21, 22, 30]),
+         [False, False, True, False])  # two runs that share their one hit, none between them: one region
+@given(st.sampled_from([[True, True, True, False], [True, False], [True, False, False]]).flatmap(  # hits 3/4, 1/2, 1/3 of shingles
+           lambda pool: st.lists(st.tuples(st.integers(0, 3), st.sampled_from(pool)), min_size=8, max_size=120)),
+       st.lists(st.booleans(), min_size=4, max_size=4))
+def test_property_dense_regions_are_the_merged_runs_of_close_hits(shingles, long_text):
+    """``_dense_regions`` against its definition: every REGION_MIN_HITS consecutive hits of one long
+    text within REGION_WINDOW shingles make a run; overlapping runs of a text merge into one region."""
+    from decontam.layers.minhash import REGION_MIN_HITS, REGION_WINDOW, _dense_regions
+
+    text_ix = np.sort(np.array([t for t, _ in shingles], dtype=np.int64))
+    hit = np.array([h for _, h in shingles], dtype=bool)
+    hits = [p for p in range(len(hit)) if hit[p] and long_text[text_ix[p]]]
+    runs = [(hits[j], hits[j + REGION_MIN_HITS - 1]) for j in range(len(hits) - REGION_MIN_HITS + 1)
+            if hits[j + REGION_MIN_HITS - 1] - hits[j] < REGION_WINDOW and text_ix[hits[j]] == text_ix[hits[j + REGION_MIN_HITS - 1]]]
+    merged: list[list[int]] = []
+    for lo, hi in runs:
+        if merged and lo <= merged[-1][1] and text_ix[lo] == text_ix[merged[-1][0]]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    first, last = _dense_regions(text_ix, hit, np.array(long_text))
+    assert list(zip(first.tolist(), last.tolist())) == [tuple(m) for m in merged]
+
+
+def test_a_near_duplicate_inside_a_long_text_is_found_in_its_region(tmp_path, index):
+    """A test question with one word in ten replaced is a near-duplicate MinHash finds as a segment of
+    its own; set between long passages it was a tiny share of the text's shingles and went unfound.
+    Its dense region is matched now, and the evidence is that region."""
+    from decontam.readers import TEXT_RECORD_BYTES
+
+    from .conftest import DATA, read_jsonl
+
+    question = index.parts.filter((pl.col("benchmark") == "gsm8k") & (pl.col("item_id") == "gsm8k_test_40"))["text"][0]
+    words = question.split()
+    edited = " ".join("the" if i % 10 == 5 else word for i, word in enumerate(words))
+    passages = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")[:400]]
+    long_text = "\n\n".join(passages[:20] + [edited] + passages[20:40])
+    assert len(long_text) < TEXT_RECORD_BYTES
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": edited}, {"text": long_text}, {"text": "\n\n".join(passages[40:80])}])
+    options = ScanOptions(methods=("ngram", "minhash"))
+    found = decontam.scan(str(corpus), index=index, options=options).findings
+    assert found.filter(pl.col("method") == "ngram").is_empty()  # too edited for 8-grams
+    near = found.filter(pl.col("method") == "minhash").select("row", "item_id", "span_start", "span_end", "evidence")
+    assert near["row"].to_list() == [0, 1] and set(near["item_id"]) == {"gsm8k_test_40"}
+    alone, inside = near.row(0, named=True), near.row(1, named=True)
+    assert alone["span_start"] == 0 and alone["span_end"] == len(edited)  # the whole segment
+    start, end = long_text.index(edited), long_text.index(edited) + len(edited)  # the region: the item, give or take a few words
+    assert abs(inside["span_start"] - start) < 40 and abs(inside["span_end"] - end) < 40, (start, end, inside)
 
 
 def test_a_scan_does_not_import_datasketch(index_dir, tmp_path):

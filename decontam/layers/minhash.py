@@ -11,6 +11,9 @@ Before any signature is computed, a segment must have min_shingles shingles, at 
 min_jaccard of them present in the index (Jaccard(A, B) <= |A ∩ U| / |A| where U is the union of all
 indexed shingles), so ordinary text costs a few numpy operations. Every LSH candidate is then
 verified by exact Jaccard over the full, distinct shingle sets; only verified pairs become findings.
+
+A long text is matched whole and by its dense regions (``_dense_regions``): an edited copy of an
+item inside a document is a small share of the document's shingles, but most of one region's.
 """
 
 from __future__ import annotations
@@ -194,7 +197,8 @@ class MinHashLayer:
     # -- scan -------------------------------------------------------------------------------------
 
     def match(self, batch: TokenBatch, min_jaccard: float) -> pl.DataFrame:
-        """Verified near-duplicates: columns text_ix, part_ix, score (exact Jaccard)."""
+        """Verified near-duplicates: columns text_ix, part_ix, score (exact Jaccard), and tok_start /
+        tok_end where the match is a region of a long text (null where it is the whole text)."""
         if min_jaccard < self.params.min_jaccard:
             raise ParameterError(
                 f"the scan asks for min_jaccard={min_jaccard} but the index's LSH was built for {self.params.min_jaccard}",
@@ -216,16 +220,48 @@ class MinHashLayer:
         known_count = np.bincount(grams.text_ix, weights=hit, minlength=n_texts)
         all_count = np.bincount(grams.text_ix, weights=ordinary, minlength=n_texts)
         hopeful = (all_count >= self.params.min_shingles) & (known_count >= min_jaccard * all_count)
-        take = hopeful[grams.text_ix] & ordinary
-        if not take.any():
+        # Units: hopeful texts whole, then the dense regions of long texts (an item inside a long text
+        # is too small a share of it for its Jaccard to count), each unit a set of shingle positions.
+        whole_texts = np.flatnonzero(hopeful)
+        members = np.flatnonzero(hopeful[grams.text_ix] & ordinary)
+        unit = np.searchsorted(whole_texts, grams.text_ix[members])
+        first, last = _dense_regions(grams.text_ix, hit, all_count >= REGION_MIN_TEXT)
+        if len(first):
+            lengths = last - first + 1
+            inside = np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+            region = np.repeat(np.arange(len(first)), lengths)
+            inside, region = inside[ordinary[inside]], region[ordinary[inside]]
+            size = np.bincount(region, minlength=len(first))
+            known = np.bincount(region, weights=hit[inside], minlength=len(first))
+            good = (size >= self.params.min_shingles) & (known >= min_jaccard * size)
+            renumber = np.cumsum(good) - 1
+            take = good[region]
+            members = np.concatenate((members, inside[take]))
+            unit = np.concatenate((unit, len(whole_texts) + renumber[region[take]]))
+            first, last = first[good], last[good]
+        if len(members) == 0:
             return _empty_matches()
-        text_ix, values = grams.text_ix[take], grams.hashes[take]  # sorted by text_ix already
-        text_ids, group = _runs(text_ix)
-        sigs = signatures(shingle32(values), group, len(text_ids), self.permutations)  # repeats do not change a minimum
-        candidates = self._candidates(text_ids, band_keys(sigs, self.b, self.r))
+        values = grams.hashes[members]
+        unit_ids, group = _runs(unit)  # every unit has members: min_shingles of them at least
+        sigs = signatures(shingle32(values), group, len(unit_ids), self.permutations)  # repeats do not change a minimum
+        candidates = self._candidates(unit_ids, band_keys(sigs, self.b, self.r))
         if candidates.is_empty():
             return _empty_matches()
-        return self._verify(candidates, text_ix, values, min_jaccard)
+        found = self._verify(candidates, unit, values, min_jaccard)
+        whole = len(whole_texts)
+        units_text = np.concatenate((whole_texts, grams.text_ix[first])).astype(np.int64)
+        tok_start = np.concatenate((np.full(whole, -1), grams.start[first]))
+        tok_end = np.concatenate((np.full(whole, -1), grams.start[last] + self.params.shingle_size))
+        u = found["text_ix"].to_numpy()
+        return (
+            pl.DataFrame({"text_ix": units_text[u], "part_ix": found["part_ix"], "score": found["score"],
+                          "tok_start": tok_start[u], "tok_end": tok_end[u], "whole": u < whole})
+            .sort("score", "whole", descending=True)
+            .unique(["text_ix", "part_ix"], keep="first", maintain_order=True)
+            .sort("text_ix", "part_ix")
+            .select("text_ix", "part_ix", "score",
+                    *(pl.when(~pl.col("whole")).then(pl.col(c)).cast(pl.Int64).alias(c) for c in ("tok_start", "tok_end")))
+        )
 
     def _candidates(self, text_ids: np.ndarray, keys: np.ndarray) -> pl.DataFrame:
         """(text_ix, part_ix) pairs that share a band: ``keys`` [len(text_ids), b] from ``band_keys``."""
@@ -260,6 +296,32 @@ class MinHashLayer:
         return scored.select(pl.col("text_ix").cast(pl.Int64), pl.col("part_ix").cast(pl.Int32), pl.col("score").cast(pl.Float64))
 
 
+# Dense regions: runs of REGION_MIN_HITS shingles found in the index within REGION_WINDOW consecutive
+# shingles, merged where they overlap, from the first such shingle to the last; looked for in texts of
+# REGION_MIN_TEXT shingles or more. Ordinary text has few, so they cost little beyond finding them,
+# which looks at the shingles found in the index only.
+REGION_WINDOW = 16
+REGION_MIN_HITS = 8
+REGION_MIN_TEXT = 48
+
+
+def _dense_regions(text_ix: np.ndarray, hit: np.ndarray, long_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last shingle position (into the batch's shingle arrays, texts one after another)
+    of each dense region of the texts marked ``long_text``."""
+    hits = np.flatnonzero(hit)
+    hits = hits[long_text[text_ix[hits]]]
+    k = REGION_MIN_HITS
+    if len(hits) < k:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, hi = hits[: len(hits) - k + 1], hits[k - 1 :]  # k consecutive hits
+    dense = np.flatnonzero((hi - lo < REGION_WINDOW) & (text_ix[lo] == text_ix[hi]))
+    if len(dense) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, hi = lo[dense], hi[dense]  # both increasing: a run overlaps the one before it or none before
+    new = np.concatenate(([True], (lo[1:] > hi[:-1]) | (text_ix[lo[1:]] != text_ix[lo[:-1]])))
+    return lo[new].astype(np.int64), hi[np.concatenate((new[1:], [True]))].astype(np.int64)
+
+
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(sorted_values, return_inverse=True)`` for sorted input, without sorting again."""
     if len(sorted_values) == 0:
@@ -272,4 +334,4 @@ def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _empty_matches() -> pl.DataFrame:
-    return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64})
+    return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64, "tok_start": pl.Int64, "tok_end": pl.Int64})
