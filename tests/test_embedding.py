@@ -355,6 +355,19 @@ def test_no_lower_bar_in_assistant_turns(tmp_path):
     assert found.select("row", "field", "item_id").rows() == [(1, "prompt", "q1")]
 
 
+def test_no_lower_bar_for_a_piece_of_a_long_text(tmp_path):
+    """An article's sentence on a topic sits close to an exam question on it (Auto-J responses read as
+    plain text: "GDP is the total market value of all final goods..." at 0.77 to an MMLU question):
+    the lower bar is for a text asked as it is, not for a paragraph of a long one."""
+    rewrite = " ".join(WORDS[:19] + [f"new{i}" for i in range(6)])  # bag-of-words cosine 0.76 with q1
+    closer = " ".join(WORDS[:22] + [f"new{i}" for i in range(3)])  # 0.88
+    filler = " ".join(f"filler{i}" for i in range(60))
+    long_with = lambda text: "\n\n".join([filler, text, filler.replace("filler", "other")])  # noqa: E731
+    rows = [{"text": rewrite}, {"text": long_with(rewrite)}, {"text": long_with(closer)}]
+    found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", rows)), index=_mc_index(tmp_path, with_choices=True)).findings
+    assert found.select("row", "item_id").rows() == [(0, "q1"), (2, "q1")]
+
+
 def test_a_few_words_count_only_as_a_near_copy(tmp_path):
     item = "alpha bravo charlie delta echo foxtrot"
     source = write_jsonl(tmp_path / "s.jsonl", [{"id": "s1", "question": item}])

@@ -389,7 +389,7 @@ class EmbeddingLayer:
     def floors(self, min_cosine: float, *, is_answer: np.ndarray, choice_item: np.ndarray, short: np.ndarray) -> np.ndarray:
         """The cosine each match needs: ``min_cosine``, at least ``min_cosine_answer`` against a
         reference answer, ``choice_item_offset`` less against a multiple-choice knowledge question
-        (outside assistant turns: the caller's ``choice_item``), at least ``min_cosine_short_text``
+        (for a whole text outside assistant turns: the caller's ``choice_item``), at least ``min_cosine_short_text``
         for a text under ``short_text_words``."""
         floor = np.where(is_answer, max(min_cosine, self.params.min_cosine_answer),
                          np.where(choice_item, min_cosine - self.params.choice_item_offset, min_cosine))
@@ -433,10 +433,13 @@ class EmbeddingLayer:
             "lexical": np.repeat(windows["lexical"].to_numpy(), k),
             "char_start": np.repeat(windows["char_start"].to_numpy(), k), "char_end": np.repeat(windows["char_end"].to_numpy(), k),
             "short": np.repeat(windows["tokens"].to_numpy() < self.params.short_text_words, k),
+            "piece": np.repeat(windows["piece"].to_numpy(), k),
         }).filter(pl.col("row") >= 0)
         rows, text_ix = found["row"].to_numpy(), found["text_ix"].to_numpy()
-        floor = self.floors(min_cosine, is_answer=self.is_answer[rows],
-                            choice_item=self.is_choice_item[rows] & (~assistant[text_ix] if assistant is not None else True),
+        # the lower bar for exam questions holds for a text asked as it is, not for a piece of a long
+        # text (an article's sentence on pruning is close to an exam question on pruning)
+        asked = ~found["piece"].to_numpy() & (~assistant[text_ix] if assistant is not None else True)
+        floor = self.floors(min_cosine, is_answer=self.is_answer[rows], choice_item=self.is_choice_item[rows] & asked,
                             short=found["short"].to_numpy())
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
@@ -487,9 +490,9 @@ class EmbeddingLayer:
         return pl.DataFrame({
             "text_ix": owner_ix[chosen], "text": [window_texts[i] for i in chosen.tolist()],
             "char_start": starts[chosen], "char_end": ends[chosen],
-            "lexical": score[chosen].astype(np.float64), "tokens": tokens[chosen],
+            "lexical": score[chosen].astype(np.float64), "tokens": tokens[chosen], "piece": alone[chosen],
         }, schema={"text_ix": pl.Int64, "text": pl.String, "char_start": pl.Int64, "char_end": pl.Int64,
-                   "lexical": pl.Float64, "tokens": pl.Int64})
+                   "lexical": pl.Float64, "tokens": pl.Int64, "piece": pl.Boolean})
 
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
