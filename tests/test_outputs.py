@@ -257,15 +257,21 @@ def test_fail_on_policies(tmp_path, index_dir, gsm8k):
     assert bad.exit_code == 2 and "unknown kind 'everything'" in bad.stderr
 
 
-def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
+def _git_repo(folder):
+    """A new git repository in ``folder``, and a function that runs git there."""
     if not shutil.which("git"):
         pytest.skip("git is not installed")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    folder.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=folder, check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "t")
+    return git
+
+
+def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
+    repo = tmp_path / "repo"
+    git = _git_repo(repo)
     data = repo / "data.jsonl"
     write_jsonl(data, [{"prompt": gsm8k[0]["question"]}, {"prompt": "plain row"}])
     git("add", "data.jsonl")
@@ -293,18 +299,12 @@ def test_since_scans_only_changed_rows(tmp_path, index_dir, gsm8k):
 
 def test_since_on_a_text_file_scans_the_records_that_changed(tmp_path, index_dir, gsm8k, monkeypatch):
     """A text file's record is changed when one of its lines is, or when it lost lines."""
-    if not shutil.which("git"):
-        pytest.skip("git is not installed")
     from decontam import readers
     from decontam.incremental import changed_rows
 
     monkeypatch.setattr(readers, "TEXT_RECORD_BYTES", 60)  # every paragraph here its own record
     repo = tmp_path / "repo"
-    repo.mkdir()
-    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
+    git = _git_repo(repo)
     paragraphs = [gsm8k[0]["question"]] + [f"Paragraph {k} of an ordinary document, long enough to be a record\nof its own, on two lines."
                                           for k in range(1, 5)]
     book = repo / "book.txt"
