@@ -17,7 +17,7 @@ import typer
 from . import __version__
 from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, write_manifest
-from .errors import DecontamError, ParameterError
+from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
@@ -279,9 +279,13 @@ def scan_command(
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
         if shard_mb is not None and shard_mb < 1:
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
-        result = _scan_with_progress(sources, loaded, options, workers=workers, work_dir=work_dir,
-                                     shard_bytes=shard_mb << 20 if shard_mb else None, engine=engine, address=address,
-                                     embedding_actors=embedding_actors, note=_err)
+        unreadable = None
+        try:
+            result = _scan_with_progress(sources, loaded, options, workers=workers, work_dir=work_dir,
+                                         shard_bytes=shard_mb << 20 if shard_mb else None, engine=engine, address=address,
+                                         embedding_actors=embedding_actors, note=_err)
+        except UnreadableInputError as exc:  # the other files' findings are written and shown, then exit 2
+            result, unreadable = exc.result, exc
         findings, n_accepted = without_baseline(result.findings, accepted)
         result.findings = findings
         summary = result.summary(fail_min_score=fail_min_score)
@@ -307,6 +311,8 @@ def scan_command(
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(render_terminal_summary(summary, result, fail_min_score=fail_min_score, top=top))
+    if unreadable is not None:
+        raise _fail(unreadable)
     raise typer.Exit(code=EXIT_FOUND if summary["gate"]["failed"] else EXIT_CLEAN)
 
 

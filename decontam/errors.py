@@ -25,6 +25,15 @@ class InputError(DecontamError):
     """A corpus or test-set input cannot be read or understood."""
 
 
+class UnreadableInputError(InputError):
+    """A corpus file none of whose rows could be read (a format decontam does not read, another
+    encoding). ``result``: the scan of everything else, so that a long scan loses nothing."""
+
+    def __init__(self, message: str, hint: str | None = None, result=None):
+        super().__init__(message, hint)
+        self.result = result
+
+
 class IndexFormatError(DecontamError):
     """An index folder is missing, from another format version, or fails its checksums."""
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from .engines import MAX_SHARD_BYTES, Shard, WorkDir, merge_counts, merge_findings, plan_shards, run_key
 from .engines.local import run_local, workers_worth_starting
-from .errors import InputError, ParameterError
+from .errors import InputError, ParameterError, UnreadableInputError
 from .findings import FINDINGS_SCHEMA, SORT_KEYS, empty_findings, summarize
 from .index import Index, default_index_path, load_index
 from .layers.embedding import missing_packages
@@ -169,9 +169,10 @@ def scan(
                           num_cpus=workers if address is None else None, embedding_actors=embedding_actors, on_note=note)
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
-    _refuse_unreadable_sources(results)
     counts = ScanCounts(**merge_counts([c for _, _, c in results]))
-    return ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
+    result = ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
+    _refuse_unreadable_sources(results, result)
+    return result
 
 
 def _local_plan(sources: list[str], workers: int, methods: tuple[str, ...]) -> list[Shard]:
@@ -184,9 +185,10 @@ def _local_plan(sources: list[str], workers: int, methods: tuple[str, ...]) -> l
     return [Shard(s.source) if s.chunk_bytes else s for s in shards]
 
 
-def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]]) -> None:
+def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]], result: ScanResult) -> None:
     """A file none of whose rows could be read is in a format decontam does not read (a pretty-printed
-    JSON object, CSV named .jsonl, ...): an input error, not a clean scan that exits 0."""
+    JSON object, CSV named .jsonl, ...): an input error, not a clean scan that exits 0. The error
+    carries the ``result`` of the scan, whose findings on the other files are not to be lost."""
     per_source: dict[str, list[int]] = {}
     for shard, _, counts in results:
         totals = per_source.setdefault(shard.source, [0, 0])
@@ -203,8 +205,7 @@ def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]]) 
                         "with a header row, Parquet and datasets; a file holding one object around a list converts with "
                         "`jq -c '.data[]' FILE > FILE.jsonl`")
             what = f"none of the {rows:,} rows of {name} could be read" if rows > 1 else f"the only row of {name} could not be read"
-            raise InputError(what + (f" ({first['location']}: {first['problem']})" if first else ""),
-                             hint)
+            raise UnreadableInputError(what + (f" ({first['location']}: {first['problem']})" if first else ""), hint, result)
 
 
 def _default_methods(index: Index, options: ScanOptions) -> tuple[ScanOptions, dict[str, str]]:

@@ -98,7 +98,7 @@ def test_file_with_no_readable_row_exits_2(tmp_path, index_dir):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("prompt,chosen\nwhat is 2+2,four\n")  # CSV under a JSONL name: every row malformed
     result = run("scan", corpus, "--index", index_dir)
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 2 and result.stdout.startswith("Scanned 2 rows (0 text segments).\n2 malformed rows were skipped:\n")
     assert result.stderr.splitlines()[-2:] == [
         f"Error: none of the 2 rows of {corpus} could be read ({corpus}:1: not valid JSON (unexpected character, "
         "expected a JSON value: line 1 column 1 (char 0)))",
@@ -110,6 +110,18 @@ def test_file_with_no_readable_row_exits_2(tmp_path, index_dir):
     result = run("scan", latin, "--index", index_dir)
     assert result.exit_code == 2 and result.stderr.splitlines()[-1] == (
         f"Hint: the file is not UTF-8 text; convert it, e.g. iconv -f LATIN1 -t UTF-8 {latin} > converted (with its real encoding)")
+
+
+def test_an_unreadable_file_among_others_loses_none_of_their_findings(tmp_path, index_dir, gsm8k):
+    """A folder scan with one file decontam cannot read: the other files' findings are written and
+    shown, then the error, exit 2 (the scan of a big folder is not lost for one bad file)."""
+    write_jsonl(tmp_path / "good.jsonl", [{"prompt": gsm8k[2]["question"]}])
+    (tmp_path / "bad.jsonl").write_text("prompt,chosen\nwhat is 2+2,four\n")
+    out = tmp_path / "out" / "f.parquet"
+    result = run("scan", tmp_path, "--index", index_dir, "--out", out, "--methods", "ngram")
+    assert result.exit_code == 2 and "Flagged 1 row (33.33%) with 1 finding." in result.stdout
+    assert pl.read_parquet(out)["item_id"].to_list() == ["gsm8k_test_2"]
+    assert f"Error: none of the 2 rows of {tmp_path / 'bad.jsonl'} could be read" in result.stderr
 
 
 def test_unknown_method_exits_2(tmp_path, index_dir):
