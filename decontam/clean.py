@@ -118,16 +118,16 @@ def write_manifest(result: CleanResult, path: str | Path) -> None:
 
 
 def _format_of(path: Path) -> str | None:
-    """jsonl (.ndjson too) / json / parquet / csv / tsv / txt by the file's name (any compression), None for others."""
+    """jsonl (.ndjson too) / json / parquet / csv / tsv / txt / md by the file's name (any compression), None for others."""
     name = without_compression(path.name)
-    kind = next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv", "txt") if name.endswith(f".{kind}")), None)
+    kind = next((kind for kind in ("jsonl", "ndjson", "json", "parquet", "csv", "tsv", "txt", "md") if name.endswith(f".{kind}")), None)
     return "jsonl" if kind == "ndjson" else kind
 
 
 # What each input format can be written back as (JSONL lines are copied as they are; a .json file
 # whose first line is a whole record is read back as JSONL).
 _OUTPUT_FORMATS = {"jsonl": ("jsonl", "json"), "json": ("json", "jsonl"), "parquet": ("parquet",), "csv": ("csv",),
-                   "tsv": ("tsv",), "txt": ("txt",)}
+                   "tsv": ("tsv",), "txt": ("txt",), "md": ("md", "txt")}
 
 
 def _check_output_format(corpus: Path, kept_path: Path, removed_path: Path) -> None:

@@ -24,7 +24,7 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
     None means every row is to be scanned: the file is new (not in ``revision``), or its header changed.
     """
     path = Path(path)
-    if not path.name.endswith((".jsonl", ".ndjson", ".csv", ".tsv", ".txt")):
+    if not path.name.endswith((".jsonl", ".ndjson", ".csv", ".tsv", ".txt", ".md")):
         raise InputError(f"--since works on plain JSONL, CSV, TSV and text files; {path} is not one", "scan compressed or Parquet files whole")
     folder = path.resolve().parent
     top = _git(["rev-parse", "--show-toplevel"], folder)
@@ -47,7 +47,7 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
             cuts.add(start)
     if path.name.endswith((".csv", ".tsv")):
         return _csv_rows_on(path, lines)
-    if path.name.endswith(".txt"):
+    if path.name.endswith((".txt", ".md")):
         return _text_rows_on(path, lines, cuts)
     return {line - 1 for line in lines}
 

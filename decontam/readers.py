@@ -3,8 +3,8 @@
 Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files (read row group by
 row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a
 ``.json`` file that does not start with ``[`` is read as JSONL), CSV and TSV files with a header row
-(quoted fields may hold line breaks; compressed too), plain text files (``.txt``: records of whole
-paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face
+(quoted fields may hold line breaks; compressed too), plain text files (``.txt``, and ``.md`` when
+named: records of whole paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face
 datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
 Records are streamed: nothing holds a whole corpus in memory (JSON arrays are parsed incrementally,
 with ijson).
@@ -52,10 +52,11 @@ def compressed_forms(*bases: str) -> tuple[str, ...]:
 
 JSONL_SUFFIXES = compressed_forms(".jsonl", ".ndjson")
 CSV_SUFFIXES = compressed_forms(".csv", ".tsv")
-TEXT_SUFFIXES = compressed_forms(".txt")
-CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES, *TEXT_SUFFIXES)
-# Read when named as files or globs, not picked up from folders (where .json is often metadata).
+TEXT_SUFFIXES = compressed_forms(".txt", ".md")
+CORPUS_SUFFIXES = (*JSONL_SUFFIXES, ".parquet", *CSV_SUFFIXES, *compressed_forms(".txt"))
 JSON_SUFFIXES = compressed_forms(".json")
+# Read when named as files or globs, not picked up from folders (where .json is often metadata, and .md a README).
+NAMED_SUFFIXES = (*JSON_SUFFIXES, *compressed_forms(".md"))
 RECORD_ID_KEYS = ("id", "_id", "uuid", "idx", "question_id", "key", "uid", "prompt_id")
 USER_FIELDS = {"prompt", "instruction", "input", "question", "query", "problem", "human", "user"}
 ASSISTANT_FIELDS = {"chosen", "rejected", "output", "response", "completion", "answer", "solution",
@@ -144,7 +145,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
             if not files:
                 raise InputError(f"folder {spec} holds no corpus file",
-                                 f"corpus files end in {', '.join(CORPUS_SUFFIXES)}; name .json files by a glob ({spec}/*.json)")
+                                 f"corpus files end in {', '.join(CORPUS_SUFFIXES)}; name .json and .md files by a glob ({spec}/*.json)")
             out += files
         elif any(ch in spec for ch in "*?["):
             files = sorted(p for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
@@ -153,8 +154,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             out += files
         elif not path.exists():
             raise InputError(f"corpus file {spec} does not exist", "check the path; hub datasets are written hf:owner/name?split=train")
-        elif not path.name.endswith(CORPUS_SUFFIXES + JSON_SUFFIXES):
-            raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES + JSON_SUFFIXES)}")
+        elif not path.name.endswith(CORPUS_SUFFIXES + NAMED_SUFFIXES):
+            raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES + NAMED_SUFFIXES)}")
         else:
             out.append(spec)
     return out
@@ -170,7 +171,7 @@ def _expand_url(spec: str) -> list[str]:
     except (ImportError, ValueError) as exc:
         raise InputError(f"cannot open {spec}: {exc}", "install the fsspec backend for that store (s3fs, gcsfs, ...)") from exc
     protocol = spec.split("://", 1)[0]
-    suffixes = CORPUS_SUFFIXES + (JSON_SUFFIXES if spec.endswith(JSON_SUFFIXES) else ())  # .json when asked for by name
+    suffixes = CORPUS_SUFFIXES + (NAMED_SUFFIXES if spec.endswith(NAMED_SUFFIXES) else ())  # .json, .md when asked for by name
     found = []
     for p in paths:
         if fs.isdir(p):  # a folder is walked, as a local one is

@@ -382,8 +382,11 @@ def test_folders_and_globs(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"text": "a"}])
     (tmp_path / "sub").mkdir()
     write_jsonl(tmp_path / "sub" / "b.jsonl", [{"text": "b"}])
-    (tmp_path / "notes.md").write_text("ignored")
+    (tmp_path / "notes.md").write_text("A README in a folder of shards is not corpus.\n")
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
+    # named, by path or by a glob, a Markdown file is text
+    assert expand_inputs([str(tmp_path / "notes.md")]) == expand_inputs([str(tmp_path / "*.md")]) == [str(tmp_path / "notes.md")]
+    assert [r.data for r in iter_records(str(tmp_path / "notes.md"))] == [{"text": "A README in a folder of shards is not corpus.\n"}]
     assert expand_inputs([str(tmp_path / "**" / "*.jsonl")]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
     (tmp_path / "meta.json").write_text("{}")  # .json in a folder is often metadata: read only when named
     assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"), str(tmp_path / "sub" / "b.jsonl")]
