@@ -23,7 +23,7 @@ from decontam.scan import ScanOptions
 
 from .common import read_jsonl
 
-STOP_WORDS = "the of a and to in is was for on".split()
+STOP_WORDS = ["the", "of", "a", "and", "to", "in", "is", "was", "for", "on"]
 
 
 def edited(question: str, every: int, rng: random.Random) -> str:

@@ -119,10 +119,10 @@ def _small_files(tmp: Path, n: int) -> tuple[Path, Path]:
 def _flat_copies(corpus: Path) -> list[Path]:
     """The corpus's rows with nested values as JSON strings, written as JSONL, CSV, Parquet and text,
     and the text file's records as JSONL."""
-    from decontam.readers import text_records
-
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from decontam.readers import text_records
 
     rows = [json.loads(line) for line in corpus.open()]
     flat = [{k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in row.items()} for row in rows]

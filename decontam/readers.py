@@ -487,16 +487,15 @@ def text_records(handle) -> Iterator[tuple[int, bytes]]:
     order; each cut depends only on where its record starts, so a piece of the file that starts at a
     record start is cut the same."""
     held: list[bytes] = []
-    size = start = line_no = 0
+    size = start = 0
     after_blank = False
-    for line in handle:
+    for line_no, line in enumerate(handle):
         if held and (size >= TEXT_RECORD_MAX_BYTES or size >= TEXT_RECORD_BYTES and after_blank and line.strip()):
             yield start, b"".join(held)
             held, size, start = [], 0, line_no
         held.append(line)
         size += len(line)
         after_blank = not line.strip()
-        line_no += 1
     if held:
         yield start, b"".join(held)
 

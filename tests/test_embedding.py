@@ -362,7 +362,10 @@ def test_no_lower_bar_for_a_piece_of_a_long_text(tmp_path):
     rewrite = " ".join(WORDS[:19] + [f"new{i}" for i in range(6)])  # bag-of-words cosine 0.76 with q1
     closer = " ".join(WORDS[:22] + [f"new{i}" for i in range(3)])  # 0.88
     filler = " ".join(f"filler{i}" for i in range(60))
-    long_with = lambda text: "\n\n".join([filler, text, filler.replace("filler", "other")])  # noqa: E731
+
+    def long_with(text: str) -> str:
+        return "\n\n".join([filler, text, filler.replace("filler", "other")])
+
     rows = [{"text": rewrite}, {"text": long_with(rewrite)}, {"text": long_with(closer)}]
     found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", rows)), index=_mc_index(tmp_path, with_choices=True)).findings
     assert found.select("row", "item_id").rows() == [(0, "q1"), (2, "q1")]

@@ -19,7 +19,7 @@ from decontam.engines import Shard, iter_chunks, plan_shards
 from decontam.errors import InputError
 from decontam.findings import SORT_KEYS
 
-from .conftest import DATA, write_jsonl
+from .conftest import DATA, read_jsonl, write_jsonl
 
 KEY = SORT_KEYS + ["score", "span_start", "span_end"]
 
@@ -242,8 +242,7 @@ def test_a_big_text_file_is_scanned_in_pieces_of_whole_records_by_all_workers(tm
     and the findings, rows and counts equal those of one process reading the file whole."""
     from decontam.readers import TEXT_RECORD_BYTES
 
-    prompts = [r["prompt"] for r in gzip.open(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz", "rt")
-               for r in [json.loads(r)]]
+    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
     paragraphs = [prompts[i % len(prompts)] for i in range(3_000)]
     for k in range(12):
         paragraphs.insert(k * 250, gsm8k[k]["question"])
@@ -401,11 +400,10 @@ def test_memory_is_bounded_by_batch_and_index_not_corpus(tmp_path, index_dir, gs
     assert packed_mb - small_mb < 120, (small_mb, packed_mb, corpus_mb)
     # long documents: 38 MB of text in 64 KB records were one batch (+850 MB over the small corpus
     # here); a batch now ends at 8 MB of text (+225 MB)
-    prompts = [json.loads(line)["prompt"] for line in gzip.open(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz", "rt")]
+    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
     book = tmp_path / "book.txt"
     with open(book, "w") as handle:
-        for i in range(40_000_000 // (sum(map(len, prompts)) // len(prompts))):
-            handle.write(prompts[i * 7919 % len(prompts)] + "\n\n")
+        handle.writelines(prompts[i * 7919 % len(prompts)] + "\n\n" for i in range(40_000_000 // (sum(map(len, prompts)) // len(prompts))))
     assert book.stat().st_size > 35 * 2**20
     book_mb = peak(book)
     print(f"peak RSS: {book_mb} MB for {book.stat().st_size / 2**20:.0f} MB of text")
