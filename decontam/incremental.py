@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import InputError
+from .readers import TEXT_SUFFIXES, csv_records_as_bytes, lines_in, open_compressed, text_records
 
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 
@@ -47,7 +48,7 @@ def changed_rows(path: str | Path, revision: str) -> set[int] | None:
             cuts.add(start)
     if path.name.endswith((".csv", ".tsv")):
         return _csv_rows_on(path, lines)
-    if path.name.endswith((".txt", ".md")):
+    if path.name.endswith(TEXT_SUFFIXES):
         return _text_rows_on(path, lines, cuts)
     return {line - 1 for line in lines}
 
@@ -56,13 +57,11 @@ def _text_rows_on(path: Path, lines: set[int], cuts: set[int]) -> set[int]:
     """The rows (first lines, 0-based) of a text file's records that hold one of these lines, or
     lost lines (a record that lost some is changed too; one that lost its last ones, or a record
     after a cut between records, is scanned as well)."""
-    from .readers import open_compressed, text_records
-
     touched = lines | cuts | {cut + 1 for cut in cuts}
     rows: set[int] = set()
     with open_compressed(path) as handle:
         for start, data in text_records(handle):
-            span = range(start + 1, start + 1 + data.count(b"\n") + (not data.endswith(b"\n")))
+            span = range(start + 1, start + 1 + lines_in(data))
             if not touched.isdisjoint(span):
                 rows.add(start)
     return rows
@@ -71,8 +70,6 @@ def _text_rows_on(path: Path, lines: set[int], cuts: set[int]) -> set[int]:
 def _csv_rows_on(path: Path, lines: set[int]) -> set[int] | None:
     """The rows (after the header) of a CSV file whose records touch these lines (a quoted field may
     span several); None when the header is among them."""
-    from .readers import csv_records_as_bytes
-
     rows: set[int] = set()
     with csv_records_as_bytes(str(path)) as records:
         for position, (start, _, data) in enumerate(records):

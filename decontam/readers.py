@@ -4,8 +4,8 @@ Inputs: JSONL files (plain, or compressed: .gz, .zst, .bz2, .xz), Parquet files 
 row group, 2,000 rows at a time), JSON files holding one array of records (``alpaca_data.json``; a
 ``.json`` file that does not start with ``[`` is read as JSONL), CSV and TSV files with a header row
 (quoted fields may hold line breaks; compressed too), plain text files (``.txt``, and ``.md`` when
-named: records of whole paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL on stdin, and Hugging Face
-datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
+named: records of whole paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL
+on stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
 Records are streamed: nothing holds a whole corpus in memory (JSON arrays are parsed incrementally,
 with ijson).
 
@@ -500,6 +500,11 @@ def text_records(handle) -> Iterator[tuple[int, bytes]]:
         yield start, b"".join(held)
 
 
+def lines_in(data: bytes) -> int:
+    """How many lines a record of a text file holds (its last one may lack a line break)."""
+    return data.count(b"\n") + (not data.endswith(b"\n"))
+
+
 def _iter_text(source: str, *, payload: bytes | None = None, first_line: int = 1) -> Iterator[Record | MalformedRow]:
     """A plain text file's ``text_records`` as records ``{"text": ...}``; row = the 0-based line the
     record starts on, so that ``file:row+1`` is its first line. ``payload``: whole records of the file,
@@ -514,7 +519,7 @@ def _iter_text(source: str, *, payload: bytes | None = None, first_line: int = 1
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad, last = row + 1 + data.count(b"\n", 0, exc.start), row + data.count(b"\n") + (not data.endswith(b"\n"))
+                bad, last = row + 1 + data.count(b"\n", 0, exc.start), row + lines_in(data)
                 held = f"line {last}" if last == row + 1 else f"lines {row + 1}-{last}"
                 yield MalformedRow(source, row + 1, f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {bad}; {held} not scanned "
                                                     "(convert the file: iconv -f LATIN1 -t UTF-8, or from the encoding it is in)")

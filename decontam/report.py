@@ -20,9 +20,14 @@ MARKDOWN_LIMIT = 65_000  # GitHub's limit for a comment / step summary is 65,536
 _WORD = re.compile(r"[^\W_]+")
 
 
+def plural(n: int) -> str:
+    """The ending of a noun counted ``n`` times: ``row{plural(n)}``."""
+    return "" if n == 1 else "s"
+
+
 def count_of(n: int, noun: str) -> str:
     """``1 row``, ``2 rows``, ``1,392 rows``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun}{plural(n)}"
 
 
 def build_report(findings: pl.DataFrame, *, counts: dict | None = None, index: Index | None = None, top: int = 20) -> dict:
@@ -128,11 +133,11 @@ def render_json(report: dict) -> str:
 def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     lines = ["## decontam: benchmark contamination report", ""]
     if report["rows_read"] is not None:
-        lines.append(f"Scanned **{report['rows_read']:,}** row{'' if report['rows_read'] == 1 else 's'}; **{report['rows_flagged']:,}** flagged "
+        lines.append(f"Scanned **{report['rows_read']:,}** row{plural(report['rows_read'])}; **{report['rows_flagged']:,}** flagged "
                      f"({report['share_of_rows_flagged']:.2%}): {report['rows_with_items']:,} with test items, "
                      f"{report['rows_with_artifacts']:,} with benchmark templates.")
     else:
-        lines.append(f"**{report['rows_flagged']:,}** row{'' if report['rows_flagged'] == 1 else 's'} flagged: {report['rows_with_items']:,} with test items, "
+        lines.append(f"**{report['rows_flagged']:,}** row{plural(report['rows_flagged'])} flagged: {report['rows_with_items']:,} with test items, "
                      f"{report['rows_with_artifacts']:,} with benchmark templates.")
     lines.append("")
     found = {k: v for k, v in report["benchmarks"].items() if v["rows"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -34,6 +35,12 @@ def read_jsonl(path: Path) -> list[dict]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
+
+
+@functools.cache
+def t0_prompts() -> tuple[str, ...]:
+    """The prompts of the T0 training sample: real text, of every length, to set test items in."""
+    return tuple(r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz"))
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

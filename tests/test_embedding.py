@@ -12,7 +12,7 @@ from decontam.index import IndexParams
 from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _passages, _windows, question_stem
 from decontam.scan import ScanOptions
 
-from .conftest import DATA, INDEX_SOURCES, read_jsonl, write_jsonl
+from .conftest import DATA, INDEX_SOURCES, read_jsonl, t0_prompts, write_jsonl
 
 REWRITES = read_jsonl(DATA / "contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
 
@@ -100,8 +100,7 @@ def test_paragraphs_and_lines_of_a_long_text_are_windows_of_their_own():
 
 def test_a_question_set_apart_in_a_long_text_reaches_the_model(hashing_index, tmp_path, gsm8k):
     """Its text as a whole is far under the first stage's bar; its paragraph is a window that is not."""
-    context = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
-               if 150 <= len(r["prompt"].split()) <= 400][:2]
+    context = [p for p in t0_prompts() if 150 <= len(p.split()) <= 400][:2]
     question = gsm8k[580]["question"]
     text = f"{context[0]}\n\n{question}\n\n{context[1]}"
     layer = hashing_index.layers["embedding"]
@@ -203,8 +202,7 @@ def test_minilm_finds_llm_rewrites_not_train_problems(minilm_index, tmp_path):
 def test_minilm_finds_llm_rewrites_set_apart_in_long_texts(minilm_index, tmp_path):
     path, ids = minilm_index
     rewrites = [x for x in REWRITES if x["gsm8k_test_id"] in ids][:20]
-    context = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")
-               if 150 <= len(r["prompt"].split()) <= 400][:40]
+    context = [p for p in t0_prompts() if 150 <= len(p.split()) <= 400][:40]
     rows = [{"text": f"{context[2 * k]}\n\n{x['rewritten_question_1']}\n\n{context[2 * k + 1]}"} for k, x in enumerate(rewrites)]
     found = decontam.scan(str(write_jsonl(tmp_path / "c.jsonl", rows)), index=path,
                           options=ScanOptions(methods=("embedding",))).findings

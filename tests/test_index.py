@@ -15,7 +15,7 @@ from decontam.layers import MinHashParams, NgramParams
 from decontam.layers.minhash import signatures
 from decontam.scan import ScanOptions
 
-from .conftest import INDEX_SOURCES, write_jsonl
+from .conftest import INDEX_SOURCES, t0_prompts, write_jsonl
 
 
 def test_manifest_records_sources_revisions_counts_and_checksums(index):
@@ -148,12 +148,10 @@ def test_a_near_duplicate_inside_a_long_text_is_found_in_its_region(tmp_path, in
     Its dense region is matched now, and the evidence is that region."""
     from decontam.readers import TEXT_RECORD_BYTES
 
-    from .conftest import DATA, read_jsonl
-
     question = index.parts.filter((pl.col("benchmark") == "gsm8k") & (pl.col("item_id") == "gsm8k_test_40"))["text"][0]
     words = question.split()
     edited = " ".join("the" if i % 10 == 5 else word for i, word in enumerate(words))
-    passages = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")[:400]]
+    passages = list(t0_prompts()[:80])
     long_text = "\n\n".join(passages[:20] + [edited] + passages[20:40])
     assert len(long_text) < TEXT_RECORD_BYTES
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": edited}, {"text": long_text}, {"text": "\n\n".join(passages[40:80])}])

@@ -12,7 +12,7 @@ from decontam.readers import expand_inputs, iter_records, records_as_jsonl, segm
 from decontam.scan import ScanOptions
 from decontam.types import MalformedRow, Record
 
-from .conftest import DATA, read_jsonl, write_jsonl
+from .conftest import DATA, t0_prompts, write_jsonl
 
 
 def seg(data):
@@ -395,7 +395,7 @@ def test_folders_and_globs(tmp_path):
 
 def _t0_document(rng, min_bytes):
     """Real T0 prompts, one paragraph each, until the text holds ``min_bytes``."""
-    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
+    prompts = t0_prompts()
     paragraphs = []
     while sum(len(p) + 2 for p in paragraphs) < min_bytes:
         paragraphs.append(rng.choice(prompts))

@@ -19,7 +19,7 @@ from decontam.engines import Shard, iter_chunks, plan_shards
 from decontam.errors import InputError
 from decontam.findings import SORT_KEYS
 
-from .conftest import DATA, read_jsonl, write_jsonl
+from .conftest import DATA, t0_prompts, write_jsonl
 
 KEY = SORT_KEYS + ["score", "span_start", "span_end"]
 
@@ -242,7 +242,7 @@ def test_a_big_text_file_is_scanned_in_pieces_of_whole_records_by_all_workers(tm
     and the findings, rows and counts equal those of one process reading the file whole."""
     from decontam.readers import TEXT_RECORD_BYTES
 
-    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
+    prompts = t0_prompts()
     paragraphs = [prompts[i % len(prompts)] for i in range(3_000)]
     for k in range(12):
         paragraphs.insert(k * 250, gsm8k[k]["question"])
@@ -400,7 +400,7 @@ def test_memory_is_bounded_by_batch_and_index_not_corpus(tmp_path, index_dir, gs
     assert packed_mb - small_mb < 120, (small_mb, packed_mb, corpus_mb)
     # long documents: 38 MB of text in 64 KB records were one batch (+850 MB over the small corpus
     # here); a batch now ends at 8 MB of text (+225 MB)
-    prompts = [r["prompt"] for r in read_jsonl(DATA / "corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")]
+    prompts = t0_prompts()
     book = tmp_path / "book.txt"
     with open(book, "w") as handle:
         handle.writelines(prompts[i * 7919 % len(prompts)] + "\n\n" for i in range(40_000_000 // (sum(map(len, prompts)) // len(prompts))))

@@ -452,13 +452,14 @@ class EmbeddingLayer:
     def _candidate_windows(self, texts: Sequence[str], batch: TokenBatch, lexical: np.ndarray, passed: np.ndarray,
                            min_lexical: float, vocabulary, assistant: np.ndarray | None) -> pl.DataFrame:
         """The windows the model sees: text_ix, text, char_start, char_end, lexical (the first-stage
-        score that let it through), tokens (its length). A text that passes the first stage goes
+        score that let it through), tokens (its length), piece (a window or passage of a longer text,
+        not the text whole). A text that passes the first stage goes
         whole, or as its windows when it is long; a long text's passages (``_passages``) are scored on
         their own and go when they pass, whether or not their text does — except in assistant turns,
         whose lines restate the user's question ("Here are five examples of how politicians use the
         base rate fallacy:") and explain its topic, and are not where a test question is pasted."""
         window_words = self.params.window_words
-        owner, spans, alone = [], [], []
+        owner, spans, piece = [], [], []
         for t, text in enumerate(texts):
             # under 2 characters a word, a text this short has at most window_words words: one window
             long = len(text) > 2 * window_words
@@ -470,11 +471,11 @@ class EmbeddingLayer:
                 passages = [span for span in passages if span not in taken]
             owner += [t] * (len(windows) + len(passages))
             spans += windows + passages
-            alone += [len(windows) > 1] * len(windows) + [True] * len(passages)
-        owner_ix, alone = np.asarray(owner, dtype=np.int64), np.asarray(alone, dtype=bool)
+            piece += [len(windows) > 1] * len(windows) + [True] * len(passages)
+        owner_ix, piece = np.asarray(owner, dtype=np.int64), np.asarray(piece, dtype=bool)
         window_texts = [texts[t][a:b] for t, (a, b) in zip(owner, spans)]
         score, keep, tokens = lexical[owner_ix], passed[owner_ix].copy(), batch.lengths[owner_ix].astype(np.int64)
-        scored = np.flatnonzero(alone)  # pieces of a text: their own score and length
+        scored = np.flatnonzero(piece)  # pieces of a text: their own score and length
         if len(scored) and vocabulary is not None:
             from ..ngrams import encode_batch
 
@@ -490,7 +491,7 @@ class EmbeddingLayer:
         return pl.DataFrame({
             "text_ix": owner_ix[chosen], "text": [window_texts[i] for i in chosen.tolist()],
             "char_start": starts[chosen], "char_end": ends[chosen],
-            "lexical": score[chosen].astype(np.float64), "tokens": tokens[chosen], "piece": alone[chosen],
+            "lexical": score[chosen].astype(np.float64), "tokens": tokens[chosen], "piece": piece[chosen],
         }, schema={"text_ix": pl.Int64, "text": pl.String, "char_start": pl.Int64, "char_end": pl.Int64,
                    "lexical": pl.Float64, "tokens": pl.Int64, "piece": pl.Boolean})
 
@@ -547,8 +548,8 @@ def _windows(text: str, words: int) -> list[tuple[int, int]]:
 
 def _passages(text: str, words: int, min_words: int = 8) -> list[tuple[int, int]]:
     """Character spans of the paragraphs of ``min_words`` to ``words`` words of a text longer than one
-    window (none for a shorter one), and of the lines of such length in longer paragraphs that end a sentence after a line
-    that ends one (the lines of wrapped text are pieces of sentences). A question set apart in a long
+    window (none for a shorter one), and of the lines of such length in longer paragraphs that end a
+    sentence after a line that ends one (the lines of wrapped text are pieces of sentences). A question set apart in a long
     text (a few-shot prompt, a page) stands alone there, while its windows mix it with its
     neighbours, which can outweigh it."""
     passages, total = [], 0
