@@ -232,7 +232,7 @@ def scan_command(
     min_score: Annotated[Optional[float], typer.Option(help="n-gram score threshold (default: the index's).")] = None,
     min_jaccard: Annotated[Optional[float], typer.Option(help="MinHash Jaccard threshold (default: the index's).")] = None,
     min_share: Annotated[Optional[float], typer.Option(help="Artifact threshold: share of a template's n-grams (default: the index's).")] = None,
-    min_cosine: Annotated[Optional[float], typer.Option(help="Embedding threshold: cosine (default: the index's; multiple-choice knowledge questions of 12+ words 0.05 lower, reference answers at least 0.92).")] = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="Embedding threshold: cosine (default: the index's; multiple-choice knowledge questions of 12+ words 0.05 lower, reference answers at least 0.92, a question with its right choice at least 0.85).")] = None,
     min_lexical: Annotated[Optional[float], typer.Option(help="Embedding first stage: TF-IDF cosine (default: the index's).")] = None,
     embedding_model: Annotated[Optional[str], typer.Option(help="Require the index's embedding layer to use this model.")] = None,
     device: Annotated[Optional[str], typer.Option(help="Device of the embedding model: cpu, cuda, cuda:1 (default: cuda when there is one).")] = None,

@@ -266,7 +266,8 @@ def build_index(
     if "minhash" in params.methods:
         layers["minhash"] = MinHashLayer.build(params.minhash, encoded, item_keys, parts["benchmark"].to_numpy())
     if "embedding" in params.methods:
-        layers["embedding"] = EmbeddingLayer.build(params.embedding, parts, encoded, embedder)
+        answer_choices = {(i.benchmark, i.item_id): i.answer_choice for t in loaded for i in t.items if i.answer_choice}
+        layers["embedding"] = EmbeddingLayer.build(params.embedding, parts, encoded, embedder, answer_choices=answer_choices)
     background_info = []
     if "artifact" in params.methods:
         question_side = all_parts.filter(pl.col("kind") == "item").select("benchmark", "item_no", "item_id", "text")

@@ -33,6 +33,9 @@ ANSWER_KEYS = (
 )  # fmt: skip
 RESPONSE_PAIR_KEYS = re.compile(r"^response[ _]?([ab12])$", re.IGNORECASE)
 CHOICE_COLUMN = re.compile(r"^(?:choice|option)[ _]?([0-9a-j])$", re.IGNORECASE)
+# which choice is right: MMLU's answer index, ARC's and OpenBookQA's answerKey, MMLU-Pro's and C-Eval's
+# letter, HellaSwag's label
+ANSWER_CHOICE_KEYS = ("answerkey", "answer_index", "answer_idx", "answer", "label")
 ID_KEYS = ("id", "question_id", "task_id", "key", "idx", "pair_id", "unique_id", "uid", "_id")
 SUBSET_KEYS = ("subset", "subject", "category", "source", "type", "dataset", "skill", "config")
 MAP_ROLES = ("question", "choices", "answer", "id", "subset")
@@ -140,6 +143,7 @@ def item_from_row(
         item_id=str(item_id) if item_id is not None else str(position),
         parts=tuple(parts),
         subset=None if subset is None or isinstance(subset, (dict, list)) else str(subset),
+        answer_choice=_answer_choice(row, fmap),
     )
 
 
@@ -152,26 +156,16 @@ def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
     for key in QUESTION_KEYS:
         if key in lower:
             value = row[lower[key]]
-            if isinstance(value, Mapping) and "stem" in value:  # ARC / OpenBookQA layout
-                parts += _text_part("question", "item", value["stem"])
-                parts += _choices_part(value.get("choices"))
-            else:
-                parts += _text_part("question", "item", value)
+            parts += _text_part("question", "item", value["stem"] if _is_stem_layout(value) else value)
             if parts:
                 break
     if "turns" in lower:
         parts += _turn_parts("turn", "item", row[lower["turns"]])
-    if "choices" in lower:
-        choices = row[lower["choices"]]
-        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) and "turns" in choices[0]:
-            parts += _turn_parts("answer_turn", "answer", choices[0]["turns"])  # FastChat model-answer layout
-        else:
-            parts += _choices_part(choices)
-    choice_columns = sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k))))
-    if choice_columns:
-        parts += _choices_part([row[k] for _, k in choice_columns])
-    elif len(letters := _letter_columns(row)) >= 2:  # C-Eval, CMMLU, MMLU's CSVs: question,A,B,C,D,answer
-        parts += _choices_part([row[k] for k in letters])
+    choices = row[lower["choices"]] if "choices" in lower else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) and "turns" in choices[0]:
+        parts += _turn_parts("answer_turn", "answer", choices[0]["turns"])  # FastChat model-answer layout
+    else:
+        parts += _choices_part(_raw_choices(row, {}))
     for key in ANSWER_KEYS:
         if key in lower:
             value = row[lower[key]]
@@ -200,7 +194,7 @@ def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, p
                              "fix the field path in --map; nested fields are written a.b or a[0].b, several fields a,b,c")
         value = values[0] if len(values) == 1 else values  # several fields: choices A,B,C,D or turns
         if role == "choices":
-            parts += _choices_part(value)
+            parts += _choices_part(_raw_choices(row, fmap))
         elif isinstance(value, list):
             parts += _turn_parts(role if role == "answer" else "turn", kind, value)
         else:
@@ -241,15 +235,80 @@ def _letter_columns(row: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _choices_part(choices: Any) -> list[ItemPart]:
+def _is_stem_layout(value: Any) -> bool:
+    """ARC's and OpenBookQA's ``question: {"stem": ..., "choices": [...]}``."""
+    return isinstance(value, Mapping) and "stem" in value
+
+
+def _raw_choices(row: Mapping[str, Any], fmap: Mapping[str, str]) -> Any:
+    """A row's choices as the row holds them: the mapped field(s), a stem layout's ``choices``, a
+    ``choices`` field, columns choice0..choiceN / option_a..., or columns A, B, C... (C-Eval, CMMLU,
+    MMLU's CSVs: question,A,B,C,D,answer). None when it has none."""
+    if "choices" in fmap:
+        values = [_lookup(row, p.strip()) for p in fmap["choices"].split(",") if p.strip()]
+        return values[0] if len(values) == 1 else values
+    lower = {str(k).lower(): k for k in row}
+    question = next((row[lower[k]] for k in QUESTION_KEYS if k in lower), None)
+    if _is_stem_layout(question):
+        return question.get("choices")
+    if "choices" in lower:
+        return row[lower["choices"]]
+    if columns := sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k)))):
+        return [row[k] for _, k in columns]
+    letters = _letter_columns(row)
+    return [row[k] for k in letters] if len(letters) >= 2 else None
+
+
+def _choice_texts(choices: Any) -> tuple[list[str], list[str]]:
+    """The texts of raw choices in order (blank ones kept, so that an index still points at its
+    choice) and their labels where the row gives them (ARC: "A".."D", or "1".."4")."""
     if isinstance(choices, Mapping) and isinstance(choices.get("text"), list):  # HF ARC layout
-        texts = choices["text"]
+        texts, labels = choices["text"], list(choices.get("label") or [])
     elif isinstance(choices, list):
         texts = [c.get("text") if isinstance(c, Mapping) else c for c in choices]
+        labels = [c.get("label") for c in choices if isinstance(c, Mapping)]
     else:
-        return []
-    texts = [str(t) for t in texts if t is not None and str(t).strip()]
+        return [], []
+    texts = ["" if t is None else str(t) for t in texts]
+    return texts, [str(label) for label in labels] if len(labels) == len(texts) else []
+
+
+def _choices_part(choices: Any) -> list[ItemPart]:
+    texts = [t for t in _choice_texts(choices)[0] if t.strip()]
     return _text_part("choices", "item", "\n".join(texts)) if texts else []
+
+
+def _answer_choice(row: Mapping[str, Any], fmap: Mapping[str, str]) -> str | None:
+    """The text of the right choice, when the row has choices and says which is right: ARC's
+    ``answerKey`` against its choices' labels, a 0-based index (MMLU's ``answer: 1``, or ``"1"`` in
+    its CSV mirrors), a letter (``answer: "B"``), or the choice's own text; in the mapped answer
+    field, else in the first of ``ANSWER_CHOICE_KEYS`` that names one (a recipe maps ``answer`` to
+    MMLU-Pro's worked solution; its ``answer`` field still holds the letter). None otherwise."""
+    texts, labels = _choice_texts(_raw_choices(row, fmap))
+    if not any(t.strip() for t in texts):
+        return None
+    lower = {str(k).lower(): k for k in row}
+    values = ([_lookup(row, fmap["answer"])] if "answer" in fmap else []) + [row[lower[k]] for k in ANSWER_CHOICE_KEYS if k in lower]
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            index = value
+        elif isinstance(value, str) and value.strip():
+            value = value.strip()
+            if value in labels:
+                index = labels.index(value)
+            elif value.isdigit() and int(value) < len(texts):
+                index = int(value)
+            elif len(value) == 1 and value.upper() in "ABCDEFGHIJ":
+                index = "ABCDEFGHIJ".index(value.upper())
+            elif value in texts:
+                index = texts.index(value)
+            else:
+                continue
+        else:
+            continue
+        if 0 <= index < len(texts) and texts[index].strip():
+            return texts[index]
+    return None
 
 
 def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:

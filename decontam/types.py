@@ -28,6 +28,10 @@ class TestItem:
     item_id: str
     parts: tuple[ItemPart, ...]
     subset: str | None = None
+    # the text of the right choice of a multiple-choice item, when the test set says which; not a
+    # part (a short choice such as "4" or "True, False" is no evidence on its own): the embedding
+    # layer adds a vector for the question with it
+    answer_choice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -310,6 +310,27 @@ def test_the_stem_a_passage_items_choices_complete_gets_a_row(tmp_path):
     assert found["item_id"].to_list() == ["mc"]
 
 
+def test_a_question_with_its_right_choice_gets_a_row_with_its_own_bar(tmp_path):
+    """Rewrites of exam questions often state the answer ("as argued by post-modernist authors, we
+    exist in a realm of shallow, broken pictures" for "Post-modernist writers have argued that:"); a
+    text that explains the same fact comes close too, so that row needs 0.85 and has no lower bar."""
+    question, answer = WORDS[:16], [f"answer{i}" for i in range(9)]
+    rows = [{"id": "q1", "question": " ".join(question), "choices": ["wrong one", " ".join(answer)], "answer": 1}]
+    index = decontam.build_index(tmp_path / "i", [f"exam={write_jsonl(tmp_path / 'e.jsonl', rows)}"],
+                                 params=IndexParams(methods=("embedding",)), embedder=HashingEmbedder(4096))
+    layer = index.layers["embedding"]
+    assert [index.parts["part"][int(p)] for p in layer.part_ix] == ["question", "question"]
+    assert layer.with_answer.tolist() == [False, True] and layer.is_choice_item.tolist() == [True, False]
+    states_it = " ".join(question[:12] + answer)  # bag-of-words cosine 0.92 with question + answer, 0.65 with the question
+    close = " ".join(question[:10] + answer + ["other1", "other2", "other3"])  # 0.81 and 0.53
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": states_it}, {"prompt": close}])
+    found = decontam.scan(str(corpus), index=index).findings
+    assert found.select("row", "item_id", "item_part").rows() == [(0, "q1", "question")]
+    assert 0.9 < found["score"][0] < 0.93
+    loaded = decontam.load_index(tmp_path / "i").layers["embedding"]
+    assert loaded.with_answer.tolist() == [False, True]
+
+
 def test_multiple_choice_questions_have_a_lower_threshold(tmp_path):
     rewrite = " ".join(WORDS[:19] + [f"new{i}" for i in range(6)])  # bag-of-words cosine 19/25 = 0.76
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": rewrite}])

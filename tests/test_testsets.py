@@ -75,6 +75,35 @@ def test_answers_are_marked_as_answers():
     assert item.subset is None
 
 
+def test_the_right_choice_is_known_in_every_layout():
+    mmlu = load_test_set(parse_source(f"m={BENCH / 'mmlu/test.jsonl.gz'}")).items[1]
+    assert mmlu.answer_choice == "24"  # answer "2": a 0-based index into choice0..choice3 ("2" is also choice1)
+    arc_row = read_jsonl(BENCH / "arc/ARC-Challenge-Test.jsonl.gz")[0]
+    arc = load_test_set(parse_source(f"arc={BENCH / 'arc/ARC-Challenge-Test.jsonl.gz'}")).items[0]
+    assert arc_row["answerKey"] == "C" and arc.answer_choice == "Planetary days will become shorter."
+    numbered = {"question": {"stem": "Which is a gas?", "choices": [{"text": "ice", "label": "1"}, {"text": "steam", "label": "2"}]},
+                "answerKey": "2"}  # ARC labels some items 1-4: the label, not an index
+    assert item_from_row(numbered, benchmark="arc", position=0).answer_choice == "steam"
+    choices = {"question": "Which is a gas?", "choices": ["ice", "steam", "snow"]}
+    for answer, expected in [(1, "steam"), ("B", "steam"), ("b", "steam"), ("snow", "snow"), (7, None), ("Z", None), (True, None)]:
+        assert item_from_row({**choices, "answer": answer}, benchmark="x", position=0).answer_choice == expected, answer
+    letters = {"question": "Which is a gas?", "A": "ice", "B": "steam", "answer": "B"}  # a CSV with columns A, B and answer
+    assert item_from_row(letters, benchmark="x", position=0).answer_choice == "steam"
+    mapped = item_from_row({"q": "Which is a gas?", "opts": ["ice", "steam"], "gold": 0}, benchmark="x", position=0,
+                           field_map={"question": "q", "choices": "opts", "answer": "gold"})
+    assert mapped.answer_choice == "ice"
+    pro = {"question": "Adverts must not encourage which of the following?", "options": ["Safe practices", "Unsafe practices"],
+           "answer": "B", "cot_content": "Adverts must not encourage unsafe practices, so the answer is (B)."}
+    recipe_map = {"question": "question", "choices": "options", "answer": "cot_content"}  # MMLU-Pro's recipe
+    assert item_from_row(pro, benchmark="x", position=0, field_map=recipe_map).answer_choice == "Unsafe practices"
+    swag = {"ctx": "A man is on a roof. He", "endings": ["skis.", "pulls up roofing."], "label": "1"}  # HellaSwag
+    assert item_from_row(swag, benchmark="x", position=0, field_map={"question": "ctx", "choices": "endings"}).answer_choice == "pulls up roofing."
+    judged = {"question": "Which is better?", "choices": ["x", "y"], "label": "A>B"}  # a verdict, not a choice
+    assert item_from_row(judged, benchmark="x", position=0).answer_choice is None
+    open_question = load_test_set(parse_source(f"g={BENCH / 'gsm8k/test.jsonl.gz'}")).items[0]
+    assert open_question.answer_choice is None  # no choices: its answer is a part of its own
+
+
 def test_explicit_mapping():
     row = {"idx": 7, "Prompt Text": {"body": "What is the boiling point of water at sea level?"}, "gold": "100 C", "grp": "physics"}
     item = item_from_row(row, benchmark="x", position=0,

@@ -32,7 +32,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError, ParameterError
-from ..ngrams import UNKNOWN_BIT, TokenBatch
+from ..ngrams import UNKNOWN_BIT, TokenBatch, encode_batch
 
 NAME = "embedding"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -65,6 +65,13 @@ class EmbeddingParams:
     choice_item_offset: float = 0.05
     choice_item_min_words: int = 12
     choice_item_max_numbers: int = 1
+    # A question followed by its right choice reads as a statement of a fact, and ordinary text that
+    # explains the same fact comes close ("Blue light is scattered more than the other colors because
+    # it travels as shorter waves" at 0.83 to "Why is the sky blue? Because the atmosphere
+    # preferentially scatters short wavelengths."): those rows need this much, with no lower bar.
+    # benchmarks/README.md: 0.85 keeps most of the MMLU rewrites they find and none of the rows they
+    # flagged in the background corpora at the plain bar.
+    min_cosine_with_answer: float = 0.85
     # A text of a few words carries too little meaning for a paraphrase verdict ("Who is the president?"
     # vs TruthfulQA's "Who is the current president of the United States?" at 0.81): under this many
     # words, only near-copies count.
@@ -236,12 +243,14 @@ class EmbeddingLayer:
 
     def __init__(self, params: EmbeddingParams, part_ix: np.ndarray, vectors: np.ndarray | None, meta: dict,
                  term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray, is_answer: np.ndarray,
-                 is_choice_item: np.ndarray | None = None):
+                 is_choice_item: np.ndarray | None = None, with_answer: np.ndarray | None = None):
         self.params = params
         self.part_ix = part_ix  # [k] int32: the part of row i of the FAISS index (a part may have two rows)
         self.is_answer = is_answer  # [k] bool: the part is a reference answer (own threshold)
         # [k] bool: the part's item has a list of choices (own threshold); indexes built before it: none
         self.is_choice_item = is_choice_item if is_choice_item is not None else np.zeros(len(part_ix), dtype=bool)
+        # [k] bool: the row is a question followed by its right choice (own threshold); older indexes: none
+        self.with_answer = with_answer if with_answer is not None else np.zeros(len(part_ix), dtype=bool)
         self.vectors = vectors  # [k, dim] float16 unit vectors (stored as they are searched); None: old .faiss file
         self._faiss_index = None  # IndexFlatIP over them, made on first search (faiss is imported only then)
         self._faiss_file: Path | None = None
@@ -257,17 +266,26 @@ class EmbeddingLayer:
         self.cache_dir: str | None = None
 
     @classmethod
-    def build(cls, params: EmbeddingParams, parts: pl.DataFrame, encoded: TokenBatch, embedder=None) -> EmbeddingLayer:
-        """``parts``: the index's parts table; ``encoded``: their token ids (row i = part i).
+    def build(cls, params: EmbeddingParams, parts: pl.DataFrame, encoded: TokenBatch, embedder=None, *,
+              answer_choices: Mapping[tuple[str, str], str] | None = None) -> EmbeddingLayer:
+        """``parts``: the index's parts table; ``encoded``: their token ids (row i = part i);
+        ``answer_choices``: the right choice's text by (benchmark, item_id), for the items that say it.
 
         One vector (a row) per embedded part, plus one for the question stem of a passage item (see
-        ``question_stem``): a rewrite that keeps only the question must still be found."""
+        ``question_stem``): a rewrite that keeps only the question must still be found; plus one for
+        the question (or its stem) followed by its right choice: rewrites of exam questions often
+        state the answer ("Post-modernist writers have argued that:" rewritten as "We exist in a realm
+        of shallow, broken pictures, as argued by post-modernist authors.")."""
         params.validate()
         has_choices = _has_choices(parts)
         row_part, row_text, row_first_token = _embedded_rows(parts, encoded, has_choices)
+        answer_part, answer_text = _answer_rows(parts, answer_choices or {})
         embedder = embedder or load_embedder(params.model)
-        vectors = embedder.encode(row_text).astype(np.float16)  # half the disk; cosines move by < 0.001
-        # lexical stage: distinct known terms of each row's text, idf over the rows
+        vectors = embedder.encode(row_text + answer_text).astype(np.float16)  # half the disk; cosines move by < 0.001
+        # lexical stage: distinct known terms of each row's text, idf over the rows. A question with its
+        # answer has no terms of its own: its question's row lets a rewrite through (with them, 4 more
+        # of 482 MMLU rewrites were found, but 3% more texts reached the model, the stage took twice as
+        # long and every MMLU term's idf changed; benchmarks/README.md).
         starts = encoded.offsets[row_part] + row_first_token
         lengths = encoded.offsets[row_part + 1] - starts
         take = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
@@ -281,12 +299,14 @@ class EmbeddingLayer:
                 .sort("row", "id"))  # the same bytes on every build
         meta = {"model": embedder.name, "model_revision": embedder.revision, "dim": int(vectors.shape[1]),
                 "pooling": embedder.pooling, "normalized": True, "faiss": "IndexFlatIP", "stored": "float16"}
+        with_answer = np.arange(len(row_part) + len(answer_part)) >= len(row_part)
+        row_part, row_text = np.concatenate([row_part, answer_part]), row_text + answer_text
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
         is_choice_item = np.array([has_choices[p] and len(text.split()) >= params.choice_item_min_words
                                    and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers
-                                   for p, text in zip(row_part.tolist(), row_text)], dtype=bool)
+                                   for p, text in zip(row_part.tolist(), row_text)], dtype=bool) & ~with_answer
         layer = cls(params, row_part.astype(np.int32), vectors, meta, rare["row"].to_numpy().astype(np.int32),
-                    rare["id"].to_numpy().astype(np.uint64), idf, is_answer, is_choice_item)
+                    rare["id"].to_numpy().astype(np.uint64), idf, is_answer, is_choice_item, with_answer)
         layer._embedder = embedder
         return layer
 
@@ -295,7 +315,8 @@ class EmbeddingLayer:
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"vectors": self.stored_vectors(), "part_ix": self.part_ix, "term_part": self.term_part,
-                  "term_id": self.term_id, "idf": self.idf, "is_answer": self.is_answer, "is_choice_item": self.is_choice_item}
+                  "term_id": self.term_id, "idf": self.idf, "is_answer": self.is_answer, "is_choice_item": self.is_choice_item,
+                  "with_answer": self.with_answer}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array)
         return [f"{NAME}/{name}.npy" for name in arrays]
@@ -307,11 +328,11 @@ class EmbeddingLayer:
     def load(cls, folder: Path, entry: dict) -> EmbeddingLayer:
         names = EmbeddingParams.__dataclass_fields__
         params = EmbeddingParams(**{k: v for k, v in entry.items() if k in names})
-        names = ("vectors", "part_ix", "term_part", "term_id", "idf", "is_answer", "is_choice_item")
+        names = ("vectors", "part_ix", "term_part", "term_id", "idf", "is_answer", "is_choice_item", "with_answer")
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in names if (folder / f"{name}.npy").exists()}
         meta = {k: entry[k] for k in ("model", "model_revision", "dim", "pooling", "normalized", "faiss") if k in entry}
         layer = cls(params, arrays["part_ix"], arrays.get("vectors"), meta, arrays["term_part"], arrays["term_id"], arrays["idf"],
-                    arrays["is_answer"], arrays.get("is_choice_item"))
+                    arrays["is_answer"], arrays.get("is_choice_item"), arrays.get("with_answer"))
         if layer.vectors is None:  # indexes written before vectors were kept as .npy
             layer._faiss_file = folder / "vectors.faiss"
         return layer
@@ -386,13 +407,18 @@ class EmbeddingLayer:
                                                   shape=(len(self.idf), len(self.part_ix)))
         return self._term_matrix
 
-    def floors(self, min_cosine: float, *, is_answer: np.ndarray, choice_item: np.ndarray, short: np.ndarray) -> np.ndarray:
+    def floors(self, min_cosine: float, *, is_answer: np.ndarray, choice_item: np.ndarray, short: np.ndarray,
+               with_answer: np.ndarray | None = None) -> np.ndarray:
         """The cosine each match needs: ``min_cosine``, at least ``min_cosine_answer`` against a
-        reference answer, ``choice_item_offset`` less against a multiple-choice knowledge question
-        (for a whole text outside assistant turns: the caller's ``choice_item``), at least ``min_cosine_short_text``
-        for a text under ``short_text_words``."""
+        reference answer, at least ``min_cosine_with_answer`` against a question followed by its
+        right choice, ``choice_item_offset`` less against a multiple-choice knowledge question (for
+        a whole text outside assistant turns: the caller's ``choice_item``), at least
+        ``min_cosine_short_text`` for a text under ``short_text_words``. ``with_answer`` None: no
+        match is against such a row (a finding does not say which row of its part it matched)."""
+        with_answer = np.zeros(len(is_answer), dtype=bool) if with_answer is None else with_answer
         floor = np.where(is_answer, max(min_cosine, self.params.min_cosine_answer),
-                         np.where(choice_item, min_cosine - self.params.choice_item_offset, min_cosine))
+                         np.where(with_answer, max(min_cosine, self.params.min_cosine_with_answer),
+                                  np.where(choice_item, min_cosine - self.params.choice_item_offset, min_cosine)))
         return np.where(short, np.maximum(floor, self.params.min_cosine_short_text), floor)
 
     def first_stage(self, lexical: np.ndarray, texts: Sequence[str], min_lexical: float) -> np.ndarray:
@@ -439,7 +465,8 @@ class EmbeddingLayer:
         # the lower bar for exam questions holds for a text asked as it is, not for a piece of a long
         # text (an article's sentence on pruning is close to an exam question on pruning)
         asked = ~found["piece"].to_numpy() & (~assistant[text_ix] if assistant is not None else True)
-        floor = self.floors(min_cosine, is_answer=self.is_answer[rows], choice_item=self.is_choice_item[rows] & asked,
+        floor = self.floors(min_cosine, is_answer=self.is_answer[rows], with_answer=self.with_answer[rows],
+                            choice_item=self.is_choice_item[rows] & asked,
                             short=found["short"].to_numpy())
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
@@ -477,8 +504,6 @@ class EmbeddingLayer:
         score, keep, tokens = lexical[owner_ix], passed[owner_ix].copy(), batch.lengths[owner_ix].astype(np.int64)
         scored = np.flatnonzero(piece)  # pieces of a text: their own score and length
         if len(scored) and vocabulary is not None:
-            from ..ngrams import encode_batch
-
             pieces = [window_texts[i] for i in scored.tolist()]
             encoded = encode_batch(pieces, vocabulary)
             own = self.lexical(encoded)
@@ -528,6 +553,18 @@ def _embedded_rows(parts: pl.DataFrame, encoded: TokenBatch, has_choices: np.nda
     row_part = np.concatenate([kept, np.array([i for i, _ in stems], dtype=np.int64)]).astype(np.int64)
     first = [0] * len(kept) + [int(encoded.lengths[i]) - n for (i, _), n in zip(stems, stem_tokens)]
     return row_part, [texts[i] for i in kept.tolist()] + [stem for _, stem in stems], np.asarray(first, dtype=np.int64)
+
+
+def _answer_rows(parts: pl.DataFrame, answer_choices: Mapping[tuple[str, str], str]) -> tuple[np.ndarray, list[str]]:
+    """The question-with-its-answer rows: each question part of an item with a known right choice
+    (its stem, for a passage item), then the choice. Returns each row's part and text."""
+    rows = []
+    if answer_choices:
+        keys = parts.select("benchmark", "item_id").iter_rows()
+        for i, (key, name, text) in enumerate(zip(keys, parts["part"].to_list(), parts["text"].to_list())):
+            if name == "question" and (choice := answer_choices.get(key)):
+                rows.append((i, f"{question_stem(text, has_choices=True) or text} {choice}"))
+    return np.array([i for i, _ in rows], dtype=np.int64), [text for _, text in rows]
 
 
 def _has_choices(parts: pl.DataFrame) -> np.ndarray:
