@@ -47,16 +47,17 @@ def main() -> None:
                                      params=IndexParams(methods=("ngram", "embedding")))
         n_vectors = index.manifest["layers"]["embedding"]["n_vectors"]
         print(f"index: GSM8K + MMLU, {n_vectors} vectors, built in {time.perf_counter() - t0:.0f} s\n")
-        mmlu_ids = {p["original_question"]: p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")}
-        mmlu_by_text = dict(index.parts.filter(pl.col("benchmark") == "mmlu").select("text", "item_id").iter_rows())
+        # the pairs carry MMLU's own ids ("abstract_algebra 92"; by question text, that generic question,
+        # "Which of the following statements is true?", named another item); items with no indexed part drop out
+        indexed = set(index.parts.filter(pl.col("benchmark") == "mmlu")["item_id"].to_list())
         positives = {
             "GSM8K BenBench rewrites": [(x["rewritten_question_1"], x["gsm8k_test_id"]) for x in
                                         rng.sample(read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz"), 300)],
             "GSM8K llm-decontaminator rephrasings": [(x["rephrased_text"], x["id"].replace("gsm8k_rephrase_", "gsm8k_test_")) for x in
                                                      rng.sample(read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz"), 300)],
         }
-        mmlu = [(p["rephrased_english_question"], mmlu_by_text[q]) for q, p in mmlu_ids.items()
-                if p["rephrased_english_question"] and q in mmlu_by_text]
+        mmlu = [(p["rephrased_english_question"], p["id"]) for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
+                if p["rephrased_english_question"] and p["id"] in indexed]
         positives["MMLU llm-decontaminator rephrasings"] = mmlu[:200]  # abstract algebra and US history
         positives[f"MMLU llm-decontaminator rephrasings, all {len(mmlu)} (3 subjects)"] = mmlu
         options = ScanOptions(methods=("embedding",), min_lexical=args.min_lexical)

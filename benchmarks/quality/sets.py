@@ -67,12 +67,11 @@ def build_sets(per_class: int = 100, seed: int = SEED) -> list[Example]:
     bench = read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
     rephrased = read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz")
     mmlu_pairs = [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
-    mmlu_by_question = {m["question"]: m["id"] for m in mmlu}
     para = [("gsm8k", x["gsm8k_test_id"], x["rewritten_question_1"]) for x in rng.sample(bench, per_class // 3)]
     para += [("gsm8k", x["id"], x["rephrased_text"]) for x in rng.sample(rephrased, per_class // 3)]
-    para += [("mmlu", mmlu_by_question.get(p["original_question"]), p["rephrased_english_question"]) for p in rng.sample(mmlu_pairs, per_class // 3)]
+    para += [("mmlu", p["id"], p["rephrased_english_question"]) for p in rng.sample(mmlu_pairs, per_class // 3)]  # MMLU's own ids
     out += [Example("paraphrase (LLM rewrites)", True, {"prompt": t}, b, i) for b, i, t in para]
-    trans = [("mmlu", mmlu_by_question.get(p["original_question"]), p["chinese_question"]) for p in rng.sample(mmlu_pairs, per_class // 2)]
+    trans = [("mmlu", p["id"], p["chinese_question"]) for p in rng.sample(mmlu_pairs, per_class // 2)]
     he_pairs = read_jsonl("contamination/llm_decontaminator/humaneval_rephrased_pairs.jsonl.gz")
     trans += [("humaneval", h["id"], h[rng.choice(["multi_c", "multi_javascript", "multi_rust", "multi_go", "multi_java"])])
               for h in rng.sample(he_pairs, per_class // 2)]
