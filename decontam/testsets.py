@@ -242,8 +242,9 @@ def _is_stem_layout(value: Any) -> bool:
 
 def _raw_choices(row: Mapping[str, Any], fmap: Mapping[str, str]) -> Any:
     """A row's choices as the row holds them: the mapped field(s), a stem layout's ``choices``, a
-    ``choices`` field, columns choice0..choiceN / option_a..., or columns A, B, C... (C-Eval, CMMLU,
-    MMLU's CSVs: question,A,B,C,D,answer). None when it has none."""
+    ``choices`` field, an ``options`` field of texts (MMLU-Pro's list; MedQA's and AGIEval's
+    ``{"A": ..., "B": ...}``), columns choice0..choiceN / option_a..., or columns A, B, C... (C-Eval,
+    CMMLU, MMLU's CSVs: question,A,B,C,D,answer). None when it has none."""
     if "choices" in fmap:
         values = [_lookup(row, p.strip()) for p in fmap["choices"].split(",") if p.strip()]
         return values[0] if len(values) == 1 else values
@@ -253,6 +254,9 @@ def _raw_choices(row: Mapping[str, Any], fmap: Mapping[str, str]) -> Any:
         return question.get("choices")
     if "choices" in lower:
         return row[lower["choices"]]
+    options = row[lower["options"]] if "options" in lower else None
+    if options and all(isinstance(o, str) for o in (options.values() if isinstance(options, Mapping) else options)):
+        return options  # not generation options ({"temperature": 0.7}) or other settings
     if columns := sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k)))):
         return [row[k] for _, k in columns]
     letters = _letter_columns(row)
@@ -264,6 +268,8 @@ def _choice_texts(choices: Any) -> tuple[list[str], list[str]]:
     choice) and their labels where the row gives them (ARC: "A".."D", or "1".."4")."""
     if isinstance(choices, Mapping) and isinstance(choices.get("text"), list):  # HF ARC layout
         texts, labels = choices["text"], list(choices.get("label") or [])
+    elif isinstance(choices, Mapping) and all(isinstance(t, str) for t in choices.values()):  # {"A": text, "B": text}
+        texts, labels = list(choices.values()), list(choices)
     elif isinstance(choices, list):
         texts = [c.get("text") if isinstance(c, Mapping) else c for c in choices]
         labels = [c.get("label") for c in choices if isinstance(c, Mapping)]

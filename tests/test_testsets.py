@@ -104,6 +104,17 @@ def test_the_right_choice_is_known_in_every_layout():
     assert open_question.answer_choice is None  # no choices: its answer is a part of its own
 
 
+def test_options_are_choices_when_they_are_texts():
+    pro = item_from_row({"question": "Which is a gas?", "options": ["ice", "steam", "snow"], "answer": "B", "answer_index": 1},
+                        benchmark="mmlu-pro", position=0)  # MMLU-Pro's own layout, no recipe
+    assert {p.name: p.text for p in pro.parts}["choices"] == "ice\nsteam\nsnow" and pro.answer_choice == "steam"
+    medqa = item_from_row({"question": "Which is a gas?", "options": {"A": "ice", "B": "steam"}, "answer_idx": "B"},
+                          benchmark="medqa", position=0)  # MedQA, AGIEval: options keyed by letter
+    assert {p.name: p.text for p in medqa.parts}["choices"] == "ice\nsteam" and medqa.answer_choice == "steam"
+    settings = item_from_row({"question": "Which is a gas?", "options": {"temperature": 0.7}}, benchmark="x", position=0)
+    assert [p.name for p in settings.parts] == ["question"] and settings.answer_choice is None
+
+
 def test_explicit_mapping():
     row = {"idx": 7, "Prompt Text": {"body": "What is the boiling point of water at sea level?"}, "gold": "100 C", "grp": "physics"}
     item = item_from_row(row, benchmark="x", position=0,
