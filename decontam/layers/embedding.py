@@ -245,7 +245,9 @@ class EmbeddingLayer:
                  term_part: np.ndarray, term_id: np.ndarray, idf: np.ndarray, is_answer: np.ndarray,
                  is_choice_item: np.ndarray | None = None, with_answer: np.ndarray | None = None):
         self.params = params
-        self.part_ix = part_ix  # [k] int32: the part of row i of the FAISS index (a part may have two rows)
+        # [k] int32: the part of row i of the FAISS index (a part may have more rows: a passage item's
+        # question stem, a multiple-choice question followed by its right choice)
+        self.part_ix = part_ix
         self.is_answer = is_answer  # [k] bool: the part is a reference answer (own threshold)
         # [k] bool: the part's item has a list of choices (own threshold); indexes built before it: none
         self.is_choice_item = is_choice_item if is_choice_item is not None else np.zeros(len(part_ix), dtype=bool)
