@@ -363,8 +363,10 @@ def _distinct_texts(segments: Sequence[Segment]) -> tuple[list[str], np.ndarray,
 
 
 # What a layer may leave out of its matches: token span (n-gram), character span (artifact,
-# embedding), first-stage score (embedding). Absent means the whole segment / no such stage.
-_OPTIONAL_COLUMNS = {"tok_start": pl.Int64, "tok_end": pl.Int64, "char_start": pl.Int64, "char_end": pl.Int64, "lexical": pl.Float64}
+# embedding), first-stage score and whether the vector was the question with its right choice
+# (embedding). Absent means the whole segment / no such stage.
+_OPTIONAL_COLUMNS = {"tok_start": pl.Int64, "tok_end": pl.Int64, "char_start": pl.Int64, "char_end": pl.Int64, "lexical": pl.Float64,
+                     "with_answer": pl.Boolean}
 _MATCH_COLUMNS = ["text_ix", "score", *_OPTIONAL_COLUMNS, "method", "benchmark", "subset", "item_id", "item_part", "kind"]
 
 
@@ -399,8 +401,9 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
         spans_end.append(end)
         evidence.append(shorten(text[start:end], options.evidence_chars))
     lexical = matched["lexical"].to_list()
-    evidence = [e if lex is None else f"[lexical {lex:.2f} -> cosine {score:.2f}] {e}"  # which stages fired, both scores
-                for e, lex, score in zip(evidence, lexical, matched["score"].to_list())]
+    evidence = [e if lex is None else  # which stages fired, both scores, and against what
+                f"[lexical {lex:.2f} -> cosine {score:.2f}{' with its right choice' if with_answer else ''}] {e}"
+                for e, lex, score, with_answer in zip(evidence, lexical, matched["score"].to_list(), matched["with_answer"].to_list())]
     seg_rec = np.asarray(seg_record)[text_ix]
     return pl.DataFrame({
         "source": [records[r].source for r in seg_rec],

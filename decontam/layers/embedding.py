@@ -473,10 +473,12 @@ class EmbeddingLayer:
         found = found.filter(pl.Series(found["score"].to_numpy() >= floor))
         if found.is_empty():
             return _empty_matches()
-        found = found.with_columns(pl.Series("part_ix", self.part_ix[found["row"].to_numpy()]), pl.col("score").clip(0.0, 1.0))
+        rows = found["row"].to_numpy()
+        found = found.with_columns(pl.Series("part_ix", self.part_ix[rows]), pl.Series("with_answer", self.with_answer[rows]),
+                                   pl.col("score").clip(0.0, 1.0))
         found = found.sort("score", descending=True).unique(["text_ix", "part_ix"], keep="first", maintain_order=True)
         return found.select(pl.col("text_ix"), pl.col("part_ix").cast(pl.Int32), "score", "lexical",
-                            pl.col("char_start").cast(pl.Int64), pl.col("char_end").cast(pl.Int64))
+                            pl.col("char_start").cast(pl.Int64), pl.col("char_end").cast(pl.Int64), "with_answer")
 
     def _candidate_windows(self, texts: Sequence[str], batch: TokenBatch, lexical: np.ndarray, passed: np.ndarray,
                            min_lexical: float, vocabulary, assistant: np.ndarray | None) -> pl.DataFrame:
@@ -608,4 +610,4 @@ def _passages(text: str, words: int, min_words: int = 8) -> list[tuple[int, int]
 
 def _empty_matches() -> pl.DataFrame:
     return pl.DataFrame(schema={"text_ix": pl.Int64, "part_ix": pl.Int32, "score": pl.Float64, "lexical": pl.Float64,
-                                "char_start": pl.Int64, "char_end": pl.Int64})
+                                "char_start": pl.Int64, "char_end": pl.Int64, "with_answer": pl.Boolean})
