@@ -14,7 +14,11 @@ Steps, in order (the version string below is stored in every index manifest):
 3. Chat-template tokens (``<|im_start|>user``, ``[INST]``, ``<</SYS>>``, ``<s>``) and role tags at
    the start of a line (``Human:``, ``Assistant:``, ``### Instruction:``) are removed.
 4. Multiple-choice labels (``(A)``, ``A.`` or ``A)`` at the start of a line, ``(b)`` anywhere) are
-   removed, so "A. Paris" and "(a) Paris" and a plain choice list all read "paris".
+   removed, so "A. Paris" and "(a) Paris" and a plain choice list all read "paris"; so are common
+   HTML tags (``<b>``, ``</p>``, ``<a href=...>``) and the HTML entities of punctuation and spaces
+   (``&#39;``, ``&#x27;``, ``&quot;``, ``&amp;``, ``&nbsp;``, ``&rsquo;``...): web text keeps them, and
+   each one would put a token ("b", "39", "quot") between two words of a test item. An entity of a
+   letter (``&eacute;``) is left as it is.
 5. Lower case and Unicode NFKC (fullwidth letters and digits, ligatures, NBSP and other
    compatibility forms fold), plus ß -> ss, the one common case-folding difference.
 6. Tokens are runs of letters, digits and combining marks; everything else (punctuation, curly vs
@@ -31,11 +35,21 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-NORMALIZATION_VERSION = "nfkc-lower-punct-v2"
+NORMALIZATION_VERSION = "nfkc-lower-punct-v3"
 
 _ZERO_WIDTH = r"[\x{00AD}\x{200B}-\x{200F}\x{2060}-\x{2064}\x{FEFF}]"
+# HTML entities of characters that only separate tokens (ASCII punctuation and space, NBSP, dashes,
+# curly quotes, bullets, ellipsis), by number or name: as a space they give the tokens their decoded
+# text gives.
+_SEPARATOR_CODES = sorted({c for c in range(0x20, 0x7F) if not chr(c).isalnum()}
+                          | {0xA0, 0xAB, 0xB7, 0xBB, 0x2013, 0x2014, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2026})
+_SEPARATOR_ENTITY = (r"&(?:#0*(?:" + "|".join(map(str, _SEPARATOR_CODES)) + r")|#[xX]0*(?i:" + "|".join(f"{c:x}" for c in _SEPARATOR_CODES)
+                     + r")|(?i:amp|lt|gt|quot|apos|nbsp|ndash|mdash|lsquo|rsquo|ldquo|rdquo|laquo|raquo|hellip|bull|middot));")
+_HTML_TAG = (r"(?i:</?(?:a|abbr|b|big|blockquote|br|center|cite|code|dd|del|div|dl|dt|em|font|h[1-6]|hr|i|img|ins|li|mark|ol|p|pre"
+             r"|q|s|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|tr|tt|u|ul)(?:\s[^<>]{0,200})?/?>)")
 # Everything that becomes a space before tokenization, as one regex so the text is scanned once:
-# calculator annotations, chat-template tokens, role tags at line start, multiple-choice labels.
+# calculator annotations, chat-template tokens, role tags at line start, multiple-choice labels,
+# HTML tags and entities.
 _MARKUP = "|".join([
     r"<<[^<>\n]{1,80}>>",
     r"(?i:<\|im_start\|>[ \t]*(?:system|user|assistant)?)",
@@ -46,6 +60,8 @@ _MARKUP = "|".join([
     r"(?im:^[ \t]*#{1,4}[ \t]*(?:instruction|input|response|output)[ \t]*:?)",
     r"(?m:^[ \t]*(?:\(?[A-Ja-j]\)|[A-Ja-j][.:])[ \t]+)",
     r"\([A-Ja-j]\)",
+    _HTML_TAG,
+    _SEPARATOR_ENTITY,
 ])
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
 # A token: one CJK character, or a run of letters, digits and combining marks.

@@ -38,6 +38,17 @@ def test_cjk_is_tokenized_by_character():
     assert tokenize("GPT-4 是一个模型") == ["gpt", "4", "是", "一", "个", "模", "型"]
 
 
+def test_html_entities_of_punctuation_and_html_tags_read_as_the_text_they_show():
+    """Web text keeps them (Bing snippets of pages holding ARC and MMLU items: "The ocean&#39;s surface",
+    "<b>Water</b> <b>in the solid</b> <b>phase</b>"); each would put a token between two words."""
+    shown = "The ocean's surface is \"varied\" – salt & water… in the solid phase"
+    escaped = ("The ocean&#39;s surface is &quot;varied&quot; &ndash; salt &amp; water&#8230; in the "
+               "<b>solid</b> <span class=\"hl\">phase</span>")
+    assert tokenize(escaped) == tokenize(shown)
+    assert tokenize("caf&eacute; AT&T; a &#039;b&#x27;<br/>c") == ["caf", "eacute", "at", "t", "a", "b", "c"]  # letters stay
+    assert tokenize("if a < b and c > d") == ["if", "a", "b", "and", "c", "d"]  # comparisons are not tags
+
+
 def test_calculator_annotations_are_dropped():
     assert normalize("2/2=<<2/2=1>>1 bolt") == normalize("2/2=1 bolt")
 
@@ -70,7 +81,8 @@ def test_normalized_text_has_single_spaces_only(text):
 
 _ASCII_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=200)
 _MARKUP_BITS = st.sampled_from(["<|im_start|>user\n", "\nHuman: ", "### Instruction:\n", "(B) ", "\nA. ", "[INST]", "<<3*4=12>>",
-                                "x_y", "Don't", "  \t\n", "ABC def 123", "<s>", "\r\n"])
+                                "x_y", "Don't", "  \t\n", "ABC def 123", "<s>", "\r\n", "&#39;", "&quot;", "<b>", "</P>",
+                                '<a href="x">', "&AMP;", "&#x2019;", "&eacute;"])
 
 
 @settings(max_examples=400, deadline=None)

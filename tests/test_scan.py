@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import decontam
 from decontam.errors import InputError
 from decontam.findings import FINDINGS_SCHEMA
+from decontam.index import IndexParams
 from decontam.scan import ScanOptions
 
 from .conftest import DATA, read_jsonl, write_jsonl
@@ -257,3 +258,15 @@ def test_evidence_shortened_keeps_whole_words():
     text = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her friends"
     assert shorten(text, 60) == "Janet's ducks lay 16 eggs ... muffins for her friends"
     assert shorten("字" * 100, 25) == "字" * 10 + " ... " + "字" * 10  # no spaces: cut by characters
+
+
+def test_test_items_on_web_pages_are_found_through_html_entities_and_tags(tmp_path):
+    """Bing snippets of real pages that hold ARC-Challenge items (Contamination_Detector's web
+    matches): "The ocean&#39;s surface...", "<b>Water</b> <b>in the solid</b> <b>phase</b>...". Before
+    entities and tags were folded, 17 of these 120 were found; now 95."""
+    rows = [r for r in read_jsonl(DATA / "contamination/contamination_detector/web_matches.jsonl.gz") if r["benchmark"] == "ARC"][:120]
+    index = decontam.build_index(tmp_path / "arc", [f"arc={DATA / 'benchmarks/arc/ARC-Challenge-Test.jsonl.gz'}"],
+                                 params=IndexParams(methods=("ngram", "minhash")))
+    corpus = write_jsonl(tmp_path / "snippets.jsonl", [{"text": r["snippet"]} for r in rows])
+    found = decontam.scan(str(corpus), index=index).findings["row"].n_unique()
+    assert found >= 90, found
