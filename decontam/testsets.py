@@ -158,6 +158,8 @@ def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
             value = row[lower[key]]
             parts += _text_part("question", "item", value["stem"] if _is_stem_layout(value) else value)
             if parts:
+                if key == "instruction":
+                    parts += _input_parts(row, lower)
                 break
     if "turns" in lower:
         parts += _turn_parts("turn", "item", row[lower["turns"]])
@@ -179,6 +181,18 @@ def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
             label = {"1": "a", "2": "b"}.get(m.group(1).lower(), m.group(1).lower())
             parts += _text_part(f"response_{label}", "answer", row[key])
     return parts
+
+
+def _input_parts(row: Mapping[str, Any], lower: Mapping[str, Any]) -> list[ItemPart]:
+    """The input an instruction applies to (Alpaca's ``input``, Self-Instruct's ``instances[].input``):
+    a part of its own, as a corpus in that layout keeps it in a field of its own, and the instruction
+    alone is often generic ("Answer the following question.", then "How do I compare strings in Java?")."""
+    if "input" in lower:
+        return _text_part("input", "item", row[lower["input"]])
+    instances = row[lower["instances"]] if "instances" in lower else None
+    if not isinstance(instances, list):
+        return []
+    return _turn_parts("input", "item", [i.get("input") for i in instances if isinstance(i, Mapping)])
 
 
 def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, position: int) -> list[ItemPart]:

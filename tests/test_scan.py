@@ -270,3 +270,20 @@ def test_test_items_on_web_pages_are_found_through_html_entities_and_tags(tmp_pa
     corpus = write_jsonl(tmp_path / "snippets.jsonl", [{"text": r["snippet"]} for r in rows])
     found = decontam.scan(str(corpus), index=index).findings["row"].n_unique()
     assert found >= 90, found
+
+
+def test_alpaca_eval_holds_all_of_vicuna_bench_and_self_instruct_and_nothing_else_is_flagged():
+    """AlpacaEval's 805 instructions include, by construction, all 80 Vicuna-Bench questions and all 252
+    Self-Instruct user-oriented ones (its `dataset` field says which). A Self-Instruct item is an
+    instruction and the input it applies to ("Answer the following question." + "How do you say 'good
+    evening' in French."): the input is a part too. One stays out of reach: "Solve this equation." with
+    an input of numbers only, which no part can hold."""
+    index = decontam.build_index(None, [f"vicuna={DATA / 'benchmarks/vicuna_bench/question.jsonl.gz'}",
+                                        f"selfinstruct={DATA / 'benchmarks/self_instruct_user_oriented/user_oriented_instructions.jsonl.gz'}"],
+                                 params=IndexParams(methods=("ngram", "minhash")))
+    corpus = DATA / "benchmarks/alpaca_eval/alpaca_eval_gpt4_1106_preview.jsonl.gz"
+    rows = read_jsonl(corpus)
+    found = set(decontam.scan(str(corpus), index=index).findings.select("row", "benchmark").iter_rows())
+    by_set = {name: sum((i, name) in found for i, r in enumerate(rows) if r["dataset"] == name) for name in ("vicuna", "selfinstruct")}
+    assert by_set == {"vicuna": 80, "selfinstruct": 251}
+    assert not {row for row, _ in found} - {i for i, r in enumerate(rows) if r["dataset"] in ("vicuna", "selfinstruct")}

@@ -30,7 +30,7 @@ EXPECTED = {
     "competition_math/aime24.jsonl.gz": ({"question", "solution", "answer"}, None),
     "competition_math/amc23.jsonl.gz": ({"question"}, None),
     "wizardlm_testset/WizardLM_testset.jsonl.gz": ({"question"}, None),
-    "self_instruct_user_oriented/user_oriented_instructions.jsonl.gz": ({"question"}, None),
+    "self_instruct_user_oriented/user_oriented_instructions.jsonl.gz": ({"question"}, "input"),
     "mt_bench/judge_prompts.jsonl.gz": ({"question"}, None),
     "mt_bench/reference_answer_gpt-4.jsonl.gz": ({"answer_turn1"}, None),
     "promptsource_templates/templates.jsonl.gz": ({"question"}, None),
