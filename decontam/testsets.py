@@ -208,7 +208,7 @@ def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, p
                              "fix the field path in --map; nested fields are written a.b or a[0].b, several fields a,b,c")
         value = values[0] if len(values) == 1 else values  # several fields: choices A,B,C,D or turns
         if role == "choices":
-            parts += _choices_part(_raw_choices(row, fmap))
+            parts += _choices_part(value)
         elif isinstance(value, list):
             parts += _turn_parts(role if role == "answer" else "turn", kind, value)
         else:
@@ -310,25 +310,27 @@ def _answer_choice(row: Mapping[str, Any], fmap: Mapping[str, str]) -> str | Non
     lower = {str(k).lower(): k for k in row}
     values = ([_lookup(row, fmap["answer"])] if "answer" in fmap else []) + [row[lower[k]] for k in ANSWER_CHOICE_KEYS if k in lower]
     for value in values:
-        if isinstance(value, int) and not isinstance(value, bool):
-            index = value
-        elif isinstance(value, str) and value.strip():
-            value = value.strip()
-            if value in labels:
-                index = labels.index(value)
-            elif value.isdigit() and int(value) < len(texts):
-                index = int(value)
-            elif len(value) == 1 and value.upper() in "ABCDEFGHIJ":
-                index = "ABCDEFGHIJ".index(value.upper())
-            elif value in texts:
-                index = texts.index(value)
-            else:
-                continue
-        else:
-            continue
-        if 0 <= index < len(texts) and texts[index].strip():
+        index = _choice_index(value, texts, labels)
+        if index is not None and 0 <= index < len(texts) and texts[index].strip():
             return texts[index]
     return None
+
+
+def _choice_index(value: Any, texts: list[str], labels: list[str]) -> int | None:
+    """Which choice an answer field names: an int index, or a string that is a label, a 0-based
+    index, a letter or a choice's text (in that order); None when it names none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    if value in labels:
+        return labels.index(value)
+    if value.isdigit() and int(value) < len(texts):
+        return int(value)
+    if len(value) == 1 and value.upper() in "ABCDEFGHIJ":
+        return "ABCDEFGHIJ".index(value.upper())
+    return texts.index(value) if value in texts else None
 
 
 def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
