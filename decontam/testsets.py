@@ -36,6 +36,8 @@ CHOICE_COLUMN = re.compile(r"^(?:choice|option)[ _]?([0-9a-j])$", re.IGNORECASE)
 # which choice is right: MMLU's answer index, ARC's and OpenBookQA's answerKey, MMLU-Pro's and C-Eval's
 # letter, HellaSwag's label
 ANSWER_CHOICE_KEYS = ("answerkey", "answer_index", "answer_idx", "answer", "label")
+WORD = re.compile(r"\w+")
+MIN_INPUT_WORDS = 8  # an instruction's input shorter than an 8-gram is no evidence on its own (_input_parts)
 ID_KEYS = ("id", "question_id", "task_id", "key", "idx", "pair_id", "unique_id", "uid", "_id")
 SUBSET_KEYS = ("subset", "subject", "category", "source", "type", "dataset", "skill", "config")
 MAP_ROLES = ("question", "choices", "answer", "id", "subset")
@@ -186,13 +188,17 @@ def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
 def _input_parts(row: Mapping[str, Any], lower: Mapping[str, Any]) -> list[ItemPart]:
     """The input an instruction applies to (Alpaca's ``input``, Self-Instruct's ``instances[].input``):
     a part of its own, as a corpus in that layout keeps it in a field of its own, and the instruction
-    alone is often generic ("Answer the following question.", then "How do I compare strings in Java?")."""
+    alone is often generic ("Answer the following question.", then "How do I compare strings in Java?").
+    An input under ``MIN_INPUT_WORDS`` words is left out: "+ how are you?", 'print("Hello World!")'
+    or "The Great Gatsby" is data that any chat or code corpus holds, not the test item."""
     if "input" in lower:
-        return _text_part("input", "item", row[lower["input"]])
-    instances = row[lower["instances"]] if "instances" in lower else None
-    if not isinstance(instances, list):
-        return []
-    return _turn_parts("input", "item", [i.get("input") for i in instances if isinstance(i, Mapping)])
+        parts = _text_part("input", "item", row[lower["input"]])
+    else:
+        instances = row[lower["instances"]] if "instances" in lower else None
+        if not isinstance(instances, list):
+            return []
+        parts = _turn_parts("input", "item", [i.get("input") for i in instances if isinstance(i, Mapping)])
+    return [p for p in parts if len(WORD.findall(p.text)) >= MIN_INPUT_WORDS]
 
 
 def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, position: int) -> list[ItemPart]:

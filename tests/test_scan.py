@@ -11,6 +11,7 @@ from decontam.errors import InputError
 from decontam.findings import FINDINGS_SCHEMA
 from decontam.index import IndexParams
 from decontam.scan import ScanOptions
+from decontam.testsets import load_test_set, parse_source
 
 from .conftest import DATA, read_jsonl, write_jsonl
 
@@ -287,3 +288,16 @@ def test_alpaca_eval_holds_all_of_vicuna_bench_and_self_instruct_and_nothing_els
     by_set = {name: sum((i, name) in found for i, r in enumerate(rows) if r["dataset"] == name) for name in ("vicuna", "selfinstruct")}
     assert by_set == {"vicuna": 80, "selfinstruct": 251}
     assert not {row for row, _ in found} - {i for i, r in enumerate(rows) if r["dataset"] in ("vicuna", "selfinstruct")}
+
+
+def test_short_inputs_of_instructions_flag_nothing_in_a_code_corpus():
+    """Self-Instruct's inputs "+ how are you?" and 'print("Hello World!")' are in any chat or code
+    corpus; they are data an instruction applies to, not the test item. Code Alpaca (2k rows) holds
+    none of Self-Instruct's items: 6 of its rows were flagged when every input was a part."""
+    source = f"selfinstruct={DATA / 'benchmarks/self_instruct_user_oriented/user_oriented_instructions.jsonl.gz'}"
+    parts = {p.text for item in load_test_set(parse_source(source)).items for p in item.parts if p.name.startswith("input")}
+    assert 'print("Hello World!")' not in parts and "+ how are you?" not in parts
+    assert any(p.startswith('How do you say "good evening" in French') for p in parts)
+    index = decontam.build_index(None, [source], params=IndexParams(methods=("ngram", "minhash")))
+    findings = decontam.scan(str(DATA / "corpora/code_alpaca/code_alpaca_2k.jsonl.gz"), index=index).findings
+    assert findings.height == 0, findings.select("record_id", "item_id", "evidence").rows()
