@@ -51,20 +51,29 @@ def _words(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def listed_pairs() -> dict[str, set[tuple[str, str, str]]]:
+    """The list's (row id, benchmark name, item id) triples, by corpus file."""
+    listed: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    for pair in read_jsonl("contamination/natural_overlaps/overlaps_8gram.jsonl.gz"):
+        listed[pair["corpus_file"]].add((str(pair["corpus_id"]), BENCHMARK_NAMES[pair["benchmark_file"]], str(pair["benchmark_id"])))
+    return dict(listed)
+
+
+def build_overlap_index(methods: tuple[str, ...] = ("ngram", "minhash")) -> decontam.Index:
+    return decontam.build_index(None, [f"{name}={DATA / path}" for path, name in BENCHMARK_NAMES.items()],
+                                params=IndexParams(methods=methods))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="ngram,minhash", help="layers to build and scan with")
     parser.add_argument("--show", type=int, default=0, help="print this many missed pairs and unlisted rows per corpus")
     args = parser.parse_args()
-    methods = tuple(args.methods.split(","))
 
-    pairs = read_jsonl("contamination/natural_overlaps/overlaps_8gram.jsonl.gz")
-    listed: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    for pair in pairs:
-        listed[pair["corpus_file"]].add((str(pair["corpus_id"]), BENCHMARK_NAMES[pair["benchmark_file"]], str(pair["benchmark_id"])))
-    index = decontam.build_index(None, [f"{name}={DATA / path}" for path, name in BENCHMARK_NAMES.items()],
-                                 params=IndexParams(methods=methods))
-    print(f"{len(pairs)} listed pairs in {len(listed)} corpus files; index of {len(BENCHMARK_NAMES)} benchmark files, {args.methods}\n")
+    listed = listed_pairs()
+    index = build_overlap_index(tuple(args.methods.split(",")))
+    print(f"{sum(map(len, listed.values()))} listed pairs in {len(listed)} corpus files; "
+          f"index of {len(BENCHMARK_NAMES)} benchmark files, {args.methods}\n")
     print("| corpus file | listed pairs | found | rows flagged | (row, benchmark) pairs flagged that the list lacks | of those, true by construction |")
     print("|---|---|---|---|---|---|")
     for corpus, expected in listed.items():

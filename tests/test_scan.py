@@ -301,3 +301,18 @@ def test_short_inputs_of_instructions_flag_nothing_in_a_code_corpus():
     index = decontam.build_index(None, [source], params=IndexParams(methods=("ngram", "minhash")))
     findings = decontam.scan(str(DATA / "corpora/code_alpaca/code_alpaca_2k.jsonl.gz"), index=index).findings
     assert findings.height == 0, findings.select("record_id", "item_id", "evidence").rows()
+
+
+def test_every_natural_overlap_between_the_shared_files_is_found():
+    """../shared/data/contamination/natural_overlaps: 1,440 (corpus row, benchmark item) pairs in 8
+    corpus files where 80%+ of the item's word 8-grams occur in the row (AlpacaEval and PandaLM holding
+    Self-Instruct, Auto-J holding MT-Bench, JudgeBench's MMLU-Pro questions that are MMLU's, ...).
+    The scan must name each row with its benchmark and item (benchmarks/natural_overlaps.py)."""
+    from benchmarks.natural_overlaps import build_overlap_index, listed_pairs
+
+    index = build_overlap_index()
+    listed = listed_pairs()
+    assert sum(map(len, listed.values())) == 1440
+    for corpus, expected in listed.items():
+        hits = set(decontam.scan(str(DATA / corpus), index=index).findings.select("record_id", "benchmark", "item_id").iter_rows())
+        assert not expected - hits, (corpus, sorted(expected - hits)[:5])
