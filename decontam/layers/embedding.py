@@ -92,6 +92,12 @@ class EmbeddingParams:
     # tokens than its texts that pass whole; of 300 LLM rewrites, 267 reach 0.35 (0.30: 281)
     # (benchmarks/README.md).
     passage_lexical_offset: float = 0.10
+    # The question stem of a passage item refers to its passage ("The situation Carter described led
+    # most directly to which of the following?") and has few rare words of its own, so a rewrite of it
+    # shares fewer: a text passes the first stage at this much less lexical similarity to a stem row.
+    # On the background corpora 5-9% more texts reach the model, no finding is added; 5 more of 485
+    # MMLU rewrites are found (benchmarks/README.md).
+    stem_lexical_offset: float = 0.05
     top_k: int = 5
     max_df_share: float = 0.02  # terms in more than this share of parts carry no lexical evidence
 
@@ -263,6 +269,7 @@ class EmbeddingLayer:
         np.add.at(norms, term_part, idf[term_id.astype(np.int64)].astype(np.float64) ** 2)
         self._norms = np.sqrt(np.maximum(norms, 1e-12))
         self._term_matrix = None  # [V + 1, rows] sparse: idf / row norm of each row's rare terms (made on first use)
+        self._stem_matrix = None  # its columns of question-stem rows
         self._embedder = None
         self.device: str | None = None
         self.cache_dir: str | None = None
@@ -304,8 +311,7 @@ class EmbeddingLayer:
         with_answer = np.arange(len(row_part) + len(answer_part)) >= len(row_part)
         row_part, row_text = np.concatenate([row_part, answer_part]), row_text + answer_text
         is_answer = (parts["kind"] == "answer").to_numpy()[row_part]
-        is_choice_item = np.array([has_choices[p] and len(text.split()) >= params.choice_item_min_words
-                                   and len(_NUMBER.findall(text)) <= params.choice_item_max_numbers
+        is_choice_item = np.array([has_choices[p] and is_knowledge_question(text, params)
                                    for p, text in zip(row_part.tolist(), row_text)], dtype=bool) & ~with_answer
         layer = cls(params, row_part.astype(np.int32), vectors, meta, rare["row"].to_numpy().astype(np.int32),
                     rare["id"].to_numpy().astype(np.uint64), idf, is_answer, is_choice_item, with_answer)
@@ -370,18 +376,18 @@ class EmbeddingLayer:
             self._embedder = embedder
         return self._embedder
 
-    def lexical(self, batch: TokenBatch, block: int = 2048) -> np.ndarray:
-        """Best TF-IDF cosine of every text against the rows: one sparse product (texts x terms) @
-        (terms x rows), ``block`` texts at a time to bound memory."""
+    def lexical(self, batch: TokenBatch, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Best TF-IDF cosine of every text against the rows, and against the question-stem rows alone:
+        one sparse product (texts x terms) @ (terms x rows), ``block`` texts at a time to bound memory."""
         from scipy import sparse
 
         n_texts = len(batch)
-        best = np.zeros(n_texts)
+        best, best_stem = np.zeros(n_texts), np.zeros(n_texts)
         known = batch.ids < UNKNOWN_BIT
         texts = np.repeat(np.arange(n_texts, dtype=np.int64), batch.lengths)
         segment = pl.DataFrame({"text_ix": texts[known], "id": batch.ids[known]}).unique()
         if segment.is_empty():
-            return best
+            return best, best_stem
         t, ids = segment["text_ix"].to_numpy(), segment["id"].to_numpy().astype(np.int64)
         inside = ids < len(self.idf)  # a vocabulary id no part uses weighs as much as the rarest term
         weights = np.where(inside, self.idf[np.minimum(ids, len(self.idf) - 1)], self.idf.max()).astype(np.float64)
@@ -391,13 +397,15 @@ class EmbeddingLayer:
         norm = np.maximum(np.sqrt(norm + unknown_count * float(self.idf.max()) ** 2), 1e-12)
         texts_by_term = sparse.csr_matrix((weights[inside] / norm[t[inside]], (t[inside], ids[inside])),
                                           shape=(n_texts, len(self.idf)))
-        terms_by_row = self._terms_by_row()
+        terms_by_row, terms_by_stem = self._terms_by_row(), self._terms_by_stem_row()
         for first in range(0, n_texts, block):
-            cosine = (texts_by_term[first : first + block] @ terms_by_row).tocsr()
-            if cosine.nnz:
-                top = cosine.max(axis=1).toarray().ravel()
-                best[first : first + len(top)] = top
-        return best
+            chunk = texts_by_term[first : first + block]
+            for scores, matrix in ((best, terms_by_row), (best_stem, terms_by_stem)):
+                cosine = (chunk @ matrix).tocsr()
+                if cosine.nnz:
+                    top = cosine.max(axis=1).toarray().ravel()
+                    scores[first : first + len(top)] = top
+        return best, best_stem
 
     def _terms_by_row(self):
         if self._term_matrix is None:
@@ -408,6 +416,11 @@ class EmbeddingLayer:
             self._term_matrix = sparse.csr_matrix((values, (ids, self.term_part.astype(np.int64))),
                                                   shape=(len(self.idf), len(self.part_ix)))
         return self._term_matrix
+
+    def _terms_by_stem_row(self):
+        if self._stem_matrix is None:
+            self._stem_matrix = self._terms_by_row().tocsc()[:, np.flatnonzero(stem_rows(self.part_ix, self.with_answer))].tocsr()
+        return self._stem_matrix
 
     def floors(self, min_cosine: float, *, is_answer: np.ndarray, choice_item: np.ndarray, short: np.ndarray,
                with_answer: np.ndarray | None = None) -> np.ndarray:
@@ -423,12 +436,16 @@ class EmbeddingLayer:
                                   np.where(choice_item, min_cosine - self.params.choice_item_offset, min_cosine)))
         return np.where(short, np.maximum(floor, self.params.min_cosine_short_text), floor)
 
-    def first_stage(self, lexical: np.ndarray, texts: Sequence[str], min_lexical: float) -> np.ndarray:
+    def first_stage(self, lexical: np.ndarray, texts: Sequence[str], min_lexical: float,
+                    stem_lexical: np.ndarray | None = None) -> np.ndarray:
         """[n_texts] bool: the texts the model sees. Lexical cosine >= ``min_lexical``, or
-        ``numeric_lexical_offset`` less for a text of at most ``numeric_max_words`` words with
-        ``numeric_min_numbers`` distinct numbers."""
+        ``stem_lexical_offset`` less against a question stem (``stem_lexical``: each text's best
+        against the stem rows), or ``numeric_lexical_offset`` less for a text of at most
+        ``numeric_max_words`` words with ``numeric_min_numbers`` distinct numbers."""
         params = self.params
         passed = lexical >= min_lexical
+        if stem_lexical is not None:
+            passed |= stem_lexical >= min_lexical - params.stem_lexical_offset
         for t in np.flatnonzero(~passed & (lexical >= min_lexical - params.numeric_lexical_offset)).tolist():
             words = texts[t].split()
             if len(words) <= params.numeric_max_words and len(set(_NUMBER.findall(texts[t]))) >= params.numeric_min_numbers:
@@ -445,8 +462,8 @@ class EmbeddingLayer:
         (``_passages``) pass the first stage on their own scores as well: a rewritten question set
         apart among 300 words of other text scores far under ``min_lexical`` as a whole.
         ``vocabulary`` (the index's) tokenizes them; without it only whole texts are scored."""
-        lexical = self.lexical(batch)
-        passed = self.first_stage(lexical, texts, min_lexical)
+        lexical, stem_lexical = self.lexical(batch)
+        passed = self.first_stage(lexical, texts, min_lexical, stem_lexical)
         windows = self._candidate_windows(texts, batch, lexical, passed, min_lexical, vocabulary, assistant)
         if windows.is_empty():
             return _empty_matches()
@@ -510,8 +527,8 @@ class EmbeddingLayer:
         if len(scored) and vocabulary is not None:
             pieces = [window_texts[i] for i in scored.tolist()]
             encoded = encode_batch(pieces, vocabulary)
-            own = self.lexical(encoded)
-            keep[scored] |= self.first_stage(own, pieces, min(1.0, min_lexical + self.params.passage_lexical_offset))
+            own, own_stem = self.lexical(encoded)
+            keep[scored] |= self.first_stage(own, pieces, min(1.0, min_lexical + self.params.passage_lexical_offset), own_stem)
             score[scored] = np.maximum(score[scored], own)
             tokens[scored] = encoded.lengths
         chosen = np.flatnonzero(keep)
@@ -526,6 +543,16 @@ class EmbeddingLayer:
 
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_STATEMENT_LABEL = re.compile(r"\bstatement\s+\d+\s*[|:.]", re.IGNORECASE)  # MMLU's "Statement 1 | ... Statement 2 | ..."
+
+
+def is_knowledge_question(text: str, params: EmbeddingParams) -> bool:
+    """Whether the question of a multiple-choice item gets the lower bar (``choice_item_offset``): at
+    least ``choice_item_min_words`` words, at most ``choice_item_max_numbers`` distinct numbers. The
+    numbers of "Statement 1 | ... Statement 2 | ..." are labels, and a number said twice ("4x - 2 is
+    irreducible over Z. ... 4x - 2 is irreducible over Q.") is one number: neither makes a word problem."""
+    numbers = set(_NUMBER.findall(_STATEMENT_LABEL.sub(" ", text)))
+    return len(text.split()) >= params.choice_item_min_words and len(numbers) <= params.choice_item_max_numbers
 _SENTENCE_END = re.compile(r"[.!?:。？！：][\"'”’)\]*]*\s*$")  # not ";" nor "}": lines of code are no sentences
 
 
@@ -541,6 +568,19 @@ def question_stem(text: str, *, has_choices: bool = False) -> str | None:
         return None
     stem_words, all_words = len(lines[-1].split()), len(text.split())
     return lines[-1] if stem_words >= 5 and all_words - stem_words >= 40 else None
+
+
+def stem_rows(part_ix: np.ndarray, with_answer: np.ndarray) -> np.ndarray:
+    """[rows] bool: the question-stem rows. ``_embedded_rows`` gives every part its row first, then a
+    stem row to the parts that have a stem, so a stem row is a part's second row that is not a
+    question-with-answer row."""
+    stem = np.zeros(len(part_ix), dtype=bool)
+    seen: set[int] = set()
+    for row in np.flatnonzero(~with_answer).tolist():
+        part = int(part_ix[row])
+        stem[row] = part in seen
+        seen.add(part)
+    return stem
 
 
 def _embedded_rows(parts: pl.DataFrame, encoded: TokenBatch, has_choices: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
