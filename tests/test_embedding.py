@@ -11,8 +11,17 @@ import decontam
 from decontam.cli import app
 from decontam.errors import ParameterError
 from decontam.index import IndexParams
-from decontam.layers.embedding import (EmbeddingCache, EmbeddingParams, HashingEmbedder, SentenceTransformerEmbedder, _passages, _windows,
-                                       is_knowledge_question, question_stem, stem_rows)
+from decontam.layers.embedding import (
+    EmbeddingCache,
+    EmbeddingParams,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    _passages,
+    _windows,
+    is_knowledge_question,
+    question_stem,
+    stem_rows,
+)
 from decontam.scan import ScanOptions
 
 from .conftest import DATA, INDEX_SOURCES, read_jsonl, t0_prompts, write_jsonl
