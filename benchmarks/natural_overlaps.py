@@ -1,14 +1,17 @@
 """Real overlaps between the shared files: does the scan find each one, and what else does it flag?
 
-    python -m benchmarks.natural_overlaps      # ~1 minute, no model
+    python -m benchmarks.natural_overlaps      # ~5 seconds, no model (--methods ngram,minhash,embedding: ~8 minutes)
 
 ../shared/data/contamination/natural_overlaps lists 1,440 (corpus row, benchmark item) pairs in which
 at least 80% of the item's word 8-grams occur in the row (lower-cased, punctuation stripped; items of
 fewer than five 8-grams skipped): AlpacaEval and PandaLM holding Self-Instruct and Vicuna-Bench, Auto-J
 holding MT-Bench, JudgeBench's MMLU-Pro questions that are MMLU's, Code Alpaca holding MBPP. Index:
 the nine benchmark files those pairs name, n-gram and MinHash layers (the default parameters). A pair
-counts as found when a finding names its row (``record_id``), benchmark and item. Rows flagged for a
-benchmark that the list does not pair with it are counted too, to be read by hand.
+counts as found when a finding names its row (``record_id``), benchmark and item. (Row, benchmark)
+pairs flagged that the list lacks are counted too, and those that are true by construction set apart:
+AlpacaEval rows whose ``dataset`` field names Vicuna-Bench or Self-Instruct, PandaLM rows whose
+instruction is the flagged Self-Instruct item's (PandaLM drew its test set from Self-Instruct). The
+rest are for reading by hand (``--show``).
 """
 
 from __future__ import annotations

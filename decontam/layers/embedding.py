@@ -544,6 +544,7 @@ class EmbeddingLayer:
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _STATEMENT_LABEL = re.compile(r"\bstatement\s+\d+\s*[|:.]", re.IGNORECASE)  # MMLU's "Statement 1 | ... Statement 2 | ..."
+_SENTENCE_END = re.compile(r"[.!?:。？！：][\"'”’)\]*]*\s*$")  # not ";" nor "}": lines of code are no sentences
 
 
 def is_knowledge_question(text: str, params: EmbeddingParams) -> bool:
@@ -553,7 +554,6 @@ def is_knowledge_question(text: str, params: EmbeddingParams) -> bool:
     irreducible over Z. ... 4x - 2 is irreducible over Q.") is one number: neither makes a word problem."""
     numbers = set(_NUMBER.findall(_STATEMENT_LABEL.sub(" ", text)))
     return len(text.split()) >= params.choice_item_min_words and len(numbers) <= params.choice_item_max_numbers
-_SENTENCE_END = re.compile(r"[.!?:。？！：][\"'”’)\]*]*\s*$")  # not ";" nor "}": lines of code are no sentences
 
 
 def question_stem(text: str, *, has_choices: bool = False) -> str | None:
