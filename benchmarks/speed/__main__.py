@@ -41,15 +41,24 @@ if workers > 1:  # pool workers run at once: count each at the largest one's pea
 print(seconds, r.counts.rows_read, r.findings.select("row").unique().height, peak)
 """
 
+# Two plain-Python loops: lm-eval's way (punctuation stripped by str.translate, split, 13 tokens joined
+# into a string: the faster one), and the regex-and-tuples way of many ad-hoc scripts (re.findall(r"\w+"),
+# zip into 13-tuples), whose parts ../shared/MEASUREMENTS.md timed at 22 and 19-23 MB/s.
 PLAIN_LOOP = """
 import json, re, string, sys, time
 from decontam.index import load_index
-corpus, index = sys.argv[1], sys.argv[2]
+corpus, index, style = sys.argv[1], sys.argv[2], sys.argv[3]
 texts = load_index(index).parts["text"].to_list()
-table = str.maketrans("", "", string.punctuation)
-def grams(text):
-    tokens = text.lower().translate(table).split()
-    return {" ".join(tokens[i : i + 13]) for i in range(len(tokens) - 12)}
+if style == "lm-eval":
+    table = str.maketrans("", "", string.punctuation)
+    def grams(text):
+        tokens = text.lower().translate(table).split()
+        return {" ".join(tokens[i : i + 13]) for i in range(len(tokens) - 12)}
+else:
+    word = re.compile(r"\\w+")
+    def grams(text):
+        tokens = word.findall(text.lower())
+        return set(zip(*(tokens[i:] for i in range(13))))
 test = set()
 for t in texts:
     test |= grams(t)
@@ -143,8 +152,9 @@ def main() -> None:
             for name, code, workers, methods in runs:
                 seconds, peak, out = timed(code, str(corpus), str(Path(tmp) / "index"), str(workers), methods)
                 print(f"| {mb:.0f} MB | {name} | {workers} | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds / workers:.1f} | {peak} |", flush=True)
-            seconds, peak, out = timed(PLAIN_LOOP, str(corpus), str(Path(tmp) / "index"))
-            print(f"| {mb:.0f} MB | plain-Python 13-gram loop (lm-eval style) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
+            for style, name in (("lm-eval", "lm-eval style: translate, split, join, set"), ("regex", "regex and tuples")):
+                seconds, peak, out = timed(PLAIN_LOOP, str(corpus), str(Path(tmp) / "index"), style)
+                print(f"| {mb:.0f} MB | plain-Python 13-gram loop ({name}) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
             if not args.skip_datatrove and mb <= args.datatrove_max_mb:
                 seconds, peak, out = timed(DATATROVE_RUN, str(corpus), str(Path(tmp) / "index"))
                 if seconds is None:
