@@ -87,6 +87,8 @@ def test_a_text_close_to_a_question_stem_passes_the_first_stage_at_less_lexical_
     best, against_stems = np.full(3, 0.22), np.array([0.22, 0.19, 0.0])  # the bar for stems: 0.25 - 0.05
     assert layer.first_stage(best, texts, 0.25, against_stems).tolist() == [True, False, False]
     assert layer.first_stage(best, texts, 0.25).tolist() == [False] * 3
+    # a user's bar under the offset does not let through a text that shares nothing with any stem
+    assert layer.first_stage(np.zeros(3), texts, 0.04, against_stems).tolist() == [True, True, False]
 
 
 def test_lexical_stage_spares_the_model(hashing_index, tmp_path):

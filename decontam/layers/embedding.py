@@ -444,8 +444,8 @@ class EmbeddingLayer:
         ``numeric_max_words`` words with ``numeric_min_numbers`` distinct numbers."""
         params = self.params
         passed = lexical >= min_lexical
-        if stem_lexical is not None:
-            passed |= stem_lexical >= min_lexical - params.stem_lexical_offset
+        if stem_lexical is not None:  # (a text that shares no term with any stem never passes this way)
+            passed |= (stem_lexical > 0) & (stem_lexical >= min_lexical - params.stem_lexical_offset)
         for t in np.flatnonzero(~passed & (lexical >= min_lexical - params.numeric_lexical_offset)).tolist():
             words = texts[t].split()
             if len(words) <= params.numeric_max_words and len(set(_NUMBER.findall(texts[t]))) >= params.numeric_min_numbers:
