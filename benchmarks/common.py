@@ -42,6 +42,12 @@ def read_jsonl(relative: str) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
+def mmlu_rewrites() -> list[dict]:
+    """llm-decontaminator's MMLU pairs with an English rewrite (20 of its 505 have none upstream); each
+    carries MMLU's own item id (``id``)."""
+    return [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
+
+
 def long_passages(min_words: int = 150, max_words: int = 400) -> list[str]:
     """T0 prompts of ``min_words`` to ``max_words`` words: long unrelated text to set test items in."""
     return [r["prompt"] for r in read_jsonl("corpora/t0_train_sample/t0_train_per_template_50.jsonl.gz")

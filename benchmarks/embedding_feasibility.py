@@ -24,14 +24,14 @@ import decontam
 from decontam.index import default_index_path
 from decontam.ngrams import encode_batch
 
-from .common import read_jsonl
+from .common import mmlu_rewrites, read_jsonl
 
 
 def _sets():
     rng = random.Random(0)
     benbench = read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
     rephrased = read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz")
-    mmlu = [x for x in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if x["rephrased_english_question"]]
+    mmlu = mmlu_rewrites()
     hh = [t for x in read_jsonl("corpora/hh_rlhf/harmless-base_test.jsonl.gz") for t in x["chosen"].split("\n\n") if t.strip()]
     return {
         "gsm8k rewrites": [x["rewritten_question_1"] for x in rng.sample(benbench, 300)] + [x["rephrased_text"] for x in rng.sample(rephrased, 300)],

@@ -26,7 +26,7 @@ import decontam
 from decontam.index import IndexParams
 from decontam.scan import ScanOptions
 
-from .common import DATA, read_jsonl
+from .common import DATA, mmlu_rewrites, read_jsonl
 
 
 def _write(path: Path, rows: list[dict]) -> str:
@@ -56,8 +56,7 @@ def main() -> None:
             "GSM8K llm-decontaminator rephrasings": [(x["rephrased_text"], x["id"].replace("gsm8k_rephrase_", "gsm8k_test_")) for x in
                                                      rng.sample(read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz"), 300)],
         }
-        mmlu = [(p["rephrased_english_question"], p["id"]) for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz")
-                if p["rephrased_english_question"] and p["id"] in indexed]
+        mmlu = [(p["rephrased_english_question"], p["id"]) for p in mmlu_rewrites() if p["id"] in indexed]
         positives["MMLU llm-decontaminator rephrasings"] = mmlu[:200]  # abstract algebra and US history
         positives[f"MMLU llm-decontaminator rephrasings, all {len(mmlu)} (3 subjects)"] = mmlu
         options = ScanOptions(methods=("embedding",), min_lexical=args.min_lexical)

@@ -18,11 +18,11 @@ import numpy as np
 
 from decontam.layers.embedding import DEFAULT_MODEL, load_embedder, question_stem
 
-from .common import read_jsonl
+from .common import mmlu_rewrites
 
 
 def main() -> None:
-    pairs = [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
+    pairs = mmlu_rewrites()
     embedder = load_embedder(DEFAULT_MODEL)
     rewrites = embedder.encode([p["rephrased_english_question"] for p in pairs])
     questions = [p["original_question"] for p in pairs]

@@ -21,7 +21,7 @@ import polars as pl
 import decontam
 from decontam.scan import ScanOptions
 
-from .common import long_passages, read_jsonl
+from .common import long_passages, mmlu_rewrites, read_jsonl
 
 SEPARATORS = {"blank line": "\n\n", "line break": "\n", "space": " "}
 
@@ -30,7 +30,7 @@ def rewrites(rng: random.Random) -> list[tuple[str, str, str]]:
     """(set, item id, rewritten text)."""
     benbench = read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
     rephrased = read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz")
-    mmlu = [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
+    mmlu = mmlu_rewrites()
     return ([("GSM8K BenBench", x["gsm8k_test_id"], x["rewritten_question_1"]) for x in rng.sample(benbench, 100)]
             + [("GSM8K llm-decontaminator", x["id"], x["rephrased_text"]) for x in rng.sample(rephrased, 100)]
             + [("MMLU llm-decontaminator", p["id"], p["rephrased_english_question"])  # the pairs carry MMLU's ids

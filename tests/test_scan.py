@@ -294,11 +294,11 @@ def test_short_inputs_of_instructions_flag_nothing_in_a_code_corpus():
     """Self-Instruct's inputs "+ how are you?" and 'print("Hello World!")' are in any chat or code
     corpus; they are data an instruction applies to, not the test item. Code Alpaca (2k rows) holds
     none of Self-Instruct's items: 6 of its rows were flagged when every input was a part."""
-    source = f"selfinstruct={DATA / 'benchmarks/self_instruct_user_oriented/user_oriented_instructions.jsonl.gz'}"
-    parts = {p.text for item in load_test_set(parse_source(source)).items for p in item.parts if p.name.startswith("input")}
+    loaded = load_test_set(parse_source(f"selfinstruct={DATA / 'benchmarks/self_instruct_user_oriented/user_oriented_instructions.jsonl.gz'}"))
+    parts = {p.text for item in loaded.items for p in item.parts if p.name.startswith("input")}
     assert 'print("Hello World!")' not in parts and "+ how are you?" not in parts
     assert any(p.startswith('How do you say "good evening" in French') for p in parts)
-    index = decontam.build_index(None, [source], params=IndexParams(methods=("ngram", "minhash")))
+    index = decontam.build_index(None, [loaded], params=IndexParams(methods=("ngram", "minhash")))
     findings = decontam.scan(str(DATA / "corpora/code_alpaca/code_alpaca_2k.jsonl.gz"), index=index).findings
     assert findings.height == 0, findings.select("record_id", "item_id", "evidence").rows()
 

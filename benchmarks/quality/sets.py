@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..common import long_passages, read_jsonl
+from ..common import long_passages, mmlu_rewrites, read_jsonl
 
 SEED = 13
 
@@ -66,7 +66,7 @@ def build_sets(per_class: int = 100, seed: int = SEED) -> list[Example]:
                                                       {"role": "user", "content": q["turns"][1]}]}, "mt_bench", str(q["id"])) for q in mt]
     bench = read_jsonl("contamination/benbench/gsm8k_test_rewritten_x3.jsonl.gz")
     rephrased = read_jsonl("contamination/llm_decontaminator/gsm8k_rephrased_pairs.jsonl.gz")
-    mmlu_pairs = [p for p in read_jsonl("contamination/llm_decontaminator/mmlu_rephrased_pairs.jsonl.gz") if p["rephrased_english_question"]]
+    mmlu_pairs = mmlu_rewrites()
     para = [("gsm8k", x["gsm8k_test_id"], x["rewritten_question_1"]) for x in rng.sample(bench, per_class // 3)]
     para += [("gsm8k", x["id"], x["rephrased_text"]) for x in rng.sample(rephrased, per_class // 3)]
     para += [("mmlu", p["id"], p["rephrased_english_question"]) for p in rng.sample(mmlu_pairs, per_class // 3)]  # MMLU's own ids
