@@ -143,12 +143,18 @@ class ArtifactLayer:
         self.templates = templates  # template_id, benchmark, origin, text, tokens, n_tokens, items, coverage, distinctiveness
         vocab = sorted({t for toks in templates["tokens"].to_list() for t in toks})
         self.vocabulary = pl.Series("token", vocab, dtype=pl.String)
-        encoded = self._encode_tokens([list(t) for t in templates["tokens"].to_list()])
-        grams = ngram_hashes_multi(encoded, [params.ngram_size])[params.ngram_size]
+
+    @functools.cached_property
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The templates' n-gram hashes sorted (for lookups by binary search), each one's template,
+        and n-grams per template. Made on first use: hashing loads the compiled kernels, ~0.6 s that
+        a scan's parent process, which only hands shards to workers, would spend before any started."""
+        encoded = self._encode_tokens([list(t) for t in self.templates["tokens"].to_list()])
+        grams = ngram_hashes_multi(encoded, [self.params.ngram_size])[self.params.ngram_size]
         table = pl.DataFrame({"h": grams.hashes, "template_ix": grams.text_ix.astype(np.int32)}).unique().sort("h", "template_ix")
-        self._hashes = table["h"].to_numpy()  # sorted, for lookups by binary search
-        self._template_of_hash = table["template_ix"].to_numpy()
-        self.template_ngrams = np.bincount(self._template_of_hash, minlength=templates.height).astype(np.int32)
+        template_of_hash = table["template_ix"].to_numpy()
+        return (table["h"].to_numpy(), template_of_hash,
+                np.bincount(template_of_hash, minlength=self.templates.height).astype(np.int32))
 
     @functools.cached_property
     def descriptors(self) -> pl.DataFrame:
@@ -378,15 +384,16 @@ class ArtifactLayer:
             return _empty_matches()
         grams = ngram_hashes_multi(slotted_batch, [n])[n]
         known = np.flatnonzero(grams.known)
-        found, entry = equal_entries(self._hashes, grams.hashes[known])
+        hashes, template_of_hash, template_ngrams = self._lookup
+        found, entry = equal_entries(hashes, grams.hashes[known])
         if len(entry) == 0:
             return _empty_matches()
         at = known[found]
         hits = pl.DataFrame({"h": grams.hashes[at], "text_ix": grams.text_ix[at], "tok_start": grams.start[at],
-                             "template_ix": self._template_of_hash[entry]})
+                             "template_ix": template_of_hash[entry]})
         found = hits.group_by("text_ix", "template_ix").agg(
             pl.col("h").n_unique().alias("n"), pl.col("tok_start").min(), (pl.col("tok_start").max() + n).alias("tok_end"))
-        share = found["n"].to_numpy() / np.maximum(self.template_ngrams[found["template_ix"].to_numpy()], 1)
+        share = found["n"].to_numpy() / np.maximum(template_ngrams[found["template_ix"].to_numpy()], 1)
         return (found.with_columns(pl.Series("score", np.minimum(share, 1.0)))
                 .filter(pl.col("score") >= min_share)
                 .select(pl.col("text_ix").cast(pl.Int64), pl.col("template_ix").cast(pl.Int32), "score",

@@ -18,6 +18,7 @@ item inside a document is a small share of the document's shingles, but most of 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,16 +134,29 @@ class MinHashLayer:
         self.shingles = shingles  # [s] uint64; each part's distinct shingles, part after part
         self.shingle_offsets = shingle_offsets  # [k + 1] int64
         self.boilerplate = boilerplate  # [q] uint64, sorted; shingles ignored on both sides
-        self._boilerplate_bitmap = hash_bitmap(boilerplate)
-        self._boilerplate_set = pl.Series(boilerplate, dtype=pl.UInt64).implode()  # for is_in
         self.b, self.r = bands or params.bands()
-        self._bitmap = hash_bitmap(shingles)
-        # every (band, key) of the index, sorted by key, for lookups by binary search
-        keys = band_keys(sigs, self.b, self.r).reshape(-1)
+
+    # Lookup structures are made on first use, as the n-gram layer's bitmaps are (a parent process
+    # that only hands shards to workers never needs them).
+    @functools.cached_property
+    def _boilerplate_bitmap(self) -> np.ndarray:
+        return hash_bitmap(self.boilerplate)
+
+    @functools.cached_property
+    def _boilerplate_set(self) -> pl.Series:
+        return pl.Series(self.boilerplate, dtype=pl.UInt64).implode()  # for is_in
+
+    @functools.cached_property
+    def _bitmap(self) -> np.ndarray:
+        return hash_bitmap(self.shingles)
+
+    @functools.cached_property
+    def _band_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (band, key) of the index sorted by key, for lookups by binary search: the keys,
+        each key's band and part."""
+        keys = band_keys(self.sigs, self.b, self.r).reshape(-1)
         order = np.argsort(keys, kind="stable")
-        self._band_keys = keys[order]
-        self._band_of_key = (order % self.b).astype(np.int32)
-        self._part_of_key = part_ix[order // self.b]
+        return keys[order], (order % self.b).astype(np.int32), self.part_ix[order // self.b]
 
     # -- build ------------------------------------------------------------------------------------
 
@@ -265,9 +279,10 @@ class MinHashLayer:
 
     def _candidates(self, text_ids: np.ndarray, keys: np.ndarray) -> pl.DataFrame:
         """(text_ix, part_ix) pairs that share a band: ``keys`` [len(text_ids), b] from ``band_keys``."""
-        query, entry = equal_entries(self._band_keys, keys.reshape(-1))
-        same_band = self._band_of_key[entry] == query % self.b
-        pairs = pl.DataFrame({"text_ix": text_ids[query // self.b][same_band], "part_ix": self._part_of_key[entry][same_band]})
+        index_keys, band_of_key, part_of_key = self._band_lookup
+        query, entry = equal_entries(index_keys, keys.reshape(-1))
+        same_band = band_of_key[entry] == query % self.b
+        pairs = pl.DataFrame({"text_ix": text_ids[query // self.b][same_band], "part_ix": part_of_key[entry][same_band]})
         return pairs.unique()
 
     def _verify(self, candidates: pl.DataFrame, text_ix: np.ndarray, values: np.ndarray, min_jaccard: float) -> pl.DataFrame:

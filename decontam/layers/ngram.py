@@ -13,6 +13,7 @@ matches only a segment it makes up most of.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,8 +60,16 @@ class NgramLayer:
         # [k] uint64 sorted: hashes of the first min(short_lengths) tokens of every short part, so a
         # scan hashes the longer short lengths only where one of them starts (None: an older index)
         self.short_prefixes = short_prefixes
-        self._bitmap = hash_bitmap(hashes)
-        self._prefix_bitmap = hash_bitmap(short_prefixes) if short_prefixes is not None else None
+
+    # The bitmaps are made on first use: a scan's parent process that only hands shards to workers
+    # never builds them (filling them loads the compiled kernels: ~0.6 s before any worker started).
+    @functools.cached_property
+    def _bitmap(self) -> np.ndarray:
+        return hash_bitmap(self.hashes)
+
+    @functools.cached_property
+    def _prefix_bitmap(self) -> np.ndarray | None:
+        return hash_bitmap(self.short_prefixes) if self.short_prefixes is not None else None
 
     # -- build ------------------------------------------------------------------------------------
 
