@@ -98,15 +98,20 @@ def test_workers_start_only_where_the_input_pays_for_them(tmp_path, monkeypatch)
 
     monkeypatch.delenv("DECONTAM_MB_PER_WORKER")
     mb = 1 << 20
-    small = [Shard(str(tmp_path / "c.jsonl"), byte_range=(i * 4 * mb, (i + 1) * 4 * mb)) for i in range(12)]  # 48 MB
-    assert workers_worth_starting(small, ("ngram", "minhash")) == 1
-    assert workers_worth_starting(small * 4, ("ngram", "minhash")) == 6
-    assert workers_worth_starting(small, ("ngram", "embedding")) == 24
+    small = [Shard(str(tmp_path / "c.jsonl"), byte_range=(i * 4 * mb, (i + 1) * 4 * mb)) for i in range(7)]  # 28 MB
+    assert workers_worth_starting(small, ("ngram", "minhash")) == 1  # under 32 MB: no pool
+    assert workers_worth_starting(small * 2, ("ngram", "minhash")) == 7  # a pool, 8 MB a worker
+    assert workers_worth_starting(small * 8, ("ngram", "minhash")) == 28
+    assert workers_worth_starting(small, ("ngram", "embedding")) == 14
+    assert workers_worth_starting(small[:1], ("ngram", "embedding")) == 2
     assert workers_worth_starting([Shard("s3://bucket/c.jsonl")], ("ngram",)) == 1  # unknown size: as many as shards
     assert workers_worth_starting([Shard("s3://bucket/a.jsonl"), Shard("s3://bucket/b.jsonl")], ("ngram",)) == 2
     assert workers_worth_starting([Shard("-", chunk_bytes=mb)], ("ngram",)) > 1000  # a stream of unknown length: any number
     monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "0")
-    assert workers_worth_starting(small, ("ngram",)) == 12
+    assert workers_worth_starting(small, ("ngram",)) == 7
+    monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "12")
+    assert workers_worth_starting(small[:5], ("ngram",)) == 1  # 20 MB: under two workers' worth
+    assert workers_worth_starting(small, ("ngram",)) == 2
 
 
 def test_default_shard_size_follows_the_input(tmp_path):

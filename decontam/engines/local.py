@@ -137,11 +137,15 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     return runs.outcome()
 
 
-# A worker costs ~1 s before its first shard (start, imports, the index; the model too with the
-# embedding layer) and its exit. Below this much input per worker it does not pay: 50 MB on the
-# n-gram path took 1.7 s in this process and 2.0 s on two workers (benchmarks/README.md).
-# DECONTAM_MB_PER_WORKER overrides it (0: always start every worker asked for).
-MB_PER_WORKER = {"embedding": 2, "other": 32}
+# A pool costs ~0.4 s here (~1.1 s on a 16-core machine's slower cores) before its first shard:
+# spawning, imports, the index. On the n-gram path it pays from ~32 MB of input (20 MB: 1.6 s in this
+# process, 1.7 s on two workers; 40 MB: 2.4 vs 2.1 s). Once a pool runs, a further worker pays from
+# ~8 MB of its own (16 cores, 150 MB: 6.8 s on 4 workers, 5.0 s on 8 or 16; benchmarks/README.md,
+# shard timeline). The embedding model takes seconds to load and then ~1 s a MB on a CPU.
+# DECONTAM_MB_PER_WORKER overrides both (X: a pool from 2X MB, X MB a worker; 0: always start every
+# worker asked for).
+POOL_MIN_MB = {"embedding": 4, "other": 32}
+MB_PER_WORKER = {"embedding": 2, "other": 8}
 
 
 def workers_worth_starting(shards: list[Shard], methods) -> int:
@@ -149,7 +153,9 @@ def workers_worth_starting(shards: list[Shard], methods) -> int:
     and Parquet row groups, whose size is not known here, count as enough for one worker each, and a
     stream read in pieces, stdin or a remote file, as enough for any number)."""
     override = os.environ.get("DECONTAM_MB_PER_WORKER")
-    per_worker = float(override) if override else MB_PER_WORKER["embedding" if "embedding" in methods else "other"]
+    path = "embedding" if "embedding" in methods else "other"
+    per_worker = float(override) if override else MB_PER_WORKER[path]
+    pool_min = 2 * per_worker if override else POOL_MIN_MB[path]
     total = 0
     for shard in shards:
         if shard.byte_range is not None:
@@ -160,7 +166,11 @@ def workers_worth_starting(shards: list[Shard], methods) -> int:
             return sys.maxsize
         else:
             return len(shards)
-    return len(shards) if per_worker <= 0 else max(1, int(total / (per_worker * (1 << 20))))
+    if per_worker <= 0:
+        return len(shards)
+    if total < pool_min * (1 << 20):
+        return 1
+    return max(1, int(total / (per_worker * (1 << 20))))
 
 
 def _worker_died(work_dir: WorkDir | None):
