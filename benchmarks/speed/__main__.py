@@ -1,7 +1,7 @@
 """Scan speed and memory at 100 MB and 1 GB+, 1 and 2 workers, beside the plain-Python 13-gram loop
 and datatrove's n-gram decontamination filter, on the same files in one run.
 
-    python -m benchmarks.speed [--sizes 100,1000] [--workers 1,2] [--skip-datatrove] [--cascade-mb 20] [--min-lexical 0.25]
+    python -m benchmarks.speed [--sizes 100,1000] [--workers 1,2] [--skip-datatrove] [--cascade-mb 20] [--cascade-workers 1,2] [--min-lexical 0.25]
 
 Corpora are made by repeating the shared real corpora (hh-rlhf, Auto-J, PandaLM, T0 sample, Code
 Alpaca, GSM8K train) into JSONL files, 1 row in 500 carrying a GSM8K test question. Each timed run is
@@ -36,9 +36,12 @@ seconds = time.perf_counter() - t0
 import resource
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork + exec)
 peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) // 1024
-if workers > 1:  # pool workers run at once: count each at the largest one's peak
-    peak += workers * (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-print(seconds, r.counts.rows_read, r.findings.select("row").unique().height, peak)
+from decontam.engines import plan_shards
+from decontam.engines.local import workers_worth_starting
+started = min(workers, workers_worth_starting(plan_shards([corpus], shard_bytes), methods))
+if started > 1:  # pool workers run at once: count each at the largest one's peak
+    peak += started * (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+print(seconds, r.counts.rows_read, r.findings.select("row").unique().height, started, peak)
 """
 
 # Two plain-Python loops: lm-eval's way (punctuation stripped by str.translate, split, 13 tokens joined
@@ -124,6 +127,22 @@ def timed(code: str, *args: str) -> tuple[float | None, int | None, str]:
     return float(fields[0]), int(fields[-1]), " ".join(fields)
 
 
+def report(mb: float, path: str, workers: int, seconds: float | None, peak: int | None, out: str, digits: int = 1) -> None:
+    """One table row; a run that failed says so with its last error line instead of stopping the rest.
+    Rows flagged come from runs that print ``seconds rows flagged [workers started] peak`` (not
+    datatrove's); workers started, where fewer than asked for (too little input for them), follow the count."""
+    if seconds is None:
+        print(f"| {mb:.0f} MB | {path} | {workers} | failed: {out} | | | | |", flush=True)
+        return
+    fields = out.split()
+    flagged = fields[2] if len(fields) >= 4 else ""
+    if len(fields) == 5 and int(fields[3]) != workers:
+        workers_text = f"{workers} ({fields[3]} started)"
+    else:
+        workers_text = str(workers)
+    print(f"| {mb:.0f} MB | {path} | {workers_text} | {seconds:.1f} | {mb / seconds:.{digits}f} | {mb / seconds / workers:.{digits}f} | {peak} | {flagged} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000")
@@ -132,6 +151,8 @@ def main() -> None:
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--datatrove-max-mb", type=float, default=150, help="datatrove tokenizes with spaCy: slow; skip it above this size")
     parser.add_argument("--cascade-mb", type=float, default=20, help="corpus size for the default cascade with embeddings (0: skip)")
+    parser.add_argument("--cascade-workers", default=[1, 2], type=lambda v: [int(x) for x in v.split(",")],
+                        help="worker counts for the default cascade (default 1,2)")
     parser.add_argument("--min-lexical", type=float, default=None, help="the cascade's first-stage threshold (default: the layer's)")
     args = parser.parse_args()
     import decontam
@@ -141,8 +162,8 @@ def main() -> None:
         t0 = time.perf_counter()
         decontam.build_index(Path(tmp) / "index", default_source_args())
         print(f"index build (default sources, 18.8k items, 3 layers): {time.perf_counter() - t0:.1f} s; cores: {os.cpu_count()}\n")
-        print("| corpus | path | workers | seconds | MB/s | MB/s per worker | peak RSS MB |")
-        print("|---|---|---|---|---|---|---|")
+        print("| corpus | path | workers | seconds | MB/s | MB/s per worker | peak RSS MB | rows flagged |")
+        print("|---|---|---|---|---|---|---|---|")
         for size in [int(s) for s in args.sizes.split(",") if s]:
             corpus = Path(tmp) / f"corpus-{size}.jsonl"
             make_corpus(corpus, size)
@@ -150,17 +171,11 @@ def main() -> None:
             runs = [("decontam ngram+minhash", DECONTAM_RUN, w, "ngram,minhash") for w in args.workers]
             runs += [("decontam ngram+minhash+artifact (the default less embeddings)", DECONTAM_RUN, w, "ngram,minhash,artifact") for w in args.workers]
             for name, code, workers, methods in runs:
-                seconds, peak, out = timed(code, str(corpus), str(Path(tmp) / "index"), str(workers), methods)
-                print(f"| {mb:.0f} MB | {name} | {workers} | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds / workers:.1f} | {peak} |", flush=True)
+                report(mb, name, workers, *timed(code, str(corpus), str(Path(tmp) / "index"), str(workers), methods))
             for style, name in (("lm-eval", "lm-eval style: translate, split, join, set"), ("regex", "regex and tuples")):
-                seconds, peak, out = timed(PLAIN_LOOP, str(corpus), str(Path(tmp) / "index"), style)
-                print(f"| {mb:.0f} MB | plain-Python 13-gram loop ({name}) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
+                report(mb, f"plain-Python 13-gram loop ({name})", 1, *timed(PLAIN_LOOP, str(corpus), str(Path(tmp) / "index"), style))
             if not args.skip_datatrove and mb <= args.datatrove_max_mb:
-                seconds, peak, out = timed(DATATROVE_RUN, str(corpus), str(Path(tmp) / "index"))
-                if seconds is None:
-                    print(f"| {mb:.0f} MB | datatrove NGramsDecontFilter | 1 | failed: {out} | | | |", flush=True)
-                else:
-                    print(f"| {mb:.0f} MB | datatrove NGramsDecontFilter (13-grams) | 1 | {seconds:.1f} | {mb / seconds:.1f} | {mb / seconds:.1f} | {peak} |", flush=True)
+                report(mb, "datatrove NGramsDecontFilter (13-grams)", 1, *timed(DATATROVE_RUN, str(corpus), str(Path(tmp) / "index")))
             corpus.unlink()
         if args.cascade_mb:
             t0 = time.perf_counter()
@@ -170,11 +185,10 @@ def main() -> None:
             corpus = Path(tmp) / "corpus-cascade.jsonl"
             make_corpus(corpus, args.cascade_mb)
             mb = corpus.stat().st_size / 1e6
-            for workers in (1, 2):
-                seconds, peak, out = timed(DECONTAM_RUN, str(corpus), str(Path(tmp) / "index-embed"), str(workers),
-                                           "ngram,minhash,artifact,embedding", *([] if args.min_lexical is None else [str(args.min_lexical)]))
-                print(f"| {mb:.0f} MB | decontam default cascade with embeddings (index built in {build_s:.0f} s) | {workers} | "
-                      f"{seconds:.1f} | {mb / seconds:.2f} | {mb / seconds / workers:.2f} | {peak} |", flush=True)
+            for workers in args.cascade_workers:
+                report(mb, f"decontam default cascade with embeddings (index built in {build_s:.0f} s)", workers,
+                       *timed(DECONTAM_RUN, str(corpus), str(Path(tmp) / "index-embed"), str(workers),
+                              "ngram,minhash,artifact,embedding", *([] if args.min_lexical is None else [str(args.min_lexical)])), digits=2)
 
 
 if __name__ == "__main__":
