@@ -17,6 +17,7 @@ import typer
 from . import __version__
 from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, write_manifest
+from .engines.local import available_cores
 from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
@@ -251,7 +252,7 @@ def scan_command(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes, at most (default: one per core; fewer when the input is too small to pay for starting them); shards are files, pieces of big or streamed JSONL and CSV, Parquet row groups.")] = os.cpu_count() or 1,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes, at most (default: one per core this process may use, a container's CPU limit included; fewer when the input is too small to pay for starting them); shards are files, pieces of big or streamed JSONL and CSV, Parquet row groups.", show_default=False)] = None,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep per-shard findings and completion markers here; a rerun after a crash resumes.")] = None,
     shard_mb: Annotated[Optional[int], typer.Option(help="Size of a shard (a piece of a big JSONL or CSV file, compressed or not, row groups of a Parquet file), in MB (default: 1/64 of the input, 4 to 64).")] = None,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (decontam\\[ray]).")] = "local",
@@ -281,7 +282,7 @@ def scan_command(
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
         unreadable = None
         try:
-            result = _scan_with_progress(sources, loaded, options, workers=workers, work_dir=work_dir,
+            result = _scan_with_progress(sources, loaded, options, workers=workers or available_cores(), work_dir=work_dir,
                                          shard_bytes=shard_mb << 20 if shard_mb else None, engine=engine, address=address,
                                          embedding_actors=embedding_actors, note=_err)
         except UnreadableInputError as exc:  # the other files' findings are written and shown, then exit 2

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 import decontam
 from decontam.engines import Shard, iter_chunks, plan_shards
@@ -122,6 +123,43 @@ def test_default_shard_size_follows_the_input(tmp_path):
     with open(big, "wb") as handle:
         handle.truncate(1 << 30)  # sparse: 1 GB -> 16 MB shards, 64 of them
     assert default_shard_bytes([str(big)]) == 16 << 20
+
+
+def test_default_workers_are_the_cores_this_process_may_use(tmp_path, index_dir, monkeypatch):
+    """A container limited to 3 CPUs on a bigger host: the CLI asks for 3 workers, not os.cpu_count()."""
+    import decontam.cli as cli
+    from decontam.engines.local import available_cores
+
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+    monkeypatch.setattr(cli, "available_cores", lambda: 3)
+    asked = []
+    monkeypatch.setattr(cli, "_scan_with_progress", lambda sources, index, options, **engine: (
+        asked.append(engine["workers"]), decontam.scan(sources, index=index, options=options))[1])
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "nothing to see here, just a row of text"}])
+    for extra in ([], ["--workers", "2"]):
+        result = CliRunner().invoke(cli.app, ["scan", str(corpus), "--index", str(index_dir), *extra])
+        assert result.exit_code == 0, result.stderr
+    assert asked == [3, 2]
+
+
+def test_each_worker_gets_its_share_of_the_cores_this_process_may_use(index_dir, many_files, monkeypatch):
+    """6 cores for 2 workers: 3 threads each (polars, torch), whatever os.cpu_count() says."""
+    from decontam.engines import local
+
+    class Started(Exception):
+        pass
+
+    def pool(*args, **kwargs):
+        raise Started(os.environ["OMP_NUM_THREADS"], os.environ["POLARS_MAX_THREADS"])
+
+    monkeypatch.setattr(local, "available_cores", lambda: 6)
+    monkeypatch.setattr(local, "ProcessPoolExecutor", pool)
+    monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "0")
+    before = os.environ.get("OMP_NUM_THREADS")
+    with pytest.raises(Started) as started:
+        decontam.scan(str(many_files), index=str(index_dir), workers=2)
+    assert started.value.args == ("3", "3")
+    assert os.environ.get("OMP_NUM_THREADS") == before  # put back as it was
 
 
 def test_two_workers_equal_one(index_dir, many_files):

@@ -28,6 +28,15 @@ _WORKER_ORDINAL = 0  # this worker's number in its pool: 0, 1, ...
 _THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")
 
 
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity and a container's CPU quota (cgroups v1 and
+    v2) taken into account, as joblib counts them. ``os.cpu_count()`` counts the host's: a pod limited
+    to 2 CPUs on a 64-core node would start 64 workers of ~420 MB each, with 32 threads apiece."""
+    from joblib import cpu_count
+
+    return max(1, cpu_count())
+
+
 def worker_device(requested: str | None, ordinal: int, gpus: int) -> str | None:
     """The embedding model's device in worker ``ordinal`` of a pool: on a machine with several GPUs,
     workers that were given no device (or plain ``cuda``) take the GPUs in turn instead of all
@@ -104,7 +113,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     salt = getattr(index.vocabulary, "salt", None)
     # No oversubscription: each worker's polars and torch (the embedding model) get its share of
     # the cores. Spawned workers read these when they import polars and torch.
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = str(max(1, available_cores() // workers))
     previous = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
     os.environ.update({name: threads for name in _THREAD_VARIABLES})
     try:
