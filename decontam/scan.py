@@ -161,7 +161,7 @@ def scan(
     if engine == "local" and embedding_actors is not None:
         raise ParameterError("embedding_actors is for the Ray engine", "drop --embedding-actors, or scan with --engine ray")
     if engine == "local":
-        results = run_local(shards, index, options, workers=workers, work_dir=folder, on_shard=on_shard)
+        results = run_local(shards, index, options, workers=workers, work_dir=folder, on_shard=on_shard, note=note)
     elif engine == "ray":
         from .engines.ray import run_ray
 

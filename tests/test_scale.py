@@ -127,7 +127,7 @@ def test_default_shard_size_follows_the_input(tmp_path):
 
 def test_default_workers_are_the_cores_this_process_may_use(tmp_path, index_dir, monkeypatch):
     """A container limited to 3 CPUs on a bigger host: the CLI asks for 3 workers, not os.cpu_count()."""
-    import decontam.cli as cli
+    from decontam import cli
     from decontam.engines.local import available_cores
 
     assert 1 <= available_cores() <= (os.cpu_count() or 1)
@@ -160,6 +160,27 @@ def test_each_worker_gets_its_share_of_the_cores_this_process_may_use(index_dir,
         decontam.scan(str(many_files), index=str(index_dir), workers=2)
     assert started.value.args == ("3", "3")
     assert os.environ.get("OMP_NUM_THREADS") == before  # put back as it was
+
+
+def test_no_more_workers_start_than_the_memory_holds(index_dir, many_files, monkeypatch):
+    """8 workers asked for with memory for about 3 of them: 3 start, the user is told why, and the
+    findings are those of one worker."""
+    from decontam.engines import local
+
+    one = decontam.scan(str(many_files), index=str(index_dir), workers=1)
+    each = local.worker_memory_mb(decontam.load_index(index_dir), ("ngram", "minhash", "artifact"))
+    monkeypatch.setattr(local, "available_memory_mb", lambda: 3.5 * each)
+    monkeypatch.setenv("DECONTAM_MB_PER_WORKER", "0")
+    started, notes = [], []
+    real_pool = local.ProcessPoolExecutor
+    monkeypatch.setattr(local, "ProcessPoolExecutor", lambda n, **kw: started.append(n) or real_pool(n, **kw))
+    capped = decontam.scan(str(many_files), index=str(index_dir), workers=8, note=notes.append)
+    assert started == [3]
+    assert notes == [(f"Starting 3 worker(s), not 6: each takes ~{each / 1024:.1f} GB and {3.5 * each / 1024:.1f} GB "
+                      "of memory is available (--workers to choose)")]
+    assert _normalize(capped.findings).equals(_normalize(one.findings))
+    monkeypatch.undo()
+    assert local.available_memory_mb() > 0  # this machine's: MemAvailable, or its container's limit
 
 
 def test_two_workers_equal_one(index_dir, many_files):

@@ -37,6 +37,56 @@ def available_cores() -> int:
     return max(1, cpu_count())
 
 
+# A worker's peak memory (benchmarks/README.md, twelfth session): ~420 MB on the n-gram path with the
+# shipped 60 MB index (imports 87 MB, the index's arrays 94, compiled kernels and lookup tables ~190,
+# a batch ~20), 1.6-2.3 GB with the embedding model. Counted as a base, twice the index's files, and
+# the model.
+WORKER_BASE_MB = 300
+EMBEDDING_MODEL_MB = 1300
+
+
+def worker_memory_mb(index, methods) -> float:
+    index_mb = sum(size for size, _ in index.file_stats.values()) / (1 << 20)
+    return WORKER_BASE_MB + 2 * index_mb + (EMBEDDING_MODEL_MB if "embedding" in methods else 0)
+
+
+def available_memory_mb() -> float | None:
+    """Memory this process may still take: the system's MemAvailable, or its container's limit less
+    what the container uses where that is lower (cgroups v2 and v1); None where none can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as handle:
+            found += [int(line.split()[1]) / 1024 for line in handle if line.startswith("MemAvailable:")]
+    except OSError:
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as limit, open(usage_file) as usage:
+                text = limit.read().strip()
+                if text != "max":
+                    found.append((int(text) - int(usage.read().strip())) / (1 << 20))
+        except (OSError, ValueError):
+            pass
+    return min(found) if found else None
+
+
+def workers_that_fit(workers: int, index, methods, note: Callable[[str], None] | None = None) -> int:
+    """``workers``, or fewer where that many would not fit in the memory this process may take, each
+    counted at ``worker_memory_mb``; ``note`` hears why. (Too many would die out of memory midway.)"""
+    available = available_memory_mb()
+    if workers <= 1 or available is None:
+        return workers
+    each = worker_memory_mb(index, methods)
+    fit = max(1, int(available // each))
+    if fit >= workers:
+        return workers
+    if note:
+        note(f"Starting {fit} worker(s), not {workers}: each takes ~{each / 1024:.1f} GB and "
+             f"{available / 1024:.1f} GB of memory is available (--workers to choose)")
+    return fit
+
+
 def worker_device(requested: str | None, ordinal: int, gpus: int) -> str | None:
     """The embedding model's device in worker ``ordinal`` of a pool: on a machine with several GPUs,
     workers that were given no device (or plain ``cuda``) take the GPUs in turn instead of all
@@ -83,7 +133,8 @@ def _run_in_worker(group: list[tuple[Shard, bytes | None]], options) -> list[tup
 
 
 def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: WorkDir | None,
-              on_shard: Callable[[Shard, dict], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
+              on_shard: Callable[[Shard, dict], None] | None = None,
+              note: Callable[[str], None] | None = None) -> list[tuple[Shard, pl.DataFrame, dict]]:
     """Run every shard not already done; return (shard, findings, counts) for all of them, in order.
 
     A streamed (compressed) shard is read here, in this process, and its pieces go to the workers with their
@@ -100,7 +151,8 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
             os.kill(os.getpid(), signal.SIGKILL)
 
     todo = runs.todo
-    workers = min(workers, workers_worth_starting(todo, options.methods or tuple(index.methods)))
+    methods = options.methods or tuple(index.methods)
+    workers = workers_that_fit(min(workers, workers_worth_starting(todo, methods)), index, methods, note)
     if workers <= 1 or len(todo) <= 1 and not any(s.chunk_bytes for s in todo):
         for group in small_files_together(runs.work()):
             for result in run_group(group, index, options):
