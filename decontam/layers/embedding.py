@@ -502,8 +502,8 @@ class EmbeddingLayer:
         """The windows the model sees: text_ix, text, char_start, char_end, lexical (the first-stage
         score that let it through), tokens (its length), piece (a window or passage of a longer text,
         not the text whole). A text that passes the first stage goes
-        whole, or as its windows when it is long; a long text's passages (``_passages``) are scored on
-        their own and go when they pass, whether or not their text does — except in assistant turns,
+        whole, or as its windows and its passages (``_passages``) when it is long; a long text that
+        does not pass still sends each passage that passes on its own score — except in assistant turns,
         whose lines restate the user's question ("Here are five examples of how politicians use the
         base rate fallacy:") and explain its topic, and are not where a test question is pasted."""
         window_words = self.params.window_words
