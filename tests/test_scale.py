@@ -183,6 +183,35 @@ def test_no_more_workers_start_than_the_memory_holds(index_dir, many_files, monk
     assert local.available_memory_mb() > 0  # this machine's: MemAvailable, or its container's limit
 
 
+def test_available_memory_counts_the_limits_of_the_cgroups_above(tmp_path):
+    """A Slurm job limited to 4 GiB (cgroup v2, the limit two levels above the process's own cgroup)
+    on a host with 20 GiB free: 3 GiB left once it uses 1; a Docker container (cgroup v1) likewise."""
+    from decontam.engines.local import available_memory_mb
+
+    gib = 1 << 30
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: {64 * gib // 1024} kB\nMemAvailable: {20 * gib // 1024} kB\n")
+    root = tmp_path / "cgroup"
+    job = root / "system.slice" / "slurmstepd.scope" / "job_42"
+    (job / "step_0").mkdir(parents=True)
+    (job / "memory.max").write_text(f"{4 * gib}\n")
+    (job / "memory.current").write_text(f"{gib}\n")
+    (job / "step_0" / "memory.max").write_text("max\n")
+    (job / "step_0" / "memory.current").write_text(f"{gib}\n")
+    v2 = tmp_path / "v2"
+    v2.write_text("0::/system.slice/slurmstepd.scope/job_42/step_0\n")
+    assert available_memory_mb(str(meminfo), str(v2), str(root)) == 3 * 1024
+    container = root / "memory" / "docker" / "abc"
+    container.mkdir(parents=True)
+    (container / "memory.limit_in_bytes").write_text(f"{2 * gib}\n")
+    (container / "memory.usage_in_bytes").write_text(f"{gib // 2}\n")
+    v1 = tmp_path / "v1"
+    v1.write_text("5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n")
+    assert available_memory_mb(str(meminfo), str(v1), str(root)) == 1.5 * 1024
+    assert available_memory_mb(str(meminfo), str(tmp_path / "none"), str(root)) == 20 * 1024  # no cgroup file
+    assert available_memory_mb(str(tmp_path / "none"), str(tmp_path / "none"), str(root)) is None
+
+
 def test_two_workers_equal_one(index_dir, many_files):
     one = decontam.scan(str(many_files), index=index_dir, workers=1)
     two = decontam.scan(str(many_files), index=index_dir, workers=2)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
+from pathlib import Path
 
 import polars as pl
 
@@ -50,25 +51,41 @@ def worker_memory_mb(index, methods) -> float:
     return WORKER_BASE_MB + 2 * index_mb + (EMBEDDING_MODEL_MB if "embedding" in methods else 0)
 
 
-def available_memory_mb() -> float | None:
-    """Memory this process may still take: the system's MemAvailable, or its container's limit less
-    what the container uses where that is lower (cgroups v2 and v1); None where none can be read."""
+def available_memory_mb(meminfo: str = "/proc/meminfo", proc_cgroup: str = "/proc/self/cgroup",
+                        cgroup_root: str = "/sys/fs/cgroup") -> float | None:
+    """Memory this process may still take: the system's MemAvailable, or less where a cgroup it is in
+    (a container, a Kubernetes pod, a Slurm job, a systemd slice) or one above it has a memory limit:
+    that limit less the cgroup's use (cgroups v2 and v1). None where nothing can be read."""
     found = []
     try:
-        with open("/proc/meminfo") as handle:
+        with open(meminfo) as handle:
             found += [int(line.split()[1]) / 1024 for line in handle if line.startswith("MemAvailable:")]
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            with open(limit_file) as limit, open(usage_file) as usage:
-                text = limit.read().strip()
-                if text != "max":
-                    found.append((int(text) - int(usage.read().strip())) / (1 << 20))
-        except (OSError, ValueError):
-            pass
-    return min(found) if found else None
+    try:
+        with open(proc_cgroup) as handle:
+            memberships = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
+    except OSError:
+        memberships = []
+    for hierarchy, controllers, path in memberships:
+        if hierarchy == "0" and not controllers:
+            base, limit_name, usage_name = Path(cgroup_root), "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            base, limit_name, usage_name = Path(cgroup_root) / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        folder = base / path.lstrip("/")
+        while True:  # the cgroup and each one above it, up to the hierarchy's root
+            try:
+                limit = (folder / limit_name).read_text().strip()
+                if limit != "max":
+                    found.append((int(limit) - int((folder / usage_name).read_text().strip())) / (1 << 20))
+            except (OSError, ValueError):
+                pass
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return max(0.0, min(found)) if found else None
 
 
 def workers_that_fit(workers: int, index, methods, note: Callable[[str], None] | None = None) -> int:
