@@ -184,6 +184,24 @@ def test_device_is_chosen_automatically(monkeypatch):
     assert SentenceTransformerEmbedder("sentence-transformers/all-MiniLM-L6-v2").device == "cpu"
 
 
+def test_a_gpu_out_of_memory_is_an_error_that_says_what_to_do(monkeypatch):
+    """Sixteen workers that each put the model on one small GPU: the scan stops with what ran out and
+    how to fix it, not a CUDA traceback."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sentence_transformers")
+    embedder = SentenceTransformerEmbedder("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.77 GiB total)\nmore")
+
+    monkeypatch.setattr(embedder.model, "encode", out_of_memory)
+    with pytest.raises(ParameterError) as error:
+        embedder.encode(["a text"])
+    assert error.value.message == ("the embedding model ran out of memory on cpu "
+                                   "(CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.77 GiB total))")
+    assert "fewer --workers" in error.value.hint and "--device cpu" in error.value.hint
+
+
 # -- the packaged model ----------------------------------------------------------------------------
 
 
