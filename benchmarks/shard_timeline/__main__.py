@@ -95,8 +95,7 @@ def main() -> None:
             first, last = min(s["start"] for s in shards), max(s["end"] for s in shards)
             wall = float(end) - start
             share = sum(busy.values()) / (workers * wall)
-            started = len(by_pid) if len(by_pid) > 1 or workers > 1 else 1
-            print(f"| {Path(code).name} | {workers} / {started}{' (all)' if every_worker else ''} | {wall:.1f} | {mb / wall:.1f} | {flagged} | {first - start:.2f} | "
+            print(f"| {Path(code).name} | {workers} / {len(by_pid)}{' (all)' if every_worker else ''} | {wall:.1f} | {mb / wall:.1f} | {flagged} | {first - start:.2f} | "
                   f"{startup[len(startup) // 2]:.2f} / {startup[-1]:.2f} | {rates[len(rates) // 2]:.1f} | {share:.2f} | "
                   f"{float(end) - last:.2f} |", flush=True)
             if "embedding" in methods:

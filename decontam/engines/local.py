@@ -8,6 +8,7 @@ waits forever for the shard it held; one whose start fails is replaced again and
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -57,11 +58,8 @@ def available_memory_mb(meminfo: str = "/proc/meminfo", proc_cgroup: str = "/pro
     (a container, a Kubernetes pod, a Slurm job, a systemd slice) or one above it has a memory limit:
     that limit less the cgroup's use (cgroups v2 and v1). None where nothing can be read."""
     found = []
-    try:
-        with open(meminfo) as handle:
-            found += [int(line.split()[1]) / 1024 for line in handle if line.startswith("MemAvailable:")]
-    except (OSError, ValueError, IndexError):
-        pass
+    with contextlib.suppress(OSError, ValueError, IndexError), open(meminfo) as handle:  # not Linux: no such file
+        found += [int(line.split()[1]) / 1024 for line in handle if line.startswith("MemAvailable:")]
     try:
         with open(proc_cgroup) as handle:
             memberships = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
@@ -75,17 +73,20 @@ def available_memory_mb(meminfo: str = "/proc/meminfo", proc_cgroup: str = "/pro
         else:
             continue
         folder = base / path.lstrip("/")
-        while True:  # the cgroup and each one above it, up to the hierarchy's root
-            try:
-                limit = (folder / limit_name).read_text().strip()
-                if limit != "max":
-                    found.append((int(limit) - int((folder / usage_name).read_text().strip())) / (1 << 20))
-            except (OSError, ValueError):
-                pass
-            if folder == base or base not in folder.parents:
-                break
-            folder = folder.parent
+        for cgroup in [folder, *(p for p in folder.parents if p == base or base in p.parents)]:  # up to the root
+            left = _cgroup_memory_left_mb(cgroup / limit_name, cgroup / usage_name)
+            if left is not None:
+                found.append(left)
     return max(0.0, min(found)) if found else None
+
+
+def _cgroup_memory_left_mb(limit_file: Path, usage_file: Path) -> float | None:
+    """A cgroup's memory limit less its use; None where it has no limit or the files cannot be read."""
+    try:
+        limit = limit_file.read_text().strip()
+        return None if limit == "max" else (int(limit) - int(usage_file.read_text().strip())) / (1 << 20)
+    except (OSError, ValueError):
+        return None
 
 
 def workers_that_fit(workers: int, index, methods, note: Callable[[str], None] | None = None) -> int:

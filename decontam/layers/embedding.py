@@ -172,7 +172,8 @@ class SentenceTransformerEmbedder:
                 vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                             normalize_embeddings=True, show_progress_bar=False)
         except torch.cuda.OutOfMemoryError as exc:  # every worker of a scan holds the model on the GPU
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            message = str(exc).strip()
+            first_line = message.splitlines()[0] if message else "out of memory"
             raise ParameterError(
                 f"the embedding model ran out of memory on {self.device} ({first_line})",
                 "scan with fewer --workers (each one holds the model and its batches on the GPU), "
