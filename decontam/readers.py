@@ -26,6 +26,7 @@ import functools
 import glob as globlib
 import gzip
 import io
+import json
 import lzma
 import re
 import sys
@@ -291,9 +292,9 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
                 yield MalformedRow(name, line_no, "empty line")
                 continue
             try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield MalformedRow(name, line_no, f"not valid JSON ({exc})")
+                data = json_line(line)
+            except ValueError as exc:
+                yield MalformedRow(name, line_no, str(exc))
                 continue
             if isinstance(data, str):  # a list of prompts or documents, one string per line
                 yield Record(name, row, {"text": data}, None, len(line))
@@ -302,6 +303,42 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
                 yield MalformedRow(name, line_no, f"a JSON {_json_type(data)}, not an object")
                 continue
             yield Record(name, row, data, record_id_of(data), len(line))
+
+
+def json_line(line: bytes) -> Any:
+    """The value of one JSONL line. orjson reads nearly every line; a line it refuses is read again by
+    the standard library, which takes what Python's own ``json.dumps`` writes and orjson does not:
+    ``NaN`` and ``Infinity`` (a score column with a missing value), integers past 64 bits, and an
+    escaped lone surrogate ("\\ud83d" of an emoji cut in half, common in scraped chats), which
+    becomes U+FFFD so that the rest of its text is scanned. A ValueError says what is wrong with a
+    line that neither reads: not UTF-8, or not JSON."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line (convert the file: "
+                         "iconv -f LATIN1 -t UTF-8, or from the encoding it is in)") from None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError(f"not valid JSON ({problem})") from None
+    return _without_lone_surrogates(value)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins an escaped pair into one character; what is left is alone
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
 
 
 def is_json_array(source: str) -> bool:
@@ -319,8 +356,8 @@ def is_json_array(source: str) -> bool:
         with damaged_input(source), open_input(source) as handle:  # opened again: a zstd stream cannot seek back
             first_line = handle.readline()
             try:
-                orjson.loads(first_line)
-            except orjson.JSONDecodeError:
+                json_line(first_line)
+            except ValueError:
                 raise InputError(f"{source} holds one JSON document spread over many lines, not one record per line",
                                  "decontam reads JSONL and .json files holding one array of records; "
                                  "a list inside an object converts with `jq -c '.data[]' FILE > FILE.jsonl`") from None

@@ -198,7 +198,7 @@ def _refuse_unreadable_sources(results: list[tuple[Shard, pl.DataFrame, dict]], 
         if rows and malformed == rows:
             name = "<stdin>" if source == "-" else source
             first = next((m for _, _, c in results for m in c.get("malformed_examples", []) if m["location"].startswith(f"{name}:")), None)
-            if first and ("not valid UTF-8" in first["problem"] or first["problem"].startswith("not UTF-8 text")):
+            if first and first["problem"].startswith("not UTF-8"):
                 hint = f"the file is not UTF-8 text; convert it, e.g. iconv -f LATIN1 -t UTF-8 {name} > converted (with its real encoding)"
             else:
                 hint = ("decontam reads JSONL (one JSON object per line), .json files holding one array of objects, CSV and TSV "

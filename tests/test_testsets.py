@@ -247,7 +247,7 @@ def test_invalid_json_names_the_line(tmp_path):
     with pytest.raises(InputError, match=r"t.jsonl:2: not valid JSON"):
         load_test_set(parse_source(f"x={tmp_path / 't.jsonl'}"))
     (tmp_path / "latin1.jsonl").write_bytes(json.dumps({"question": "café au lait"}, ensure_ascii=False).encode("latin-1") + b"\n")
-    with pytest.raises(InputError, match=r"latin1.jsonl:1: not valid JSON \(str is not valid UTF-8"):
+    with pytest.raises(InputError, match=r"latin1.jsonl:1: not UTF-8: byte 0xe9 at byte 18 of the line"):
         load_test_set(parse_source(f"x={tmp_path / 'latin1.jsonl'}"))  # was a UnicodeDecodeError traceback
     (tmp_path / "u16.jsonl").write_text(json.dumps({"question": "ok question here"}) + "\n", encoding="utf-16")
     with pytest.raises(InputError, match=r"u16.jsonl is UTF-16 text"):
