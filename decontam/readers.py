@@ -619,31 +619,33 @@ def segments_of(data: Mapping[str, Any], fields: Iterable[str] | None = None) ->
 
 
 def _walk(value: Any, path: str, role: str | None, out: list[Segment]) -> None:
-    if isinstance(value, (bytes, bytearray)):  # Parquet written by Spark or Impala: text as unannotated binary
-        value = _bytes_as_text(value)
-    if isinstance(value, str):
-        if len(value) < MIN_SEGMENT_CHARS:
-            return
-        if (conversation := _conversation_in(value)) is not None:  # a chat exported to CSV or Parquet as JSON text
-            _walk(conversation, path, role, out)
-            return
-        turns = _split_template(value) or _split_transcript(value)
-        if turns is None:
-            out.append(Segment(path, role, value))
-        else:
-            out += [Segment(f"{path}.turn[{i}]", turn_role, text) for i, (turn_role, text) in enumerate(turns)]
-    elif isinstance(value, Mapping):
-        message_role = value.get("role", value.get("from"))
-        if isinstance(message_role, str):
-            role = ROLE_ALIASES.get(message_role.lower(), message_role.lower())
-        for key, child in value.items():
-            if _is_metadata(key, child):
+    """The segments of one field's value, depth first in the record's order, on a stack of its own:
+    orjson reads a row nested a thousand levels deep, which would overflow Python's."""
+    stack: list[tuple[Any, str, str | None]] = [(value, path, role)]
+    while stack:
+        value, path, role = stack.pop()
+        if isinstance(value, (bytes, bytearray)):  # Parquet written by Spark or Impala: text as unannotated binary
+            value = _bytes_as_text(value)
+        if isinstance(value, str):
+            if len(value) < MIN_SEGMENT_CHARS:
                 continue
-            child_role = role if role is not None else _role_from_name(str(key))
-            _walk(child, f"{path}.{key}", child_role, out)
-    elif isinstance(value, (list, tuple)):
-        for i, child in enumerate(value):
-            _walk(child, f"{path}[{i}]", role, out)
+            if (conversation := _conversation_in(value)) is not None:  # a chat exported to CSV or Parquet as JSON text
+                stack.append((conversation, path, role))
+                continue
+            turns = _split_template(value) or _split_transcript(value)
+            if turns is None:
+                out.append(Segment(path, role, value))
+            else:
+                out += [Segment(f"{path}.turn[{i}]", turn_role, text) for i, (turn_role, text) in enumerate(turns)]
+        elif isinstance(value, Mapping):
+            message_role = value.get("role", value.get("from"))
+            if isinstance(message_role, str):
+                role = ROLE_ALIASES.get(message_role.lower(), message_role.lower())
+            children = [(child, f"{path}.{key}", role if role is not None else _role_from_name(str(key)))
+                        for key, child in value.items() if not _is_metadata(key, child)]
+            stack += reversed(children)
+        elif isinstance(value, (list, tuple)):
+            stack += [(value[i], f"{path}[{i}]", role) for i in range(len(value) - 1, -1, -1)]
 
 
 def _conversation_in(text: str) -> list | None:

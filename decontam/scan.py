@@ -284,14 +284,18 @@ def scan_records(records: Iterable[Record], index: Index, options: ScanOptions,
 
 
 def text_size(value: Any) -> int:
-    """Characters of the strings inside a value: the size of a record whose reader did not say it."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(text_size(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(text_size(v) for v in value)
-    return 0
+    """Characters of the strings inside a value: the size of a record whose reader did not say it
+    (on a stack of its own, as ``readers.segments_of`` walks a record: a row may be nested deeply)."""
+    size, stack = 0, [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, dict):
+            stack += value.values()
+        elif isinstance(value, (list, tuple)):
+            stack += value
+    return size
 
 
 def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, counts_of: Callable[[Record], ScanCounts]) -> pl.DataFrame:

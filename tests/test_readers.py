@@ -162,6 +162,16 @@ def test_jsonl_lines_orjson_refuses_but_json_allows_are_scanned(tmp_path, index,
     assert result.counts.rows_malformed == 1
 
 
+def test_a_row_nested_a_thousand_levels_deep_is_scanned(tmp_path, index, gsm8k):
+    """orjson reads 1,000 levels of nesting; walking them took Python's recursion and the whole scan
+    died of a RecursionError on that one row."""
+    question = gsm8k[5]["question"]
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": ' + "[" * 1000 + json.dumps(question) + "]" * 1000 + "}\n")
+    result = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",)))
+    assert result.findings.select("field", "item_id").rows() == [("text" + "[0]" * 1000, "gsm8k_test_5")]
+
+
 def test_jsonl_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"text": "first row"}\n{"text": "second row"}\n')
