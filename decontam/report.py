@@ -15,6 +15,7 @@ import polars as pl
 
 from .findings import summarize
 from .index import Index
+from .scan import shorten
 
 MARKDOWN_LIMIT = 65_000  # GitHub's limit for a comment / step summary is 65,536 characters
 _WORD = re.compile(r"[^\W_]+")
@@ -151,7 +152,7 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     if report["artifacts"]:
         lines += ["| benchmark template | rows | share of rows |", "|---|---:|---:|"]
         for template_id, art in report["artifacts"].items():
-            text = _md_cell((art["template"] or template_id)[:90])
+            text = _md_cell(shorten(art["template"] or template_id, 90))
             lines.append(f"| `{template_id}` {text} | {art['rows']} | {art['share_of_rows']:.2%} |")
         lines.append("")
     if report["methods"]:
@@ -165,7 +166,7 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
         shown = 0
         for f in report["top_findings"]:
             line = (f"| `{_md_cell(f['source'])}:{f['row'] + 1}` {_md_cell(f['field'])} | {f['benchmark']} "
-                    f"`{_md_cell(f['item_id'])}` {f['item_part']} | {f['method']} | {f['score']:.2f} | {_md_cell(f['corpus_text'][:160])} |")
+                    f"`{_md_cell(f['item_id'])}` {f['item_part']} | {f['method']} | {f['score']:.2f} | {_md_cell(shorten(f['corpus_text'], 160))} |")
             if sum(len(x) + 1 for x in lines) + len(line) > body_limit:
                 break
             lines.append(line)
