@@ -282,7 +282,7 @@ def scan_command(
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
         unreadable = None
         try:
-            result = _scan_with_progress(sources, loaded, options, workers=workers or available_cores(), work_dir=work_dir,
+            result = _scan_with_progress(sources, loaded, options, workers=available_cores() if workers is None else workers, work_dir=work_dir,
                                          shard_bytes=shard_mb << 20 if shard_mb else None, engine=engine, address=address,
                                          embedding_actors=embedding_actors, note=_err)
         except UnreadableInputError as exc:  # the other files' findings are written and shown, then exit 2

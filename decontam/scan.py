@@ -139,7 +139,7 @@ def scan(
             note(f"The {method} layer was skipped: {why}")
     options.validate(index)
     if workers < 1:
-        raise ParameterError(f"workers={workers} must be at least 1", "the default is one per core")
+        raise ParameterError(f"workers={workers} must be at least 1", "1 scans in this process; leave it out for one worker per core")
     sources = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     if engine == "local" and work_dir is None and shard_bytes is None:
         shards = _local_plan(sources, workers, options.methods or tuple(index.methods))

@@ -130,6 +130,15 @@ def test_unknown_method_exits_2(tmp_path, index_dir):
     assert result.exit_code == 2 and "Error: method(s) ['magic'] are not in index" in result.stderr
 
 
+def test_zero_workers_is_an_error_not_every_core(tmp_path, index_dir):
+    """``--workers 0`` read as "one per core" (in PyTorch and datasets 0 means this process only);
+    the Python API already refused it."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
+    result = run("scan", corpus, "--index", index_dir, "--methods", "ngram", "--workers", "0")
+    assert result.exit_code == 2 and result.stderr.splitlines()[-2:] == [
+        "Error: workers=0 must be at least 1", "Hint: 1 scans in this process; leave it out for one worker per core"]
+
+
 def test_index_build_info_verify(tmp_path):
     idx = tmp_path / "idx"
     result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")
