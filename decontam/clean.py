@@ -23,7 +23,7 @@ import polars as pl
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
 from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, is_json_array,
-                      open_compressed, open_past_bom, text_records, without_compression)
+                      json_array_elements, open_compressed, text_records, without_compression)
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,10 @@ def _split_text(corpus: Path, remove: set[int], kept_path: Path, removed_path: P
 
 
 def _split_json_array(corpus: Path, remove: set[int], kept_path: Path, removed_path: Path) -> int:
-    import ijson
-
     rows = 0
-    with open_past_bom(str(corpus)) as source, _open_out(kept_path) as kept, _open_out(removed_path) as removed:
+    with _open_out(kept_path) as kept, _open_out(removed_path) as removed:
         writers = {False: _JsonWriter(kept, kept_path), True: _JsonWriter(removed, removed_path)}
-        for row, element in enumerate(ijson.items(source, "item", use_float=True)):
+        for row, element in enumerate(json_array_elements(str(corpus))):
             writers[row in remove].write(element)
             rows += 1
         for writer in writers.values():

@@ -365,23 +365,54 @@ def is_json_array(source: str) -> bool:
 
 
 def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
-    """The elements of a JSON array, streamed (ijson); row = 0-based position in the array."""
+    """The elements of a JSON array (``json_array_elements``); row = 0-based position in the array."""
+    for row, data in enumerate(json_array_elements(source)):
+        if isinstance(data, dict):
+            yield Record(source, row, data, record_id_of(data))
+        elif isinstance(data, str):
+            yield Record(source, row, {"text": data})
+        else:
+            yield MalformedRow(source, row + 1, f"a JSON {_json_type(data)}, not an object")
+
+
+JSON_ARRAY_WHOLE_BYTES = 256 << 20  # the largest .json file read whole where ijson refuses it
+
+
+def json_array_elements(source: str) -> Iterator[Any]:
+    """The elements of a ``.json`` file holding one array, streamed (ijson). A file that ijson refuses
+    but Python's json reads -- with ``NaN`` or ``Infinity``, which ``json.dump`` writes for a missing
+    float -- is read whole by the standard library where it holds at most ``JSON_ARRAY_WHOLE_BYTES``,
+    and the elements after those already given follow. Otherwise an ``InputError`` says where it stopped."""
     import ijson
 
-    row = -1
+    given = 0
     with open_past_bom(source) as handle:
         try:
-            for row, data in enumerate(ijson.items(handle, "item", use_float=True)):
-                if isinstance(data, dict):
-                    yield Record(source, row, data, record_id_of(data))
-                elif isinstance(data, str):
-                    yield Record(source, row, {"text": data})
-                else:
-                    yield MalformedRow(source, row + 1, f"a JSON {_json_type(data)}, not an object")
+            for element in ijson.items(handle, "item", use_float=True):
+                yield element
+                given += 1
+            return
         except ijson.JSONError as exc:
-            problem = str(exc).splitlines()[0]
-            raise InputError(f"{source} is not valid JSON after its first {row + 1:,} elements ({problem})",
-                             "fix the file, or write it as JSONL (one record per line), where a bad line is skipped and counted") from exc
+            error = exc
+    elements = _json_array_whole(source)
+    if elements is None:
+        problem = str(error).splitlines()[0]
+        raise InputError(f"{source} is not valid JSON after its first {given:,} element{'' if given == 1 else 's'} ({problem})",
+                         "fix the file, or write it as JSONL (one record per line), where a bad line is skipped and counted") from error
+    yield from elements[given:]
+
+
+def _json_array_whole(source: str) -> list | None:
+    """The array of a small ``.json`` file as Python's json reads it (lone surrogates as U+FFFD), or None."""
+    with open_past_bom(source) as handle:
+        data = handle.read(JSON_ARRAY_WHOLE_BYTES + 1)
+    if len(data) > JSON_ARRAY_WHOLE_BYTES:
+        return None
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return _without_lone_surrogates(value) if isinstance(value, list) else None
 
 
 @contextlib.contextmanager

@@ -208,6 +208,24 @@ def test_json_files_that_are_not_arrays(tmp_path):
     assert [r.data["text"] for r in out] == ["kept", "also kept"]
 
 
+def test_json_array_with_nan_is_read_and_cleaned(tmp_path, index, gsm8k):
+    """A .json array written by Python's json.dump with a missing float (NaN, Infinity): ijson stops
+    at it, the standard library reads the rest; every element is scanned once and clean keeps them all."""
+    from decontam.clean import clean_corpus
+
+    question = gsm8k[7]["question"]
+    rows = [{"text": "a first row of no interest"}, {"text": "a second row", "score": float("nan")},
+            {"text": question, "score": float("inf")}, {"text": "the last row of no interest"}]
+    path = tmp_path / "scored.json"
+    path.write_text(json.dumps(rows))
+    assert [(r.row, r.data["text"]) for r in iter_records(str(path))] == [(i, row["text"]) for i, row in enumerate(rows)]
+    result = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",)))
+    assert result.findings.select("row", "item_id").rows() == [(2, "gsm8k_test_7")]
+    clean_corpus(path, result.findings, tmp_path / "kept.json", tmp_path / "removed.json")
+    assert [r["text"] for r in json.loads((tmp_path / "kept.json").read_text())] == [rows[0]["text"], rows[1]["text"], rows[3]["text"]]
+    assert [r["text"] for r in json.loads((tmp_path / "removed.json").read_text())] == [question]
+
+
 @pytest.mark.parametrize("suffix", [".gz", ".zst", ".bz2", ".xz"])
 def test_compressed_jsonl(tmp_path, suffix):
     from decontam.readers import open_compressed
