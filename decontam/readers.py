@@ -307,11 +307,15 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
 
 def json_line(line: bytes) -> Any:
     """The value of one JSONL line. orjson reads nearly every line; a line it refuses is read again by
-    the standard library, which takes what Python's own ``json.dumps`` writes and orjson does not:
-    ``NaN`` and ``Infinity`` (a score column with a missing value), integers past 64 bits, and an
-    escaped lone surrogate ("\\ud83d" of an emoji cut in half, common in scraped chats), which
-    becomes U+FFFD so that the rest of its text is scanned. A ValueError says what is wrong with a
-    line that neither reads: not UTF-8, or not JSON."""
+    the standard library, which also takes:
+
+    - ``NaN`` and ``Infinity``, which Python's ``json.dumps`` writes for a missing float;
+    - integers past 64 bits;
+    - an escaped lone surrogate ("\\ud83d", an emoji cut in half, common in scraped chats), which
+      becomes U+FFFD so that the rest of its text is scanned;
+    - a byte-order mark at the start of the line (files joined with ``cat``).
+
+    A ValueError says what is wrong with a line that neither reads: not UTF-8, or not JSON."""
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -322,7 +326,7 @@ def json_line(line: bytes) -> Any:
         raise ValueError(f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line (convert the file: "
                          "iconv -f LATIN1 -t UTF-8, or from the encoding it is in)") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text.removeprefix("\ufeff"))  # a byte-order mark inside: files joined by cat
     except (ValueError, RecursionError):
         raise ValueError(f"not valid JSON ({problem})") from None
     return _without_lone_surrogates(value)

@@ -144,21 +144,23 @@ def test_json_strings_are_records_of_their_text(tmp_path, index, gsm8k):
 
 
 def test_jsonl_lines_orjson_refuses_but_json_allows_are_scanned(tmp_path, index, gsm8k):
-    """What Python's json.dumps writes (NaN, integers past 64 bits) and an escaped lone surrogate (an
-    emoji cut in half) are read, the surrogate as U+FFFD, so the row is scanned; they were malformed
-    rows, skipped, and a test item in one went unseen. A line that is not UTF-8 says so, and where."""
+    """What Python's json.dumps writes (NaN, integers past 64 bits), an escaped lone surrogate (an
+    emoji cut in half) and a byte-order mark inside the file are read, the surrogate as U+FFFD, so
+    the row is scanned; they were malformed rows, skipped, and a test item in one went unseen. A
+    line that is not UTF-8 says so, and where."""
     question = gsm8k[3]["question"]
     path = tmp_path / "c.jsonl"
     path.write_bytes(json.dumps({"prompt": question, "score": float("nan")}).encode() + b"\n"
                      + json.dumps({"prompt": question, "n": 2**70}).encode() + b"\n"
                      + b'{"prompt": "\\ud83d ' + question.encode() + b' \\ud83d\\ude00"}\n'
+                     + b'\xef\xbb\xbf' + json.dumps({"prompt": question}).encode() + b"\n"  # files joined with cat
                      + b'{"prompt": "caf\xe9 ' + question.encode() + b'"}\n')
     out = list(iter_records(str(path)))
-    assert [r.data["prompt"] for r in out[:3]] == [question, question, f"\ufffd {question} \U0001f600"]
-    assert out[3].problem == ("not UTF-8: byte 0xe9 at byte 16 of the line "
+    assert [r.data["prompt"] for r in out[:4]] == [question, question, f"\ufffd {question} \U0001f600", question]
+    assert out[4].problem == ("not UTF-8: byte 0xe9 at byte 16 of the line "
                               "(convert the file: iconv -f LATIN1 -t UTF-8, or from the encoding it is in)")
     result = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",)))
-    assert result.findings.select("row", "item_id").rows() == [(r, "gsm8k_test_3") for r in range(3)]
+    assert result.findings.select("row", "item_id").rows() == [(r, "gsm8k_test_3") for r in range(4)]
     assert result.counts.rows_malformed == 1
 
 
