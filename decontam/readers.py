@@ -189,8 +189,17 @@ def open_input(source: str):
     """An input opened for reading bytes, decompressed: a local file, a URL (fsspec), or ``-``."""
     if source == "-":
         stdin = sys.stdin.buffer
-        peek = getattr(stdin, "peek", None)  # `decontam scan - < corpus.jsonl.gz` works as well as zcat
-        return gzip.GzipFile(fileobj=stdin) if peek is not None and peek(2)[:2] == b"\x1f\x8b" else stdin
+        peek = getattr(stdin, "peek", None)  # `decontam scan - < corpus.jsonl.zst` works as well as zstdcat
+        head = peek(6)[:6] if peek is not None else b""
+        if head.startswith(b"\x1f\x8b"):
+            return gzip.GzipFile(fileobj=stdin)
+        if head.startswith(b"\x28\xb5\x2f\xfd"):
+            return _zstd_reader(stdin)
+        if head.startswith(b"BZh"):
+            return bz2.BZ2File(stdin)
+        if head.startswith(b"\xfd7zXZ\x00"):
+            return lzma.LZMAFile(stdin)
+        return stdin
     if is_url(source):
         import fsspec
 

@@ -174,6 +174,23 @@ def test_a_row_nested_a_thousand_levels_deep_is_scanned(tmp_path, index, gsm8k):
     assert result.findings.select("field", "item_id").rows() == [("text" + "[0]" * 1000, "gsm8k_test_5")]
 
 
+@pytest.mark.parametrize("compress", ["none", "gzip", "zstd", "bz2", "xz"])
+def test_stdin_is_decompressed_by_its_magic_number(monkeypatch, compress):
+    """`zstdcat`-free pipelines: `decontam scan - < corpus.jsonl.zst` (only gzip was recognized; a
+    zstd stream was one malformed row "not UTF-8", with a hint to convert from Latin-1)."""
+    import bz2
+    import lzma
+    import types
+
+    import zstandard
+
+    lines = (json.dumps({"text": "first row"}) + "\n" + json.dumps({"text": "second row"}) + "\n").encode()
+    data = {"none": lambda b: b, "gzip": gzip.compress, "zstd": zstandard.ZstdCompressor().compress,
+            "bz2": bz2.compress, "xz": lzma.compress}[compress](lines)
+    monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BufferedReader(io.BytesIO(data))))
+    assert [r.data["text"] for r in iter_records("-")] == ["first row", "second row"]
+
+
 def test_jsonl_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"text": "first row"}\n{"text": "second row"}\n')
