@@ -7,7 +7,7 @@ row group, 2,000 rows at a time), JSON files holding one array of records (``alp
 named: records of whole paragraphs, ``text_records``), folders and globs of those, ``-`` for JSONL
 on stdin, and Hugging Face datasets (``hf:owner/name?split=train`` or a ``save_to_disk`` folder).
 Records are streamed: nothing holds a whole corpus in memory (JSON arrays are parsed incrementally,
-with ijson).
+with ijson, but for one with NaN or Infinity in it, which ijson refuses: up to 256 MB, read whole).
 
 Segments: every string inside a record becomes a segment with its field path (``prompt``,
 ``chosen``, ``messages[2].content``) and a role when it can be told: message ``role``/``from``
