@@ -65,9 +65,27 @@ def write_findings(findings: pl.DataFrame, path: str | Path, *, metadata: dict |
     if fmt == "jsonl":
         findings.write_ndjson(path)
     else:
-        findings.write_csv(path)
+        findings.with_columns(_as_text_cells(findings)).write_csv(path)
     if metadata is not None:
         Path(str(path) + ".meta.json").write_text(json.dumps(metadata, ensure_ascii=False))
+
+
+# A spreadsheet runs a cell that starts with = + - @ (or a tab or carriage return) as a formula, and
+# the evidence, the field names and the record ids come from the corpus: whoever wrote a row could put
+# "=HYPERLINK(...)" in front of a reviewer. The CSV findings table writes such a cell after a ' (which
+# spreadsheets show as text and hide), and one that starts with ' before them too, so that reading it
+# back takes exactly one ' off and gives the text that was written (OWASP's CSV injection advice).
+_FORMULA_CELL = r"^'*[=+\-@\t\r]"
+
+
+def _as_text_cells(findings: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.when(pl.col(name).str.contains(_FORMULA_CELL)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
+            for name, dtype in findings.schema.items() if dtype == pl.String]
+
+
+def _from_text_cells(findings: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.when(pl.col(name).str.contains(r"^'+[=+\-@\t\r]")).then(pl.col(name).str.slice(1)).otherwise(pl.col(name)).alias(name)
+            for name, dtype in findings.schema.items() if dtype == pl.String]
 
 
 def read_findings(path: str | Path) -> pl.DataFrame:
@@ -96,6 +114,7 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
                 frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA)
             else:
                 frame = pl.read_csv(path, schema_overrides=FINDINGS_SCHEMA, infer_schema=False)
+                frame = frame.with_columns(_from_text_cells(frame))
             meta_path = Path(str(path) + ".meta.json")
             if meta_path.exists():
                 metadata = json.loads(meta_path.read_text())

@@ -410,3 +410,19 @@ def test_findings_metadata_round_trip(judgebench_scan):
     folder, _, _, findings, _ = judgebench_scan
     frame, meta = read_findings_with_metadata(findings)
     assert meta["counts"]["rows_read"] == 21 and meta["index"].endswith("idx") and frame.height > 0
+
+
+def test_csv_findings_cannot_run_as_spreadsheet_formulas_and_read_back_unchanged(tmp_path):
+    """Cells starting with = + - @ (tab, CR) are written after a ' (OWASP's CSV injection advice);
+    reading the CSV back takes exactly one ' off, so every value round-trips, ' -led ones included."""
+    from decontam.findings import FINDINGS_SCHEMA, read_findings, write_findings
+
+    texts = ['=HYPERLINK("http://x","y")', "+1", "-a list item", "@SUM(A1)", "\tx", "\rx", "'=quoted", "''+two", "'plain", "a=b", "", None]
+    rows = [{name: (text if dtype == pl.String else 0.5 if dtype == pl.Float64 else 3) for name, dtype in FINDINGS_SCHEMA.items()}
+            for text in texts]
+    findings = pl.DataFrame(rows, schema=FINDINGS_SCHEMA)
+    write_findings(findings, tmp_path / "f.csv")
+    written = pl.read_csv(tmp_path / "f.csv", infer_schema=False)
+    assert written["evidence"].to_list() == ["'" + t if i < 8 else t for i, t in enumerate(texts)]
+    assert written["field"].to_list() == written["evidence"].to_list()
+    assert read_findings(tmp_path / "f.csv").equals(findings)
