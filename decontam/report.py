@@ -152,12 +152,12 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     if report["artifacts"]:
         lines += ["| benchmark template | rows | share of rows |", "|---|---:|---:|"]
         for template_id, art in report["artifacts"].items():
-            text = _md_cell(shorten(art["template"] or template_id, 90))
-            lines.append(f"| `{template_id}` {text} | {art['rows']} | {art['share_of_rows']:.2%} |")
+            text = _md_code(shorten(art["template"] or template_id, 90))
+            lines.append(f"| {_md_code(template_id)} {text} | {art['rows']} | {art['share_of_rows']:.2%} |")
         lines.append("")
     if report["methods"]:
         lines.append("By method: " + ", ".join(f"{k} {count_of(v['rows'], 'row')}" for k, v in report["methods"].items())
-                     + ". By field: " + ", ".join(f"`{k}` {v['rows']}" for k, v in report["fields"].items()) + ".")
+                     + ". By field: " + ", ".join(f"{_md_code(k)} {v['rows']}" for k, v in report["fields"].items()) + ".")
         lines.append("")
     if report["top_findings"]:
         lines += ["<details><summary>Top findings</summary>", "", "| where | item | method | score | corpus text |",
@@ -165,8 +165,9 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
         body_limit = limit - 2000
         shown = 0
         for f in report["top_findings"]:
-            line = (f"| `{_md_cell(f['source'])}:{f['row'] + 1}` {_md_cell(f['field'])} | {f['benchmark']} "
-                    f"`{_md_cell(f['item_id'])}` {f['item_part']} | {f['method']} | {f['score']:.2f} | {_md_cell(shorten(f['corpus_text'], 160))} |")
+            where = f"{f['source']}:{f['row'] + 1}"
+            line = (f"| {_md_code(where)} {_md_code(f['field'])} | {f['benchmark']} "
+                    f"{_md_code(f['item_id'])} {f['item_part']} | {f['method']} | {f['score']:.2f} | {_md_code(shorten(f['corpus_text'], 160))} |")
             if sum(len(x) + 1 for x in lines) + len(line) > body_limit:
                 break
             lines.append(line)
@@ -178,8 +179,16 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 20] + "\n… (truncated)\n"
 
 
-def _md_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _md_code(text: str) -> str:
+    """Text on one line as a code span for a table cell: the corpus's text, field names and ids are
+    anyone's, and in a pull-request comment nothing of them may become a link, an image, HTML or an
+    @mention. The fence is one backtick longer than any run inside; ``|`` is escaped for the table."""
+    text = " ".join(str(text).split())
+    if not text:
+        return ""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
 # -- HTML ---------------------------------------------------------------------------------------------

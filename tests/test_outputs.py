@@ -69,6 +69,18 @@ def test_markdown_stays_under_the_limit_however_large(index):
     assert len(text) <= MARKDOWN_LIMIT and "more not shown" in text
 
 
+def test_markdown_report_shows_corpus_text_as_code_never_as_markup(index):
+    """A pull-request comment: the corpus's text, field names and ids are anyone's, so none of them
+    may become a link, an image, HTML or an @mention, nor break out of the table."""
+    row = {"source": "c.jsonl", "row": 0, "record_id": None, "field": "[x](http://e.example)", "role": "user", "benchmark": "gsm8k",
+           "subset": None, "item_id": "gsm8k_test_1", "item_part": "question", "method": "ngram", "kind": "item", "score": 1.0,
+           "span_start": 0, "span_end": 10, "evidence": "@someone ![i](http://e.example/p.png) <img src=x> a|b `tick`"}
+    text = render_markdown(build_report(pl.DataFrame([row], schema=FINDINGS_SCHEMA), counts=None, index=index, top=5))
+    assert ("| `c.jsonl:1` `[x](http://e.example)` | gsm8k `gsm8k_test_1` question | ngram | 1.00 | "
+            "`` @someone ![i](http://e.example/p.png) <img src=x> a\\|b `tick` `` |") in text
+    assert "By field: `[x](http://e.example)` 1." in text
+
+
 def test_json_report_has_rates_and_top_findings(autoj, index_dir):
     _, findings = autoj
     data = json.loads(run("report", findings, "--index", index_dir, "--format", "json").stdout)
