@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -49,8 +50,19 @@ benchmarks_app = typer.Typer(help="The registry of benchmark recipes (indexes/re
 app.add_typer(benchmarks_app, name="benchmarks")
 
 
+# Text from a corpus (evidence, field names, keys) reaches the terminal: its control characters would
+# be commands to it (colours, the window title, the clipboard through OSC 52, a carriage return that
+# overwrites the line) and bidi controls would reorder what a reviewer reads. They are shown as escapes.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi characters (but newlines and tabs) written as their escapes."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(printable(text), file=sys.stderr)
 
 
 def _fail(exc: DecontamError) -> typer.Exit:
@@ -311,7 +323,7 @@ def scan_command(
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
-        print(render_terminal_summary(summary, result, fail_min_score=fail_min_score, top=top))
+        print(printable(render_terminal_summary(summary, result, fail_min_score=fail_min_score, top=top)))
     if unreadable is not None:
         raise _fail(unreadable)
     raise typer.Exit(code=EXIT_FOUND if summary["gate"]["failed"] else EXIT_CLEAN)
@@ -391,6 +403,7 @@ def report_command(
     except DecontamError as exc:
         raise _fail(exc) from None
     if out is None:
+        text = text if fmt == "json" else printable(text)  # (JSON escapes them itself)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         out.write_text(text, encoding="utf-8")
@@ -607,9 +620,9 @@ def main() -> None:
     try:
         app()
     except DecontamError as exc:  # anything not caught in a command
-        print(f"Error: {exc.message}", file=sys.stderr)
+        _err(f"Error: {exc.message}")
         if exc.hint:
-            print(f"Hint: {exc.hint}", file=sys.stderr)
+            _err(f"Hint: {exc.hint}")
         sys.exit(EXIT_ERROR)
     except OSError as exc:
         if exc.errno is None or exc.filename is None:

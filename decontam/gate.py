@@ -164,13 +164,27 @@ def to_junit(findings: pl.DataFrame, benchmarks: list[str]) -> str:
     for bench in benchmarks:
         mine = findings.filter(pl.col("benchmark") == bench)
         if mine.is_empty():
-            cases.append(f'<testcase classname="decontam" name={quoteattr(bench)}/>')
+            cases.append(f'<testcase classname="decontam" name={_xml_attr(bench)}/>')
             continue
         rows = mine.select("source", "row").unique().height
         details = "\n".join(f"{r['source']}:{r['row'] + 1} {r['field']} {r['item_id']} {r['method']} {r['score']:.2f}"
                             for r in mine.head(200).iter_rows(named=True))
-        cases.append(f'<testcase classname="decontam" name={quoteattr(bench)}><failure message={quoteattr(f"{rows} rows hold {bench}")}>'
-                     f"{escape(details)}</failure></testcase>")
+        cases.append(f'<testcase classname="decontam" name={_xml_attr(bench)}><failure message={_xml_attr(f"{rows} rows hold {bench}")}>'
+                     f"{escape(_xml_chars(details))}</failure></testcase>")
     failures = sum(1 for c in cases if "<failure" in c)
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="decontam" tests="{len(cases)}" failures="{failures}">\n'
             + "\n".join(cases) + "\n</testsuite>\n")
+
+
+# Characters XML 1.0 cannot hold, escaped or not (control characters: a corpus's field names may have
+# them); a JUnit file with one is no XML, and the CI that reads it fails on it.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_chars(text: str) -> str:
+    """``text`` with each character XML cannot hold written out as its escape (``\\x1b``)."""
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _xml_attr(text: str) -> str:
+    return quoteattr(_xml_chars(text))

@@ -139,6 +139,18 @@ def test_zero_workers_is_an_error_not_every_core(tmp_path, index_dir):
         "Error: workers=0 must be at least 1", "Hint: 1 scans in this process; leave it out for one worker per core"]
 
 
+def test_corpus_text_cannot_command_the_terminal(tmp_path, index_dir, gsm8k):
+    """Evidence and field names come from the corpus: an escape sequence (colours, the title, OSC 52
+    writing the clipboard), a carriage return or a bidi override in them is printed as its escape."""
+    words = gsm8k[4]["question"].split(" ")
+    text = " ".join(words[:4]) + " \x1b]52;c;ZXZpbA==\x07\r " + " ".join(words[4:])  # inside the evidence shown
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt\u202e": text}])
+    result = run("scan", corpus, "--index", index_dir, "--methods", "minhash")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\r" not in result.stdout
+    assert "prompt\\u202e" in result.stdout and "\\x1b]52;c;ZXZpbA==\\x07 each" in result.stdout
+
+
 def test_index_build_info_verify(tmp_path):
     idx = tmp_path / "idx"
     result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")

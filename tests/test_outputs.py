@@ -337,7 +337,8 @@ def test_since_on_a_text_file_scans_the_records_that_changed(tmp_path, index_dir
 
 
 def test_sarif_junit_and_audit(tmp_path, index_dir, gsm8k):
-    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[3]["question"]}, {"prompt": "plain"}])
+    # a field name with a control character, which XML cannot hold even escaped (JUnit readers failed on it)
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[3]["question"]}, {"prompt": "plain", "x\x01y": gsm8k[3]["question"]}])
     sarif, junit, audit = tmp_path / "r.sarif", tmp_path / "j.xml", tmp_path / "audit.json"
     result = run("scan", corpus, "--index", index_dir, "--sarif", sarif, "--junit", junit, "--audit", audit, "--methods", "ngram")
     assert result.exit_code == 1
@@ -347,6 +348,10 @@ def test_sarif_junit_and_audit(tmp_path, index_dir, gsm8k):
     assert res["ruleId"] == "item/gsm8k" and res["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
     xml = junit.read_text()
     assert '<testsuite name="decontam"' in xml and 'failures="1"' in xml and '<testcase classname="decontam" name="mmlu"/>' in xml
+    from xml.dom.minidom import parseString
+
+    failure = parseString(xml).getElementsByTagName("failure")[0]
+    assert failure.getAttribute("message") == "2 rows hold gsm8k" and f"{corpus}:2 x\\x01y gsm8k_test_3" in failure.firstChild.data
     first = json.loads(audit.read_text())
     assert first["inputs"][0]["sha256"].startswith("sha256:") and first["counts"]["rows_read"] == 2
     assert first["index"]["files"] and first["gate"]["failed"] is True and first["parameters"]["methods"] == ["ngram"]
