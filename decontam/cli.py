@@ -166,6 +166,12 @@ def index_build(
         if unindexed := _items_not_indexed(bench):
             _err(f"Warning: {bench['name']}: {unindexed} item(s) have no part long enough to index and cannot be found "
                  f"(e.g. {', '.join(bench['items_not_indexed']['examples'])})")
+        if shared := bench.get("duplicate_item_ids", {}).get("count"):
+            _err(f"Warning: {bench['name']}: {shared} id(s) belong to more than one item; their findings will look alike "
+                 f"(e.g. {', '.join(bench['duplicate_item_ids']['examples'])})")
+        if empty := bench.get("rows_without_text", {}).get("count"):
+            _err(f"Warning: {bench['name']}: {empty} row(s) have nothing in their item fields (empty or null) and are not items "
+                 f"(e.g. {', '.join(bench['rows_without_text']['examples'])})")
     print(f"Wrote index {index_dir} ({', '.join(index.methods)}; {len(index.benchmarks)} benchmarks)")
 
 

@@ -25,7 +25,8 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from .layers.artifact import load_curated
 from .ngrams import KeyedVocabulary, encode_tokens, tokenize_frame
 from .normalize import NORMALIZATION_VERSION
 from .testsets import LoadedTestSet, SourceSpec, load_test_set, parse_source
+from .types import TestItem
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -210,6 +212,12 @@ def build_index_cached(
     return index, False
 
 
+def _shared_ids(items: Sequence[TestItem]) -> list[str]:
+    """The item ids that more than one item has, in order of first appearance."""
+    counts = Counter(item.item_id for item in items)
+    return [item_id for item_id, n in counts.items() if n > 1]
+
+
 def build_index(
     path: str | Path | None,
     sources: Iterable[str | SourceSpec | LoadedTestSet],
@@ -299,6 +307,10 @@ def build_index(
             "parts_too_short": int(skipped.get(name, 0)),  # or mostly numbers / symbols
             # items none of whose parts is indexed (all too short): a scan cannot find them
             "items_not_indexed": {"count": len(unindexed), "examples": unindexed[:5]},
+            # rows whose item fields are all empty or null: not items (an image-only item, a placeholder)
+            "rows_without_text": {"count": len(test_set.rows_without_text), "examples": test_set.rows_without_text[:5]},
+            # ids that more than one item has (a copied row, ids restarting per file): their findings look alike
+            "duplicate_item_ids": {"count": len(shared := _shared_ids(test_set.items)), "examples": shared[:5]},
         })
     manifest = {
         "format_version": FORMAT_VERSION,

@@ -66,6 +66,9 @@ class LoadedTestSet:
     spec: SourceSpec
     items: list[TestItem]
     revision: str  # hub revision, or sha256 of the local files
+    # rows whose item fields are all empty or null (an image-only item, a placeholder): nothing of
+    # them can leak; their ids (their 0-based positions where they have none), for the manifest
+    rows_without_text: list[str] = field(default_factory=list)
 
 
 def parse_source(text: str, field_map: Mapping[str, str] | None = None) -> SourceSpec:
@@ -114,22 +117,32 @@ def load_test_set(spec: SourceSpec) -> LoadedTestSet:
         files = _local_files(spec.location)
         rows, revision = _read_local(files), "sha256:" + sha256_files(files)
         where = spec.location
-    items = []
+    items, without_text = [], []
     for position, row in enumerate(rows):
-        items.append(item_from_row(row, benchmark=spec.name, position=position, field_map=spec.field_map, where=where))
+        item = item_from_row(row, benchmark=spec.name, position=position, field_map=spec.field_map, where=where)
+        if item is None:
+            item_id = _lookup(row, spec.field_map["id"]) if "id" in spec.field_map else _first(row, ID_KEYS)
+            without_text.append(str(item_id) if item_id is not None else str(position))
+        else:
+            items.append(item)
     if not items:
-        raise InputError(f"test set {spec.name} at {where} has no rows", "check the path, split or config")
-    return LoadedTestSet(spec=spec, items=items, revision=revision)
+        what = "has no rows" if not without_text else f"has no row with text in its item fields ({len(without_text)} rows, all empty)"
+        raise InputError(f"test set {spec.name} at {where} {what}", "check the path, split or config")
+    return LoadedTestSet(spec=spec, items=items, revision=revision, rows_without_text=without_text)
 
 
 def item_from_row(
     row: Mapping[str, Any], *, benchmark: str, position: int, field_map: Mapping[str, str] | None = None, where: str = ""
-) -> TestItem:
-    """Find the parts, id and subset of one test-set row."""
+) -> TestItem | None:
+    """Find the parts, id and subset of one test-set row; None for a row whose item fields are all
+    empty or null. A row with none of the fields an item is found in is an ``InputError``."""
     if not isinstance(row, Mapping):
         raise InputError(f"{where}: row {position} is a {type(row).__name__}, not an object", "each row must be a JSON object / table row")
     fmap = field_map or {}
-    parts = _mapped_parts(row, fmap, where, position) if ("question" in fmap or "answer" in fmap or "choices" in fmap) else _detected_parts(row)
+    mapped = "question" in fmap or "answer" in fmap or "choices" in fmap
+    parts = _mapped_parts(row, fmap, where, position) if mapped else _detected_parts(row)
+    if not parts and (mapped or _has_item_fields(row)):
+        return None
     if not parts:
         headerless = (" If the file has no header row (hendrycks' MMLU CSVs have none), add one first, e.g. "
                       "question,A,B,C,D,answer") if where.endswith(CSV_SUFFIXES) else ""
@@ -150,6 +163,13 @@ def item_from_row(
 
 
 # -- part detection ---------------------------------------------------------------------------------
+
+
+def _has_item_fields(row: Mapping[str, Any]) -> bool:
+    """Whether a row holds any of the fields ``_detected_parts`` reads an item from (empty or not)."""
+    names = {str(k).lower() for k in row}
+    return (bool(names & {*QUESTION_KEYS, *ANSWER_KEYS, "turns", "choices"})
+            or any(RESPONSE_PAIR_KEYS.match(str(k)) for k in row) or _raw_choices(row, {}) is not None)
 
 
 def _detected_parts(row: Mapping[str, Any]) -> list[ItemPart]:
@@ -207,8 +227,8 @@ def _mapped_parts(row: Mapping[str, Any], fmap: Mapping[str, str], where: str, p
         if role not in fmap:
             continue
         paths = [p.strip() for p in fmap[role].split(",") if p.strip()]
-        values = [_lookup(row, p) for p in paths]
-        missing = [p for p, v in zip(paths, values) if v is None]
+        values = [_at_path(row, p) for p in paths]
+        missing = [p for p, v in zip(paths, values) if v is _MISSING]  # (a null is there: an empty item)
         if missing:
             raise InputError(f"{where}: row {position} has no field {missing[0]!r} (mapped as {role}); keys seen: {sorted(row)}",
                              "fix the field path in --map; nested fields are written a.b or a[0].b, several fields a,b,c")
@@ -347,17 +367,31 @@ def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
+_MISSING = object()
+
+
 def _lookup(row: Any, path: str) -> Any:
     """Value at a field path such as ``question.stem`` or ``turns[0].content``; None when absent."""
+    value = _at_path(row, path)
+    return None if value is _MISSING else value
+
+
+def _at_path(row: Any, path: str) -> Any:
+    """Value at a field path; None where the path runs into a null, ``_MISSING`` where a field or
+    list element on it is absent."""
     value = row
     for piece in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if piece.startswith("["):
-            index = int(piece[1:-1])
-            value = value[index] if isinstance(value, list) and index < len(value) else None
-        else:
-            value = value.get(piece) if isinstance(value, Mapping) else None
         if value is None:
             return None
+        if piece.startswith("["):
+            index = int(piece[1:-1])
+            if not (isinstance(value, list) and index < len(value)):
+                return _MISSING
+            value = value[index]
+        elif isinstance(value, Mapping) and piece in value:
+            value = value[piece]
+        else:
+            return _MISSING
     return value
 
 

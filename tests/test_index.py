@@ -9,11 +9,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import decontam
-from decontam.errors import IndexFormatError, ParameterError
+from decontam.errors import IndexFormatError, InputError, ParameterError
 from decontam.index import IndexParams, load_index
 from decontam.layers import MinHashParams, NgramParams
 from decontam.layers.minhash import signatures
 from decontam.scan import ScanOptions
+from decontam.testsets import load_test_set, parse_source
 
 from .conftest import INDEX_SOURCES, t0_prompts, write_jsonl
 
@@ -234,3 +235,29 @@ def test_items_that_cannot_be_found_are_named(tmp_path):
     assert entry["items_not_indexed"] == {"count": 1, "examples": ["q2"]}
     info = CliRunner().invoke(app, ["index", "info", str(tmp_path / "idx")])
     assert "(1 items not indexed: no part long enough)" in info.stdout
+
+
+def test_rows_without_text_and_shared_ids_are_named_not_fatal(tmp_path):
+    """A row whose item fields are empty or null (an image-only item) is no item: left out and named,
+    where it used to stop the build ("cannot tell which fields hold the test item"), mapped or not; an
+    id that two items share is named, since their findings look alike."""
+    from typer.testing import CliRunner
+
+    from decontam.cli import app
+
+    rows = [{"id": "q1", "question": "What is the capital city of the country France?", "answer": "Paris"},
+            {"id": "q1", "question": "Which river flows through the capital city of France?", "answer": "Seine"},
+            {"id": "q3", "question": None, "answer": ""}, {"id": "q4", "question": "", "answer": None}]
+    source = write_jsonl(tmp_path / "t.jsonl", rows)
+    result = CliRunner().invoke(app, ["index", "build", str(tmp_path / "idx"), "--source", f"geo={source}", "--methods", "ngram"])
+    assert result.exit_code == 0, result.stderr
+    assert "geo: 2 items, 2 parts indexed" in result.stderr
+    assert "Warning: geo: 1 id(s) belong to more than one item; their findings will look alike (e.g. q1)" in result.stderr
+    assert "Warning: geo: 2 row(s) have nothing in their item fields (empty or null) and are not items (e.g. q3, q4)" in result.stderr
+    entry = json.loads((tmp_path / "idx" / "manifest.json").read_text())["benchmarks"][0]
+    assert entry["rows_without_text"] == {"count": 2, "examples": ["q3", "q4"]}
+    mapped = load_test_set(parse_source(f"geo={source}", {"question": "question", "answer": "answer"}))
+    assert [i.item_id for i in mapped.items] == ["q1", "q1"] and mapped.rows_without_text == ["q3", "q4"]
+    empty = write_jsonl(tmp_path / "e.jsonl", rows[2:])
+    with pytest.raises(InputError, match=r"has no row with text in its item fields \(2 rows, all empty\)"):
+        load_test_set(parse_source(f"geo={empty}"))
