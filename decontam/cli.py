@@ -20,7 +20,7 @@ from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, write_manifest
 from .engines.local import available_cores
 from .errors import DecontamError, ParameterError, UnreadableInputError
-from .findings import findings_format, read_findings, read_findings_with_metadata, write_findings
+from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of
@@ -540,6 +540,8 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
     lines.append("  by method: " + ", ".join(f"{k} {v['rows']}" for k, v in summary["methods"].items()))
     lines.append("  by kind:   " + ", ".join(f"{k} {v['rows']}" for k, v in summary["kinds"].items()))
     lines.append("  by field:  " + ", ".join(f"{k} {v['rows']}" for k, v in summary["fields"].items()))
+    if len(summary["sources"]) > 1:
+        lines.append("  by file:   " + _by_file(summary["sources"]))
     if top <= 0:
         return "\n".join(lines)
     shown = result.findings.filter(result.findings["score"] >= fail_min_score).sort("score", descending=True).head(top)
@@ -551,6 +553,16 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
                      f"[{f['item_part']}] {f['method']} {f['score']:.2f}")
         lines.append(f"      {shorten(f['evidence'], 120)}")
     return "\n".join(lines)
+
+
+def _by_file(sources: dict[str, dict], shown: int = 10) -> str:
+    """The files with findings, most rows flagged first (``shown`` of them), and how many had none."""
+    flagged, clean = files_with_findings(sources)
+    parts = [f"{name} {v['rows_flagged']:,}" + (f" / {v['rows_read']:,}" if v["rows_read"] is not None else "") + " rows"
+             for name, v in flagged[:shown]]
+    if len(flagged) > shown:
+        parts.append(f"{len(flagged) - shown:,} more with findings")
+    return ", ".join(parts) + (f"; {count_of(clean, 'file')} without findings" if clean else "")
 
 
 @benchmarks_app.command("list")

@@ -127,6 +127,21 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
     return frame.select(list(FINDINGS_SCHEMA)).cast(FINDINGS_SCHEMA), metadata
 
 
+def _by_source(findings: pl.DataFrame, rows_read: dict[str, int]) -> dict[str, dict]:
+    """Per corpus file: rows read (None where the counts do not say), rows flagged, findings."""
+    table = findings.group_by("source").agg(pl.struct("row").n_unique().alias("rows"), pl.len().alias("findings"))
+    flagged = {source: (rows, n) for source, rows, n in table.iter_rows()}
+    return {source: {"rows_read": rows_read.get(source), "rows_flagged": flagged.get(source, (0, 0))[0],
+                     "findings": flagged.get(source, (0, 0))[1]}
+            for source in sorted(set(rows_read) | set(flagged))}
+
+
+def files_with_findings(sources: dict[str, dict]) -> tuple[list[tuple[str, dict]], int]:
+    """A summary's ``sources``: the files with findings, most rows flagged first, and how many had none."""
+    flagged = sorted((item for item in sources.items() if item[1]["rows_flagged"]), key=lambda kv: -kv[1]["rows_flagged"])
+    return flagged, len(sources) - len(flagged)
+
+
 def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, int], *, fail_min_score: float,
               templates: pl.DataFrame | None = None) -> dict:
     """The scan summary as plain data (printed as JSON with --json, or as tables).
@@ -186,6 +201,7 @@ def summarize(findings: pl.DataFrame, counts: dict, index_benchmarks: dict[str, 
         "kinds": rows_by("kind", "kind"),
         # messages[3].content -> messages[*].content, so per-field counts group like fields
         "fields": rows_by(pl.col("field").str.replace_all(r"\[\d+\]", "[*]"), "field_pattern"),
+        "sources": _by_source(flagged, counts.get("rows_read_by_source") or {}),
         "malformed": counts["malformed_examples"],
         "without_text": counts["without_text_examples"],
         "gate": {"fail_min_score": fail_min_score, "failed": rows_flagged > 0},

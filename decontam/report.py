@@ -13,7 +13,7 @@ import re
 
 import polars as pl
 
-from .findings import summarize
+from .findings import files_with_findings, summarize
 from .index import Index
 from .scan import shorten
 
@@ -158,6 +158,13 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
     if report["methods"]:
         lines.append("By method: " + ", ".join(f"{k} {count_of(v['rows'], 'row')}" for k, v in report["methods"].items())
                      + ". By field: " + ", ".join(f"{_md_code(k)} {v['rows']}" for k, v in report["fields"].items()) + ".")
+        if len(report["sources"]) > 1:
+            flagged, clean = files_with_findings(report["sources"])
+            shown = ", ".join(f"{_md_code(k)} {v['rows_flagged']:,}" + (f" / {v['rows_read']:,}" if v["rows_read"] is not None else "")
+                              for k, v in flagged[:20])
+            more = f", {len(flagged) - 20:,} more" if len(flagged) > 20 else ""
+            lines.append("")
+            lines.append(f"By file (rows flagged): {shown}{more}" + (f"; {count_of(clean, 'file')} without findings." if clean else "."))
         lines.append("")
     if report["top_findings"]:
         lines += ["<details><summary>Top findings</summary>", "", "| where | item | method | score | corpus text |",

@@ -78,6 +78,7 @@ class ScanCounts:
     segments: int = 0
     malformed_examples: list[dict] = field(default_factory=list)
     without_text_examples: list[dict] = field(default_factory=list)
+    rows_read_by_source: dict[str, int] = field(default_factory=dict)  # of the whole scan (``scan`` sets it)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -169,7 +170,11 @@ def scan(
                           num_cpus=workers if address is None else None, embedding_actors=embedding_actors, on_note=note)
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
-    counts = ScanCounts(**merge_counts([c for _, _, c in results]))
+    by_source: dict[str, int] = {}
+    for shard, _, shard_counts in results:
+        name = "<stdin>" if shard.source == "-" else shard.source  # as the findings name it
+        by_source[name] = by_source.get(name, 0) + shard_counts["rows_read"]
+    counts = ScanCounts(**merge_counts([c for _, _, c in results]), rows_read_by_source=by_source)
     result = ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
     _refuse_unreadable_sources(results, result)
     return result

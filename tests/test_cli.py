@@ -151,6 +151,24 @@ def test_corpus_text_cannot_command_the_terminal(tmp_path, index_dir, gsm8k):
     assert "prompt\\u202e" in result.stdout and "\\x1b]52;c;ZXZpbA==\\x07 each" in result.stdout
 
 
+def test_summary_says_which_files_hold_findings(tmp_path, index_dir, gsm8k):
+    """A folder or a dataset PR of several files: rows read and flagged per file, in the JSON summary,
+    the terminal and the Markdown report (files with findings first, then how many had none)."""
+    (tmp_path / "in").mkdir()
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"prompt": gsm8k[1]["question"]}, {"prompt": "plain words here"}])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"prompt": gsm8k[2]["question"]}, {"prompt": gsm8k[3]["question"]}, {"prompt": "x y z w"}])
+    write_jsonl(tmp_path / "in" / "c.jsonl", [{"prompt": "nothing to see in this one"}])
+    a, b, c = (str(tmp_path / "in" / f"{n}.jsonl") for n in "abc")
+    summary = json.loads(run("scan", tmp_path / "in", "--index", index_dir, "--methods", "ngram", "--json").stdout)
+    assert summary["sources"] == {a: {"rows_read": 2, "rows_flagged": 1, "findings": 1},
+                                  b: {"rows_read": 3, "rows_flagged": 2, "findings": 2},
+                                  c: {"rows_read": 1, "rows_flagged": 0, "findings": 0}}
+    result = run("scan", tmp_path / "in", "--index", index_dir, "--methods", "ngram", "--out", tmp_path / "f.parquet")
+    assert f"  by file:   {b} 2 / 3 rows, {a} 1 / 2 rows; 1 file without findings\n" in result.stdout
+    report = run("report", tmp_path / "f.parquet", "--format", "md").stdout
+    assert f"By file (rows flagged): `{b}` 2 / 3, `{a}` 1 / 2; 1 file without findings." in report
+
+
 def test_index_build_info_verify(tmp_path):
     idx = tmp_path / "idx"
     result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")
