@@ -22,8 +22,8 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
-from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, is_json_array,
-                      json_array_elements, open_compressed, text_records, without_compression)
+from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, expand_inputs,
+                      is_json_array, json_array_elements, open_compressed, text_records, without_compression)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,33 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
         "removed_rows": reasons.to_dicts(),
     }
     return CleanResult(input_rows, input_rows - len(remove), len(remove), manifest)
+
+
+def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Path, removed_dir: str | Path, *,
+                 policy: CleanPolicy | None = None) -> list[tuple[Path, CleanResult]]:
+    """``clean_corpus`` of every corpus file a scan of ``folder`` reads (``readers.expand_inputs``):
+    each one's kept and removed rows under the same relative path in ``kept_dir`` and ``removed_dir``
+    (a file without findings is copied whole to ``kept_dir``, with an empty removed file)."""
+    folder, kept_dir, removed_dir = Path(folder), Path(kept_dir), Path(removed_dir)
+    for out in (kept_dir, removed_dir):
+        if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+            raise ParameterError(f"refusing to write into the input folder {folder} ({out})",
+                                 "write the kept and removed corpora to folders outside it (a later scan of it would read them)")
+        if out.exists() and not out.is_dir():
+            raise ParameterError(f"{out} is a file; cleaning the folder {folder} writes folders", "name a folder for --out and --removed")
+    if (folder / "dataset_info.json").exists() or (folder / "state.json").exists():
+        raise InputError(f"cannot clean {folder}: it is a datasets.save_to_disk folder",
+                         "clean the Parquet or JSONL files it was made from, or write it out with Dataset.to_parquet first")
+    files = [Path(f) for f in expand_inputs([str(folder)])]
+    by_file: dict[Path, list[pl.DataFrame]] = {}  # (a path spelled two ways at scan time is one file)
+    for (source,), frame in findings.partition_by("source", as_dict=True).items():
+        by_file.setdefault(Path(source).resolve(), []).append(frame)
+    mine = {corpus: pl.concat(by_file.get(corpus.resolve(), [findings.clear()])) for corpus in files}
+    if findings.height and not any(frame.height for frame in mine.values()):
+        raise InputError(f"the findings mention none of the files in {folder}; they are about {sorted(findings['source'].unique().to_list())[:5]}",
+                         "pass the folder that was scanned")
+    return [(corpus, clean_corpus(corpus, frame, kept_dir / corpus.relative_to(folder), removed_dir / corpus.relative_to(folder), policy=policy))
+            for corpus, frame in mine.items()]
 
 
 def write_manifest(result: CleanResult, path: str | Path) -> None:

@@ -17,7 +17,7 @@ import typer
 
 from . import __version__
 from .audit import build_audit, write_audit
-from .clean import CleanPolicy, clean_corpus, write_manifest
+from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
 from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
@@ -418,10 +418,10 @@ def report_command(
 
 @app.command("clean")
 def clean_command(
-    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, JSON array, CSV, TSV or text, compressed or not; or Parquet).")],
+    corpus: Annotated[Path, typer.Argument(help="The corpus file that was scanned (JSONL, JSON array, CSV, TSV or text, compressed or not; or Parquet), or the folder.")],
     findings_file: Annotated[Path, typer.Option("--findings", help="Findings table from `decontam scan --out`.")],
-    out: Annotated[Path, typer.Option(help="Kept rows go here (in the corpus's format: .jsonl for JSONL, .csv for CSV...).")],
-    removed: Annotated[Path, typer.Option(help="Removed rows go here.")],
+    out: Annotated[Path, typer.Option(help="Kept rows go here (in the corpus's format: .jsonl for JSONL, .csv for CSV...); for a folder, a folder.")],
+    removed: Annotated[Path, typer.Option(help="Removed rows go here (for a folder, a folder: each file under its own name).")],
     kinds: Annotated[Optional[str], typer.Option(help="Only findings of these kinds remove a row (item,answer,artifact).")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Only findings of these methods remove a row.")] = None,
     min_score: Annotated[float, typer.Option(help="Only findings scoring at least this remove a row.")] = 0.0,
@@ -434,11 +434,26 @@ def clean_command(
         if baseline is not None:
             findings, _ = without_baseline(findings, read_baseline(baseline))
         policy = CleanPolicy(kinds=_split_csv(kinds), methods=_split_csv(methods), min_score=min_score)
-        result = clean_corpus(corpus, findings, out, removed, policy=policy)
-        manifest_path = manifest or Path(str(removed) + ".manifest.json")
-        write_manifest(result, manifest_path)
+        if corpus.is_dir():
+            if manifest is not None:
+                raise ParameterError("--manifest names one file; cleaning a folder writes one manifest beside each removed file",
+                                     "drop --manifest")
+            results = clean_folder(corpus, findings, out, removed, policy=policy)
+            for path, result in results:
+                write_manifest(result, Path(result.manifest["removed"]["path"] + ".manifest.json"))
+        else:
+            result = clean_corpus(corpus, findings, out, removed, policy=policy)
+            manifest_path = manifest or Path(str(removed) + ".manifest.json")
+            write_manifest(result, manifest_path)
     except DecontamError as exc:
         raise _fail(exc) from None
+    if corpus.is_dir():
+        rows, kept = sum(r.input_rows for _, r in results), sum(r.kept_rows for _, r in results)
+        touched = sum(1 for _, r in results if r.removed_rows)
+        print(f"{count_of(rows, 'row')} in {count_of(len(results), 'file')} of {corpus}: {kept:,} kept in {out}, "
+              f"{rows - kept:,} removed to {removed} (from {count_of(touched, 'file')})")
+        _err(f"Wrote a removal manifest beside each removed file ({removed}/**/*.manifest.json)")
+        return
     print(f"{count_of(result.input_rows, 'row')} in {corpus}: {result.kept_rows:,} kept in {out}, {result.removed_rows:,} removed to {removed}")
     _err(f"Wrote the removal manifest to {manifest_path}")
 

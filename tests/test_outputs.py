@@ -443,3 +443,31 @@ def test_csv_findings_cannot_run_as_spreadsheet_formulas_and_read_back_unchanged
     assert written["evidence"].to_list() == ["'" + t if i < 8 else t for i, t in enumerate(texts)]
     assert written["field"].to_list() == written["evidence"].to_list()
     assert read_findings(tmp_path / "f.csv").equals(findings)
+
+
+def test_clean_a_folder_file_by_file(tmp_path, index_dir, gsm8k):
+    """`decontam clean FOLDER`: every file the scan read gets its kept and removed rows under its own
+    relative path (a file without findings is kept whole), and a manifest beside each removed file."""
+    corpus = tmp_path / "corpus"
+    (corpus / "part2").mkdir(parents=True)
+    a = write_jsonl(corpus / "a.jsonl", [{"prompt": gsm8k[1]["question"]}, {"prompt": "plain words here"}])
+    (corpus / "part2" / "b.csv").write_text(f'prompt,n\n"{gsm8k[2]["question"]}",1\nnothing here at all,2\n')
+    c = write_jsonl(corpus / "part2" / "c.jsonl", [{"prompt": "nothing to see in this one"}])
+    findings = tmp_path / "f.parquet"
+    assert run("scan", corpus, "--index", index_dir, "--methods", "ngram", "--out", findings).exit_code == 1
+    result = run("clean", corpus, "--findings", findings, "--out", tmp_path / "kept", "--removed", tmp_path / "removed")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (f"5 rows in 3 files of {corpus}: 3 kept in {tmp_path / 'kept'}, 2 removed to {tmp_path / 'removed'} "
+                             "(from 2 files)\n")
+    lines = a.read_bytes().splitlines(keepends=True)
+    assert (tmp_path / "kept" / "a.jsonl").read_bytes() == lines[1] and (tmp_path / "removed" / "a.jsonl").read_bytes() == lines[0]
+    assert (tmp_path / "kept" / "part2" / "b.csv").read_text() == "prompt,n\nnothing here at all,2\n"
+    assert (tmp_path / "removed" / "part2" / "b.csv").read_text() == f'prompt,n\n"{gsm8k[2]["question"]}",1\n'
+    assert (tmp_path / "kept" / "part2" / "c.jsonl").read_bytes() == c.read_bytes()
+    assert (tmp_path / "removed" / "part2" / "c.jsonl").read_bytes() == b""
+    manifest = json.loads((tmp_path / "removed" / "part2" / "b.csv.manifest.json").read_text())
+    assert [r["row"] for r in manifest["removed_rows"]] == [0]
+    inside = run("clean", corpus, "--findings", findings, "--out", corpus / "kept", "--removed", tmp_path / "r2")
+    assert inside.exit_code == 2 and f"Error: refusing to write into the input folder {corpus}" in inside.stderr
+    one = run("clean", corpus, "--findings", findings, "--out", tmp_path / "k3", "--removed", tmp_path / "r3", "--manifest", tmp_path / "m.json")
+    assert one.exit_code == 2 and "Error: --manifest names one file" in one.stderr
