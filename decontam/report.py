@@ -248,6 +248,14 @@ mark{background:#ffd8b5} .meta{color:#57606a;font-size:.85rem} svg text{font-siz
     parts.append("</table><br><table><tr><th>field</th><th class=num>rows</th><th class=num>findings</th></tr>")
     parts += [f"<tr><td><code>{esc(k)}</code></td><td class=num>{v['rows']}</td><td class=num>{v['findings']}</td></tr>" for k, v in report["fields"].items()]
     parts.append("</table>")
+    if len(report["sources"]) > 1:
+        flagged, clean = files_with_findings(report["sources"])
+        parts.append("<h2>By file</h2><table><tr><th>file</th><th class=num>rows flagged</th><th class=num>rows read</th><th class=num>findings</th></tr>")
+        for name, v in flagged:
+            read = "" if v["rows_read"] is None else f"{v['rows_read']:,}"
+            parts.append(f"<tr><td><code>{esc(name)}</code></td><td class=num>{v['rows_flagged']:,}</td><td class=num>{read}</td>"
+                         f"<td class=num>{v['findings']:,}</td></tr>")
+        parts.append("</table>" + (f"<p class=meta>{count_of(clean, 'file')} without findings.</p>" if clean else ""))
     parts.append("<h2>Top findings</h2>")
     for f in report["top_findings"]:
         role = f" ({esc(f['role'])})" if f["role"] else ""

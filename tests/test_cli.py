@@ -167,6 +167,9 @@ def test_summary_says_which_files_hold_findings(tmp_path, index_dir, gsm8k):
     assert f"  by file:   {b} 2 / 3 rows, {a} 1 / 2 rows; 1 file without findings\n" in result.stdout
     report = run("report", tmp_path / "f.parquet", "--format", "md").stdout
     assert f"By file (rows flagged): `{b}` 2 / 3, `{a}` 1 / 2; 1 file without findings." in report
+    page = run("report", tmp_path / "f.parquet", "--format", "html").stdout
+    assert (f"<tr><td><code>{b}</code></td><td class=num>2</td><td class=num>3</td><td class=num>2</td></tr>" in page
+            and "1 file without findings." in page)
 
 
 def test_index_build_info_verify(tmp_path):
