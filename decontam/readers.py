@@ -334,11 +334,10 @@ def json_line(line: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line (convert the file: "
                          "iconv -f LATIN1 -t UTF-8, or from the encoding it is in)") from None
-    try:
-        value = json.loads(text.removeprefix("\ufeff"))  # a byte-order mark inside: files joined by cat
-    except (ValueError, RecursionError):
+    try:  # (a byte-order mark inside: files joined by cat)
+        return _without_lone_surrogates(json.loads(text.removeprefix("\ufeff")))
+    except (ValueError, RecursionError):  # (nested past Python's recursion limit: orjson's 1,024 levels is more)
         raise ValueError(f"not valid JSON ({problem})") from None
-    return _without_lone_surrogates(value)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins an escaped pair into one character; what is left is alone
