@@ -439,7 +439,7 @@ def clean_command(
                 raise ParameterError("--manifest names one file; cleaning a folder writes one manifest beside each removed file",
                                      "drop --manifest")
             results = clean_folder(corpus, findings, out, removed, policy=policy)
-            for path, result in results:
+            for _, result in results:
                 write_manifest(result, Path(result.manifest["removed"]["path"] + ".manifest.json"))
         else:
             result = clean_corpus(corpus, findings, out, removed, policy=policy)

@@ -76,6 +76,7 @@ def write_findings(findings: pl.DataFrame, path: str | Path, *, metadata: dict |
 # spreadsheets show as text and hide), and one that starts with ' before them too, so that reading it
 # back takes exactly one ' off and gives the text that was written (OWASP's CSV injection advice).
 _FORMULA_CELL = r"^'*[=+\-@\t\r]"
+_QUOTED_FORMULA_CELL = r"^'+[=+\-@\t\r]"
 
 
 def _as_text_cells(findings: pl.DataFrame) -> list[pl.Expr]:
@@ -84,7 +85,7 @@ def _as_text_cells(findings: pl.DataFrame) -> list[pl.Expr]:
 
 
 def _from_text_cells(findings: pl.DataFrame) -> list[pl.Expr]:
-    return [pl.when(pl.col(name).str.contains(r"^'+[=+\-@\t\r]")).then(pl.col(name).str.slice(1)).otherwise(pl.col(name)).alias(name)
+    return [pl.when(pl.col(name).str.contains(_QUOTED_FORMULA_CELL)).then(pl.col(name).str.slice(1)).otherwise(pl.col(name)).alias(name)
             for name, dtype in findings.schema.items() if dtype == pl.String]
 
 
