@@ -121,8 +121,7 @@ def load_test_set(spec: SourceSpec) -> LoadedTestSet:
     for position, row in enumerate(rows):
         item = item_from_row(row, benchmark=spec.name, position=position, field_map=spec.field_map, where=where)
         if item is None:
-            item_id = _lookup(row, spec.field_map["id"]) if "id" in spec.field_map else _first(row, ID_KEYS)
-            without_text.append(str(item_id) if item_id is not None else str(position))
+            without_text.append(_item_id(row, spec.field_map, position))
         else:
             items.append(item)
     if not items:
@@ -151,15 +150,20 @@ def item_from_row(
             "map them explicitly, e.g. --map " + benchmark + ":question=<field> (and :answer=, :choices=, :id=, :subset=)."
             + headerless,
         )
-    item_id = _lookup(row, fmap["id"]) if "id" in fmap else _first(row, ID_KEYS)
     subset = _lookup(row, fmap["subset"]) if "subset" in fmap else _first(row, SUBSET_KEYS)
     return TestItem(
         benchmark=benchmark,
-        item_id=str(item_id) if item_id is not None else str(position),
+        item_id=_item_id(row, fmap, position),
         parts=tuple(parts),
         subset=None if subset is None or isinstance(subset, (dict, list)) else str(subset),
         answer_choice=_answer_choice(row, fmap),
     )
+
+
+def _item_id(row: Mapping[str, Any], fmap: Mapping[str, str], position: int) -> str:
+    """The row's own id (the mapped field, or the first of ``ID_KEYS``), else its 0-based position."""
+    item_id = _lookup(row, fmap["id"]) if "id" in fmap else _first(row, ID_KEYS)
+    return str(item_id) if item_id is not None else str(position)
 
 
 # -- part detection ---------------------------------------------------------------------------------
