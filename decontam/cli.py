@@ -198,9 +198,11 @@ def index_info(
     print(f"normalization {manifest['normalization']}; layers: " + "; ".join(
         f"{name} ({', '.join(f'{k}={v}' for k, v in entry.items() if not isinstance(v, list))})" for name, entry in manifest["layers"].items()))
     for bench in manifest["benchmarks"]:
-        unindexed = _items_not_indexed(bench)
+        notes = [f"{n} {what}" for n, what in ((_items_not_indexed(bench), "items not indexed: no part long enough"),
+                                               (bench.get("rows_without_text", {}).get("count"), "rows without text left out"),
+                                               (bench.get("duplicate_item_ids", {}).get("count"), "ids shared by several items")) if n]
         print(f"  {bench['name']:<16} {bench['items']:>6} items  {bench['parts']:>6} parts  {bench['source']}  {bench['revision']}"
-              + (f"  ({unindexed} items not indexed: no part long enough)" if unindexed else ""))
+              + (f"  ({'; '.join(notes)})" if notes else ""))
 
 
 @index_app.command("export")

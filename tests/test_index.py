@@ -256,6 +256,8 @@ def test_rows_without_text_and_shared_ids_are_named_not_fatal(tmp_path):
     assert "Warning: geo: 2 row(s) have nothing in their item fields (empty or null) and are not items (e.g. q3, q4)" in result.stderr
     entry = json.loads((tmp_path / "idx" / "manifest.json").read_text())["benchmarks"][0]
     assert entry["rows_without_text"] == {"count": 2, "examples": ["q3", "q4"]}
+    info = CliRunner().invoke(app, ["index", "info", str(tmp_path / "idx")])
+    assert "(2 rows without text left out; 1 ids shared by several items)" in info.stdout
     mapped = load_test_set(parse_source(f"geo={source}", {"question": "question", "answer": "answer"}))
     assert [i.item_id for i in mapped.items] == ["q1", "q1"] and mapped.rows_without_text == ["q3", "q4"]
     empty = write_jsonl(tmp_path / "e.jsonl", rows[2:])
