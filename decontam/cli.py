@@ -269,7 +269,7 @@ def scan_command(
     junit: Annotated[Optional[Path], typer.Option(help="Also write a JUnit XML file (one test case per benchmark).")] = None,
     audit: Annotated[Optional[Path], typer.Option(help="Also write an audit manifest: versions, index checksums, parameters, input hashes, counts, findings hash.")] = None,
     strict: Annotated[bool, typer.Option(help="A malformed row is an error (exit 2) instead of a count.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 4000,
     top: Annotated[int, typer.Option(help="Findings shown in the terminal summary.")] = 10,
     salt_file: Annotated[Optional[Path], typer.Option(help="Salt of a private index whose owner kept it (a file with its hex).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes, at most (default: one per core this process may use, a container's CPU limit included; fewer when the input is too small to pay for starting them); shards are files, pieces of big or streamed JSONL and CSV, Parquet row groups.", show_default=False)] = None,

@@ -43,7 +43,7 @@ class ScanOptions:
     embedding_cache: str | None = None  # folder of cached segment vectors
     ngram_size: int | None = None  # only checked against the index
     fields: tuple[str, ...] | None = None  # scan only these top-level fields
-    batch_size: int = 2000  # records per batch...
+    batch_size: int = 4000  # records per batch (2,000 took 9% longer: each batch has fixed costs)...
     batch_bytes: int = 8 << 20  # ...or fewer, once they hold this much text (long documents, text files)
     strict: bool = False  # a malformed row is an error instead of a count
     evidence_chars: int = 200
@@ -56,7 +56,7 @@ class ScanOptions:
             raise ParameterError(f"method(s) {missing} are not in index {index.path}; it has {index.methods}",
                                  f"choose from {', '.join(index.methods)} or rebuild the index with them")
         if self.batch_size < 1:
-            raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "2000 is the default")
+            raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "4000 is the default")
         if self.batch_bytes < 1:
             raise ParameterError(f"batch_bytes={self.batch_bytes} must be at least 1", f"{8 << 20} (8 MB) is the default")
         if self.min_score is not None and not 0 < self.min_score <= 1:
