@@ -405,7 +405,7 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
             start, end = 0, len(text)
         else:
             offsets = offsets_of[t]
-            start, end = offsets[tok_start][0], offsets[max(tok_end - 1, tok_start)][1]
+            start, end = offsets[tok_start][0], _with_closing_marks(text, offsets[max(tok_end - 1, tok_start)][1])
         spans_start.append(start)
         spans_end.append(end)
         evidence.append(shorten(text[start:end], options.evidence_chars))
@@ -431,6 +431,18 @@ def _to_findings(matched: pl.DataFrame, records: Sequence[Record], segments: Seq
         "span_end": spans_end,
         "evidence": evidence,
     }, schema=FINDINGS_SCHEMA)
+
+
+_CLOSING_MARKS = frozenset(".,;:!?)]}%\"'’”»…")
+
+
+def _with_closing_marks(text: str, end: int) -> int:
+    """A token span's end moved past the punctuation that closes its last token (at most three
+    characters: "f(2)?", not "f(2"): tokens are letters and digits only."""
+    limit = min(len(text), end + 3)
+    while end < limit and text[end] in _CLOSING_MARKS:
+        end += 1
+    return end
 
 
 def shorten(text: str, limit: int) -> str:
