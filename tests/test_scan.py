@@ -47,8 +47,19 @@ def test_findings_table_has_the_contract_schema(tmp_path, index, gsm8k):
     assert row["row"] == 0 and row["record_id"] == "r1" and row["field"] == "prompt" and row["role"] == "user"
     assert (row["benchmark"], row["item_id"], row["item_part"], row["kind"], row["score"]) == ("gsm8k", "gsm8k_test_17", "question", "item", 1.0)
     text = gsm8k[17]["question"]
-    assert row["span_start"] == 0 and row["span_end"] >= len(text) - 1
-    assert row["evidence"].startswith(text[:40])
+    assert text.endswith("?") and row["span_start"] == 0 and row["span_end"] == len(text)  # its closing mark too
+    assert row["evidence"].startswith(text[:40]) and row["evidence"].endswith("?")
+
+
+def test_ngram_evidence_ends_past_the_marks_that_close_its_last_word(tmp_path, index, gsm8k):
+    """Tokens are letters and digits, so a span ended inside "f(2)?" at "f(2"; it takes up to
+    three closing marks now, and nothing else (not "*2" after a number, not the next word)."""
+    from decontam.scan import _with_closing_marks
+
+    assert [_with_closing_marks(t, 3) for t in ("f(2)?!.. more", "x 3*2", "abc", "end.\" next", "a b)")] == [6, 3, 3, 5, 4]
+    question = gsm8k[17]["question"]
+    found = scan_rows(tmp_path, index, [{"prompt": question + "\" (from the test set) and more words"}], methods=("ngram",)).findings
+    assert found["evidence"][0].endswith(question[-12:] + "\"")
 
 
 @pytest.mark.parametrize("fmt", sorted(RECORD_FORMATS))
