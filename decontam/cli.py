@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,7 +22,7 @@ from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
-from .report import RENDERERS, build_report, count_of
+from .report import RENDERERS, build_report, count_of, printable
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
@@ -48,17 +47,6 @@ artifacts_app = typer.Typer(help="Review the benchmark instruction templates an 
 app.add_typer(artifacts_app, name="artifacts")
 benchmarks_app = typer.Typer(help="The registry of benchmark recipes (indexes/recipes/*.toml).", no_args_is_help=True)
 app.add_typer(benchmarks_app, name="benchmarks")
-
-
-# Text from a corpus (evidence, field names, keys) reaches the terminal: its control characters would
-# be commands to it (colours, the window title, the clipboard through OSC 52, a carriage return that
-# overwrites the line) and bidi controls would reorder what a reviewer reads. They are shown as escapes.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """``text`` with control and bidi characters (but newlines and tabs) written as their escapes."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _err(text: str) -> None:

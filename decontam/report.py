@@ -31,6 +31,18 @@ def count_of(n: int, noun: str) -> str:
     return f"{n:,} {noun}{plural(n)}"
 
 
+# Text from a corpus (evidence, field names, keys) reaches terminals and pages: its control characters
+# would be commands to a terminal (colours, the window title, the clipboard through OSC 52, a carriage
+# return that overwrites the line) and bidi controls would reorder what a reviewer reads, on a terminal,
+# a page or a pull-request comment. They are shown as their escapes.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi characters (but newlines and tabs) written as their escapes."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def build_report(findings: pl.DataFrame, *, counts: dict | None = None, index: Index | None = None, top: int = 20) -> dict:
     """Everything a report shows, as plain data."""
     counts = counts or {
@@ -190,7 +202,7 @@ def _md_code(text: str) -> str:
     """Text on one line as a code span for a table cell: the corpus's text, field names and ids are
     anyone's, and in a pull-request comment nothing of them may become a link, an image, HTML or an
     @mention. The fence is one backtick longer than any run inside; ``|`` is escaped for the table."""
-    text = " ".join(str(text).split())
+    text = printable(" ".join(str(text).split()))
     if not text:
         return ""
     fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
@@ -202,7 +214,9 @@ def _md_code(text: str) -> str:
 
 
 def render_html(report: dict) -> str:
-    esc = html.escape
+    def esc(text: str) -> str:
+        return html.escape(printable(text))
+
     bench_rows = {k: v for k, v in report["benchmarks"].items() if v["rows"]}
     head = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>decontam report</title>
 <style>
@@ -272,10 +286,10 @@ mark{background:#ffd8b5} .meta{color:#57606a;font-size:.85rem} svg text{font-siz
 def _highlight(text: str, marks: list[list[int]]) -> str:
     out, last = [], 0
     for start, end in marks:
-        out.append(html.escape(text[last:start]))
-        out.append(f"<mark>{html.escape(text[start:end])}</mark>")
+        out.append(html.escape(printable(text[last:start])))
+        out.append(f"<mark>{html.escape(printable(text[start:end]))}</mark>")
         last = end
-    out.append(html.escape(text[last:]))
+    out.append(html.escape(printable(text[last:])))
     return "".join(out)
 
 

@@ -17,7 +17,7 @@ import decontam
 from decontam.clean import CleanPolicy, clean_corpus
 from decontam.cli import app
 from decontam.findings import FINDINGS_SCHEMA, read_findings_with_metadata
-from decontam.report import MARKDOWN_LIMIT, build_report, render_markdown
+from decontam.report import MARKDOWN_LIMIT, build_report, render_html, render_markdown
 
 from .conftest import BENCH, DATA, INDEX_SOURCES, read_jsonl, write_jsonl
 
@@ -79,6 +79,11 @@ def test_markdown_report_shows_corpus_text_as_code_never_as_markup(index):
     assert ("| `c.jsonl:1` `[x](http://e.example)` | gsm8k `gsm8k_test_1` question | ngram | 1.00 | "
             "`` @someone ![i](http://e.example/p.png) <img src=x> a\\|b `tick` `` |") in text
     assert "By field: `[x](http://e.example)` 1." in text
+    row["evidence"] = "abc \u202edef\x1b[8m"  # bidi override, terminal escape: shown as escapes in both reports
+    report = build_report(pl.DataFrame([row], schema=FINDINGS_SCHEMA), counts=None, index=index, top=5)
+    assert "`abc \\u202edef\\x1b[8m`" in render_markdown(report)
+    page = render_html(report)
+    assert "\u202e" not in page and "\x1b" not in page and "abc \\u202edef\\x1b[8m" in page
 
 
 def test_json_report_has_rates_and_top_findings(autoj, index_dir):
