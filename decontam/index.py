@@ -35,7 +35,7 @@ import polars as pl
 
 from . import __version__
 from .checksums import sha256_file, sha256_files
-from .errors import IndexFormatError, ParameterError
+from .errors import IndexFormatError, InputError, ParameterError
 from .layers import ArtifactLayer, ArtifactParams, EmbeddingLayer, EmbeddingParams, MinHashLayer, MinHashParams, NgramLayer, NgramParams
 from .layers.artifact import load_curated
 from .ngrams import KeyedVocabulary, encode_tokens, tokenize_frame
@@ -82,7 +82,7 @@ class IndexParams:
         if unknown or not self.methods:
             raise ParameterError(f"unknown method(s) {sorted(unknown) or '(none given)'}", f"choose from {', '.join(LAYER_CLASSES)}")
         if self.min_part_tokens < 1:
-            raise ParameterError(f"min_part_tokens={self.min_part_tokens} must be at least 1", "5 is the default")
+            raise ParameterError(f"min_part_tokens={self.min_part_tokens} must be at least 1", "3 is the default")
 
 
 class Index:
@@ -265,6 +265,9 @@ def build_index(
     short_counts = parts.filter(~pl.Series(keep)).group_by("benchmark").len()
     all_parts = parts
     parts = parts.filter(pl.Series(keep))
+    if parts.is_empty():  # (every layer needs something to index)
+        raise InputError(f"nothing to index: no part of {', '.join(names)} ({all_parts.height:,} in all) has {params.min_part_tokens}+ words, "
+                         "mostly letters", "check which fields hold the items (--map NAME:question=FIELD), or lower --min-part-tokens")
     encoded = encoded.select(keep)
     item_keys = _item_keys(parts, encoded)
 

@@ -299,7 +299,7 @@ def _raw_choices(row: Mapping[str, Any], fmap: Mapping[str, str]) -> Any:
     if "choices" in lower:
         return row[lower["choices"]]
     options = row[lower["options"]] if "options" in lower else None
-    if options and all(isinstance(o, str) for o in (options.values() if isinstance(options, Mapping) else options)):
+    if options and isinstance(options, (list, Mapping)) and all(isinstance(o, str) for o in (options.values() if isinstance(options, Mapping) else options)):
         return options  # not generation options ({"temperature": 0.7}) or other settings
     if columns := sorted((m.group(1), k) for k in row if (m := CHOICE_COLUMN.match(str(k)))):
         return [row[k] for _, k in columns]

@@ -263,3 +263,14 @@ def test_rows_without_text_and_shared_ids_are_named_not_fatal(tmp_path):
     empty = write_jsonl(tmp_path / "e.jsonl", rows[2:])
     with pytest.raises(InputError, match=r"has no row with text in its item fields \(2 rows, all empty\)"):
         load_test_set(parse_source(f"geo={empty}"))
+
+
+def test_a_test_set_with_nothing_to_index_is_an_error_not_a_traceback(tmp_path):
+    """Every part too short (a set of one-word answers): each layer had nothing to build from, and the
+    n-gram layer died in a polars gather. Odd values where choices are looked for (an ``options``
+    number) are not choices."""
+    source = write_jsonl(tmp_path / "t.jsonl", [{"question": "Paris"}, {"question": "Rome?", "options": 5}])
+    with pytest.raises(InputError, match=r"nothing to index: no part of tiny \(2 in all\) has 3\+ words") as info:
+        decontam.build_index(tmp_path / "idx", [f"tiny={source}"])
+    assert "--min-part-tokens" in info.value.hint
+    assert [i.parts[0].text for i in load_test_set(parse_source(f"tiny={source}")).items] == ["Paris", "Rome?"]
