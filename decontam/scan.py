@@ -79,6 +79,7 @@ class ScanCounts:
     malformed_examples: list[dict] = field(default_factory=list)
     without_text_examples: list[dict] = field(default_factory=list)
     rows_read_by_source: dict[str, int] = field(default_factory=dict)  # of the whole scan (``scan`` sets it)
+    fields_seen: list[str] = field(default_factory=list)  # of ScanOptions.fields, those some row has
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -175,6 +176,10 @@ def scan(
         name = "<stdin>" if shard.source == "-" else shard.source  # as the findings name it
         by_source[name] = by_source.get(name, 0) + shard_counts["rows_read"]
     counts = ScanCounts(**merge_counts([c for _, _, c in results]), rows_read_by_source=by_source)
+    missing = [name for name in options.fields or () if name not in counts.fields_seen]
+    if missing and counts.rows_read > counts.rows_malformed:  # a misspelt field would leave its text unscanned, and the gate open
+        raise ParameterError(f"--fields {','.join(options.fields)}: no row has the field(s) {missing}",
+                             "fields are the rows' top-level keys, spelled exactly; drop --fields to scan every field")
     result = ScanResult(merge_findings([f for _, f, _ in results]), counts, index, options.methods or tuple(index.methods), skipped)
     _refuse_unreadable_sources(results, result)
     return result
@@ -311,6 +316,8 @@ def scan_batch(records: Sequence[Record], index: Index, options: ScanOptions, co
         tally = counts_of(record)
         tally.rows_read += 1
         found = segments_of(record.data, options.fields)
+        if options.fields:
+            tally.fields_seen += [name for name in options.fields if name not in tally.fields_seen and name in record.data]
         if not found:
             tally.rows_without_text += 1
             if len(tally.without_text_examples) < MAX_EXAMPLES:

@@ -172,6 +172,19 @@ def test_summary_says_which_files_hold_findings(tmp_path, index_dir, gsm8k):
             and "1 file without findings." in page)
 
 
+def test_fields_narrow_the_scan_and_a_misspelt_one_is_an_error(tmp_path, index_dir, gsm8k):
+    """``--fields`` scans only the named top-level fields; a name no row has is exit 2 after the scan
+    (a typo left that field's text unscanned and the gate passed, exit 0)."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[1]["question"], "chosen": gsm8k[2]["question"]},
+                                                 {"prompt": "plain words here", "chosen": "more plain words"}])
+    only = json.loads(run("scan", corpus, "--index", index_dir, "--methods", "ngram", "--fields", "chosen", "--json").stdout)
+    assert (only["segments"], only["fields"]) == (2, {"chosen": {"rows": 1, "findings": 1}})
+    typo = run("scan", corpus, "--index", index_dir, "--methods", "ngram", "--fields", "prompt,chosn")
+    assert typo.exit_code == 2 and typo.stderr.splitlines()[-2:] == [
+        "Error: --fields prompt,chosn: no row has the field(s) ['chosn']",
+        "Hint: fields are the rows' top-level keys, spelled exactly; drop --fields to scan every field"]
+
+
 def test_index_build_info_verify(tmp_path):
     idx = tmp_path / "idx"
     result = run("index", "build", idx, "--source", f"gsm8k={INDEX_SOURCES['gsm8k']}", "--source", f"tqa={INDEX_SOURCES['truthfulqa']}")

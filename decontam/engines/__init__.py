@@ -169,12 +169,13 @@ def _parquet_shards(source: str, shard_bytes: int) -> list[Shard]:
 
 def merge_counts(parts: list[dict]) -> dict:
     out = {"rows_read": 0, "rows_malformed": 0, "rows_without_text": 0, "rows_unchanged": 0, "segments": 0,
-           "malformed_examples": [], "without_text_examples": []}
+           "malformed_examples": [], "without_text_examples": [], "fields_seen": []}
     for counts in parts:
         for key in ("rows_read", "rows_malformed", "rows_without_text", "rows_unchanged", "segments"):
             out[key] += counts.get(key, 0)
         for key in ("malformed_examples", "without_text_examples"):
             out[key] = (out[key] + counts.get(key, []))[:20]
+        out["fields_seen"] += [name for name in counts.get("fields_seen", []) if name not in out["fields_seen"]]
     return out
 
 
