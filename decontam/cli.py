@@ -20,7 +20,7 @@ from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
 from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
-from .gate import evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
+from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, printable
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
@@ -286,8 +286,12 @@ def scan_command(
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
+        templates = loaded.layers["artifact"].templates["benchmark"].to_list() if "artifact" in loaded.layers else []
+        check_policy(conditions, list(dict.fromkeys(loaded.benchmarks + templates)), loaded.methods)  # (curated templates name theirs)
         if shard_mb is not None and shard_mb < 1:
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
+        if not 0 <= fail_min_score <= 1:  # scores are in [0, 1]: above 1 the gate could never fail
+            raise ParameterError(f"--fail-min-score {fail_min_score} must be in [0, 1]", "0 (any finding fails the gate) is the default")
         unreadable = None
         try:
             result = _scan_with_progress(sources, loaded, options, workers=available_cores() if workers is None else workers, work_dir=work_dir,

@@ -28,7 +28,8 @@ import polars as pl
 from . import __version__
 from .errors import InputError, ParameterError
 
-_CLAUSE = re.compile(r"^(?:(any|none)|(kind|method|benchmark):([\w.\-]+)|(score)(>=|>)([0-9.]+)|(rows|rate)(>=|>)([0-9.]+))$")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_CLAUSE = re.compile(rf"^(?:(any|none)|(kind|method|benchmark):([\w.\-]+)|(score)(>=|>){_NUMBER}|(rows|rate)(>=|>){_NUMBER})$")
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,22 @@ def parse_policy(conditions: list[str] | None) -> list[Condition]:
                 min_score = (m.group(5), float(m.group(6)))
             elif m.group(7):
                 amount = (m.group(7), m.group(8), float(m.group(9)))
+            share = min_score[1] if min_score else amount[2] if amount and amount[0] == "rate" else None
+            if share is not None and share > 1:  # scores and rates are in [0, 1]: the condition could never hold
+                raise ParameterError(f"--fail-on {text!r}: {clause.strip()!r} is past 1", "scores and rates are in [0, 1]: score>=0.9, rate>0.01")
         out.append(Condition(text, tuple(filters), min_score, amount, never))
     return out
+
+
+def check_policy(conditions: list[Condition], benchmarks: list[str], methods: list[str]) -> None:
+    """A condition on a benchmark or method the index does not have could never hold: a typo would
+    leave the gate open."""
+    known = {"benchmark": benchmarks, "method": methods}
+    for condition in conditions:
+        for column, value in condition.filters:
+            if column in known and value not in known[column]:
+                raise ParameterError(f"--fail-on {condition.text!r}: the index has no {column} {value!r}",
+                                     f"its {column}s are {', '.join(known[column])}")
 
 
 def evaluate(conditions: list[Condition], findings: pl.DataFrame, rows_read: int) -> list[str]:

@@ -272,6 +272,17 @@ def test_fail_on_policies(tmp_path, index_dir, gsm8k):
     assert run(*base, "--fail-on", "none").exit_code == 0
     bad = run(*base, "--fail-on", "kind:everything")
     assert bad.exit_code == 2 and "unknown kind 'everything'" in bad.stderr
+    # conditions that could never hold would leave the gate open: a typo'd benchmark or method, a
+    # score or rate past 1, a gate score past 1; a number like 0.9.1 was a ValueError traceback
+    for args, message in ((["--fail-on", "benchmark:gsm9k"], "Error: --fail-on 'benchmark:gsm9k': the index has no benchmark 'gsm9k'"),
+                          (["--fail-on", "method:ngrams"], "Error: --fail-on 'method:ngrams': the index has no method 'ngrams'"),
+                          (["--fail-on", "score>=1.5"], "Error: --fail-on 'score>=1.5': 'score>=1.5' is past 1"),
+                          (["--fail-on", "kind:item&rate>2"], "Error: --fail-on 'kind:item&rate>2': 'rate>2' is past 1"),
+                          (["--fail-on", "score>=0.9.1"], "Error: --fail-on 'score>=0.9.1': cannot read 'score>=0.9.1'"),
+                          (["--fail-min-score", "2"], "Error: --fail-min-score 2.0 must be in [0, 1]")):
+        refused = run(*base, *args)
+        assert refused.exit_code == 2 and message in refused.stderr, (args, refused.stderr)
+    assert run(*base, "--fail-on", "benchmark:judgebench&score>=.9").exit_code == 1  # the KKKKK template's benchmark
 
 
 def _git_repo(folder):
