@@ -22,6 +22,7 @@ import polars as pl
 
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
+from .findings import KINDS, METHODS, check_names
 from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, expand_inputs,
                       is_json_array, json_array_elements, open_compressed, text_records, without_compression)
 
@@ -33,6 +34,12 @@ class CleanPolicy:
     kinds: tuple[str, ...] | None = None  # item / answer / artifact
     methods: tuple[str, ...] | None = None  # ngram / minhash / artifact / ...
     min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_names("--kinds", self.kinds, KINDS)
+        check_names("--methods", self.methods, METHODS)
+        if not 0 <= self.min_score <= 1:
+            raise ParameterError(f"--min-score {self.min_score} must be in [0, 1]", "scores are in [0, 1]; 0 (every finding) is the default")
 
     def select(self, findings: pl.DataFrame) -> pl.DataFrame:
         out = findings.filter(pl.col("score") >= self.min_score)

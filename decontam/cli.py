@@ -287,11 +287,13 @@ def scan_command(
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
         templates = loaded.layers["artifact"].templates["benchmark"].to_list() if "artifact" in loaded.layers else []
-        check_policy(conditions, list(dict.fromkeys(loaded.benchmarks + templates)), loaded.methods)  # (curated templates name theirs)
+        for warning in check_policy(conditions, list(dict.fromkeys(loaded.benchmarks + templates)), loaded.methods):  # (curated templates name theirs)
+            _err(warning)
         if shard_mb is not None and shard_mb < 1:
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
-        if not 0 <= fail_min_score <= 1:  # scores are in [0, 1]: above 1 the gate could never fail
-            raise ParameterError(f"--fail-min-score {fail_min_score} must be in [0, 1]", "0 (any finding fails the gate) is the default")
+        if fail_min_score > 1:  # scores are in [0, 1]: a typo (9 for 0.9) would leave the gate open
+            _err(f"Warning: --fail-min-score {fail_min_score} is past every score (they are in [0, 1]): the gate cannot fail; "
+                 "--fail-on none says so")
         unreadable = None
         try:
             result = _scan_with_progress(sources, loaded, options, workers=available_cores() if workers is None else workers, work_dir=work_dir,

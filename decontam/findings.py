@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +28,16 @@ FINDINGS_SCHEMA = {
     "evidence": pl.String,
 }
 SORT_KEYS = ["source", "row", "field", "benchmark", "item_id", "item_part", "method"]
+KINDS = ("item", "answer", "artifact")
+METHODS = ("ngram", "minhash", "embedding", "artifact")
+
+
+def check_names(option: str, names: Iterable[str] | None, known: Sequence[str]) -> None:
+    """An option that selects findings by kind or method must name real ones: a typo would select
+    nothing, and a clean would remove nothing, a split find every item clean."""
+    unknown = [name for name in names or () if name not in known]
+    if unknown:
+        raise ParameterError(f"{option}: unknown {', '.join(map(repr, unknown))}", f"choose from {', '.join(known)}")
 
 
 def empty_findings() -> pl.DataFrame:

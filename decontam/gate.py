@@ -27,6 +27,7 @@ import polars as pl
 
 from . import __version__
 from .errors import InputError, ParameterError
+from .findings import KINDS
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _CLAUSE = re.compile(rf"^(?:(any|none)|(kind|method|benchmark):([\w.\-]+)|(score)(>=|>){_NUMBER}|(rows|rate)(>=|>){_NUMBER})$")
@@ -70,29 +71,35 @@ def parse_policy(conditions: list[str] | None) -> list[Condition]:
             if m.group(1) == "none":
                 never = True
             elif m.group(2):
-                if m.group(2) == "kind" and m.group(3) not in ("item", "answer", "artifact"):
-                    raise ParameterError(f"--fail-on {text!r}: unknown kind {m.group(3)!r}", "kinds are item, answer and artifact")
+                if m.group(2) == "kind" and m.group(3) not in KINDS:
+                    raise ParameterError(f"--fail-on {text!r}: unknown kind {m.group(3)!r}", f"kinds are {', '.join(KINDS)}")
                 filters.append((m.group(2), m.group(3)))
             elif m.group(4):
                 min_score = (m.group(5), float(m.group(6)))
             elif m.group(7):
                 amount = (m.group(7), m.group(8), float(m.group(9)))
-            share = min_score[1] if min_score else amount[2] if amount and amount[0] == "rate" else None
-            if share is not None and share > 1:  # scores and rates are in [0, 1]: the condition could never hold
-                raise ParameterError(f"--fail-on {text!r}: {clause.strip()!r} is past 1", "scores and rates are in [0, 1]: score>=0.9, rate>0.01")
         out.append(Condition(text, tuple(filters), min_score, amount, never))
     return out
 
 
-def check_policy(conditions: list[Condition], benchmarks: list[str], methods: list[str]) -> None:
-    """A condition on a benchmark or method the index does not have could never hold: a typo would
-    leave the gate open."""
+def check_policy(conditions: list[Condition], benchmarks: list[str], methods: list[str]) -> list[str]:
+    """A condition on a benchmark or method the index does not have could never hold, and a typo would
+    leave the gate open: an error. One past 1 on scores or rates can never hold either, which may be
+    meant (``none`` says it): a warning, returned."""
     known = {"benchmark": benchmarks, "method": methods}
+    warnings = []
     for condition in conditions:
         for column, value in condition.filters:
             if column in known and value not in known[column]:
                 raise ParameterError(f"--fail-on {condition.text!r}: the index has no {column} {value!r}",
                                      f"its {column}s are {', '.join(known[column])}")
+        share = condition.min_score[1] if condition.min_score else None
+        if condition.amount and condition.amount[0] == "rate":
+            share = max(share or 0.0, condition.amount[2])
+        if share is not None and share > 1:
+            warnings.append(f"Warning: --fail-on {condition.text!r} can never hold (scores and rates are in [0, 1]); "
+                            "--fail-on none says that the gate never fails")
+    return warnings
 
 
 def evaluate(conditions: list[Condition], findings: pl.DataFrame, rows_read: int) -> list[str]:

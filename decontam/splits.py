@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import InputError, ParameterError
+from .findings import KINDS, check_names
 from .index import Index
 
 ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key")
@@ -26,6 +27,7 @@ SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "result")
 def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str] = ("item", "answer", "artifact")) -> dict[str, dict[str, list[str]]]:
     """{benchmark: {item_id: [reasons]}}."""
     kinds = set(kinds)
+    check_names("--kinds", sorted(kinds), KINDS)
     out: dict[str, dict[str, list[str]]] = {}
     direct = findings.filter(pl.col("kind").is_in(list(kinds - {"artifact"})))
     for bench, item_id, kind, method in direct.select("benchmark", "item_id", "kind", "method").unique().sort("benchmark", "item_id").iter_rows():

@@ -272,16 +272,18 @@ def test_fail_on_policies(tmp_path, index_dir, gsm8k):
     assert run(*base, "--fail-on", "none").exit_code == 0
     bad = run(*base, "--fail-on", "kind:everything")
     assert bad.exit_code == 2 and "unknown kind 'everything'" in bad.stderr
-    # conditions that could never hold would leave the gate open: a typo'd benchmark or method, a
-    # score or rate past 1, a gate score past 1; a number like 0.9.1 was a ValueError traceback
+    # conditions on a typo'd benchmark or method could never hold and would leave the gate open: an
+    # error; a number like 0.9.1 was a ValueError traceback
     for args, message in ((["--fail-on", "benchmark:gsm9k"], "Error: --fail-on 'benchmark:gsm9k': the index has no benchmark 'gsm9k'"),
                           (["--fail-on", "method:ngrams"], "Error: --fail-on 'method:ngrams': the index has no method 'ngrams'"),
-                          (["--fail-on", "score>=1.5"], "Error: --fail-on 'score>=1.5': 'score>=1.5' is past 1"),
-                          (["--fail-on", "kind:item&rate>2"], "Error: --fail-on 'kind:item&rate>2': 'rate>2' is past 1"),
-                          (["--fail-on", "score>=0.9.1"], "Error: --fail-on 'score>=0.9.1': cannot read 'score>=0.9.1'"),
-                          (["--fail-min-score", "2"], "Error: --fail-min-score 2.0 must be in [0, 1]")):
+                          (["--fail-on", "score>=0.9.1"], "Error: --fail-on 'score>=0.9.1': cannot read 'score>=0.9.1'")):
         refused = run(*base, *args)
         assert refused.exit_code == 2 and message in refused.stderr, (args, refused.stderr)
+    # past 1 on scores or rates can never hold either, which may be meant: a warning, and the gate open
+    for args, message in ((["--fail-on", "kind:item&rate>2"], "Warning: --fail-on 'kind:item&rate>2' can never hold"),
+                          (["--fail-min-score", "2"], "Warning: --fail-min-score 2.0 is past every score")):
+        opened = run(*base, *args)
+        assert opened.exit_code == 0 and message in opened.stderr, (args, opened.stderr)
     assert run(*base, "--fail-on", "benchmark:judgebench&score>=.9").exit_code == 1  # the KKKKK template's benchmark
 
 
@@ -487,3 +489,17 @@ def test_clean_a_folder_file_by_file(tmp_path, index_dir, gsm8k):
     assert inside.exit_code == 2 and f"Error: refusing to write into the input folder {corpus}" in inside.stderr
     one = run("clean", corpus, "--findings", findings, "--out", tmp_path / "k3", "--removed", tmp_path / "r3", "--manifest", tmp_path / "m.json")
     assert one.exit_code == 2 and "Error: --manifest names one file" in one.stderr
+
+
+def test_selecting_findings_by_an_unknown_kind_or_method_is_an_error(tmp_path, index):
+    """clean --methods ngrams (or --kinds items, or a score past 1) selected no finding and removed
+    nothing, exit 0; split and compare's --kinds found every item clean."""
+    from decontam.errors import ParameterError
+    from decontam.splits import contaminated_items
+
+    for policy, message in (({"methods": ("ngrams",)}, "--methods: unknown 'ngrams'"), ({"kinds": ("item", "items")}, "--kinds: unknown 'items'"),
+                            ({"min_score": 3.0}, r"--min-score 3.0 must be in \[0, 1\]")):
+        with pytest.raises(ParameterError, match=message):
+            CleanPolicy(**policy)
+    with pytest.raises(ParameterError, match="--kinds: unknown 'itm'"):
+        contaminated_items(pl.DataFrame(schema=FINDINGS_SCHEMA), index, ("itm",))
