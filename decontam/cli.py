@@ -631,6 +631,10 @@ def artifacts_show(
         raise _fail(ParameterError(f"index {index_dir} has no artifact layer", "rebuild it with --methods including artifact"))
     templates = index.layers["artifact"].templates
     if benchmark is not None:
+        known = templates["benchmark"].unique(maintain_order=True).to_list()
+        if benchmark not in known:  # (an empty table said nothing of the typo)
+            raise _fail(ParameterError(f"index {index_dir} has no templates of benchmark {benchmark!r}",
+                                       f"its templates are of {', '.join(known)}"))
         templates = templates.filter(templates["benchmark"] == benchmark)
     columns = ["template_id", "benchmark", "origin", "items", "coverage", "distinctiveness", "text", "note"]
     if as_json:

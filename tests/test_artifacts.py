@@ -130,6 +130,8 @@ def test_artifacts_show_cli(judge_index):
     assert len(kkkkk) == 1 and " mined " in kkkkk[0] and " 189 " in kkkkk[0] and "54.0%" in kkkkk[0]
     as_json = [json.loads(line) for line in CliRunner().invoke(app, ["artifacts", "show", str(judge_index.path), "--json"]).stdout.splitlines()]
     assert {row["benchmark"] for row in as_json} >= {"judgebench", "ifeval"}
+    typo = CliRunner().invoke(app, ["artifacts", "show", str(judge_index.path), "--benchmark", "judgebnch"])
+    assert typo.exit_code == 2 and f"Error: index {judge_index.path} has no templates of benchmark 'judgebnch'" in typo.stderr
 
 
 def test_artifact_layer_round_trips_through_disk(judge_index):
