@@ -43,7 +43,7 @@ class ScanOptions:
     embedding_cache: str | None = None  # folder of cached segment vectors
     ngram_size: int | None = None  # only checked against the index
     fields: tuple[str, ...] | None = None  # scan only these top-level fields
-    batch_size: int = 4000  # records per batch (2,000 took 9% longer: each batch has fixed costs)...
+    batch_size: int = 4000  # records per batch (2,000: 7-9% slower, each batch has fixed costs)...
     batch_bytes: int = 8 << 20  # ...or fewer, once they hold this much text (long documents, text files)
     strict: bool = False  # a malformed row is an error instead of a count
     evidence_chars: int = 200
