@@ -229,7 +229,8 @@ def test_json_files_that_are_not_arrays(tmp_path):
 
 def test_json_array_with_nan_is_read_and_cleaned(tmp_path, index, gsm8k):
     """A .json array written by Python's json.dump with a missing float (NaN, Infinity): ijson stops
-    at it, the standard library reads the rest; every element is scanned once and clean keeps them all."""
+    at it, the standard library reads the rest; every element is scanned once, and clean writes each to
+    one of its outputs."""
     from decontam.clean import clean_corpus
 
     question = gsm8k[7]["question"]
