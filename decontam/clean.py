@@ -24,7 +24,8 @@ from .checksums import sha256_file
 from .errors import InputError, ParameterError
 from .findings import KINDS, METHODS, check_names
 from .readers import (CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, csv_records_as_bytes, damaged_input, expand_inputs,
-                      is_json_array, json_array_elements, open_compressed, text_records, without_compression)
+                      is_json_array, is_saved_dataset, json_array_elements, open_compressed, text_records,
+                      without_compression)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Pat
                                  "write the kept and removed corpora to folders outside it (a later scan of it would read them)")
         if out.exists() and not out.is_dir():
             raise ParameterError(f"{out} is a file; cleaning the folder {folder} writes folders", "name a folder for --out and --removed")
-    if (folder / "dataset_info.json").exists() or (folder / "state.json").exists():
+    if is_saved_dataset(folder):
         raise InputError(f"cannot clean {folder}: it is a datasets.save_to_disk folder",
                          "clean the Parquet or JSONL files it was made from, or write it out with Dataset.to_parquet first")
     files = [Path(f) for f in expand_inputs([str(folder)])]

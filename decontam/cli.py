@@ -22,7 +22,7 @@ from .errors import DecontamError, ParameterError, UnreadableInputError
 from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
-from .report import RENDERERS, build_report, count_of, printable
+from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
 from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
@@ -430,7 +430,8 @@ def clean_command(
         if baseline is not None:
             findings, _ = without_baseline(findings, read_baseline(baseline))
         policy = CleanPolicy(kinds=_split_csv(kinds), methods=_split_csv(methods), min_score=min_score)
-        if corpus.is_dir():
+        folder = corpus.is_dir()
+        if folder:
             if manifest is not None:
                 raise ParameterError("--manifest names one file; cleaning a folder writes one manifest beside each removed file",
                                      "drop --manifest")
@@ -443,7 +444,7 @@ def clean_command(
             write_manifest(result, manifest_path)
     except DecontamError as exc:
         raise _fail(exc) from None
-    if corpus.is_dir():
+    if folder:
         rows, kept = sum(r.input_rows for _, r in results), sum(r.kept_rows for _, r in results)
         touched = sum(1 for _, r in results if r.removed_rows)
         print(f"{count_of(rows, 'row')} in {count_of(len(results), 'file')} of {corpus}: {kept:,} kept in {out}, "
@@ -569,8 +570,7 @@ def render_terminal_summary(summary: dict, result: ScanResult, *, fail_min_score
 def _by_file(sources: dict[str, dict], shown: int = 10) -> str:
     """The files with findings, most rows flagged first (``shown`` of them), and how many had none."""
     flagged, clean = files_with_findings(sources)
-    parts = [f"{name} {v['rows_flagged']:,}" + (f" / {v['rows_read']:,}" if v["rows_read"] is not None else "") + " rows"
-             for name, v in flagged[:shown]]
+    parts = [f"{name} {flagged_of_read(v)} rows" for name, v in flagged[:shown]]
     if len(flagged) > shown:
         parts.append(f"{len(flagged) - shown:,} more with findings")
     return ", ".join(parts) + (f"; {count_of(clean, 'file')} without findings" if clean else "")

@@ -94,6 +94,11 @@ TEXT_RECORD_BYTES = 64 << 10
 TEXT_RECORD_MAX_BYTES = 1 << 20
 
 
+def is_saved_dataset(folder: Path) -> bool:
+    """A folder written by ``datasets.save_to_disk`` (one split)."""
+    return (folder / "dataset_info.json").exists() or (folder / "state.json").exists()
+
+
 def is_dataset(source: str) -> bool:
     """A Hugging Face dataset: a hub id (``hf:owner/name?split=...``) or a ``save_to_disk`` folder."""
     return source.startswith("hf:") and not source.startswith("hf://") or (not is_url(source) and Path(source).is_dir())
@@ -140,8 +145,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             continue
         path = Path(spec)
         if path.is_dir():
-            if (path / "dataset_info.json").exists() or (path / "state.json").exists():
-                out.append(spec)  # a datasets.save_to_disk folder
+            if is_saved_dataset(path):
+                out.append(spec)
                 continue
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES))
             if not files:
@@ -301,7 +306,7 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
                 yield MalformedRow(name, line_no, "empty line")
                 continue
             try:
-                data = json_line(line)
+                data = json_value(line)
             except ValueError as exc:
                 yield MalformedRow(name, line_no, str(exc))
                 continue
@@ -314,9 +319,9 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             yield Record(name, row, data, record_id_of(data), len(line))
 
 
-def json_line(line: bytes) -> Any:
-    """The value of one JSONL line. orjson reads nearly every line; a line it refuses is read again by
-    the standard library, which also takes:
+def json_value(data: bytes) -> Any:
+    """The JSON value in ``data``: one JSONL line, or a small ``.json`` file read whole. orjson reads
+    nearly every one; what it refuses is read again by the standard library, which also takes:
 
     - ``NaN`` and ``Infinity``, which Python's ``json.dumps`` writes for a missing float;
     - integers past 64 bits;
@@ -326,13 +331,13 @@ def json_line(line: bytes) -> Any:
 
     A ValueError says what is wrong with a line that neither reads: not UTF-8, or not JSON."""
     try:
-        return orjson.loads(line)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         problem = str(exc)
     try:
-        text = line.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line (convert the file: "
+        raise ValueError(f"not UTF-8: byte 0x{data[exc.start]:02x} at byte {exc.start + 1} of the line (convert the file: "
                          "iconv -f LATIN1 -t UTF-8, or from the encoding it is in)") from None
     try:  # (a byte-order mark inside: files joined by cat)
         return _without_lone_surrogates(json.loads(text.removeprefix("\ufeff")))
@@ -368,7 +373,7 @@ def is_json_array(source: str) -> bool:
         with damaged_input(source), open_input(source) as handle:  # opened again: a zstd stream cannot seek back
             first_line = handle.readline()
             try:
-                json_line(first_line)
+                json_value(first_line)
             except ValueError:
                 raise InputError(f"{source} holds one JSON document spread over many lines, not one record per line",
                                  "decontam reads JSONL and .json files holding one array of records; "
@@ -415,16 +420,16 @@ def json_array_elements(source: str) -> Iterator[Any]:
 
 
 def _json_array_whole(source: str) -> list | None:
-    """The array of a small ``.json`` file as Python's json reads it (lone surrogates as U+FFFD), or None."""
+    """The array of a small ``.json`` file as ``json_value`` reads it, or None."""
     with open_past_bom(source) as handle:
         data = handle.read(JSON_ARRAY_WHOLE_BYTES + 1)
     if len(data) > JSON_ARRAY_WHOLE_BYTES:
         return None
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        value = json_value(data)
+    except ValueError:
         return None
-    return _without_lone_surrogates(value) if isinstance(value, list) else None
+    return value if isinstance(value, list) else None
 
 
 @contextlib.contextmanager

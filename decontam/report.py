@@ -43,6 +43,15 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def _html(text: str) -> str:
+    return html.escape(printable(text))
+
+
+def flagged_of_read(counts: dict) -> str:
+    """A file's rows flagged, and of how many read where the counts say: ``2 / 3``."""
+    return f"{counts['rows_flagged']:,}" + (f" / {counts['rows_read']:,}" if counts["rows_read"] is not None else "")
+
+
 def build_report(findings: pl.DataFrame, *, counts: dict | None = None, index: Index | None = None, top: int = 20) -> dict:
     """Everything a report shows, as plain data."""
     counts = counts or {
@@ -172,8 +181,7 @@ def render_markdown(report: dict, limit: int = MARKDOWN_LIMIT) -> str:
                      + ". By field: " + ", ".join(f"{_md_code(k)} {v['rows']}" for k, v in report["fields"].items()) + ".")
         if len(report["sources"]) > 1:
             flagged, clean = files_with_findings(report["sources"])
-            shown = ", ".join(f"{_md_code(k)} {v['rows_flagged']:,}" + (f" / {v['rows_read']:,}" if v["rows_read"] is not None else "")
-                              for k, v in flagged[:20])
+            shown = ", ".join(f"{_md_code(k)} {flagged_of_read(v)}" for k, v in flagged[:20])
             more = f", {len(flagged) - 20:,} more" if len(flagged) > 20 else ""
             lines.append("")
             lines.append(f"By file (rows flagged): {shown}{more}" + (f"; {count_of(clean, 'file')} without findings." if clean else "."))
@@ -214,9 +222,7 @@ def _md_code(text: str) -> str:
 
 
 def render_html(report: dict) -> str:
-    def esc(text: str) -> str:
-        return html.escape(printable(text))
-
+    esc = _html
     bench_rows = {k: v for k, v in report["benchmarks"].items() if v["rows"]}
     head = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>decontam report</title>
 <style>
@@ -286,10 +292,10 @@ mark{background:#ffd8b5} .meta{color:#57606a;font-size:.85rem} svg text{font-siz
 def _highlight(text: str, marks: list[list[int]]) -> str:
     out, last = [], 0
     for start, end in marks:
-        out.append(html.escape(printable(text[last:start])))
-        out.append(f"<mark>{html.escape(printable(text[start:end]))}</mark>")
+        out.append(_html(text[last:start]))
+        out.append(f"<mark>{_html(text[start:end])}</mark>")
         last = end
-    out.append(html.escape(printable(text[last:])))
+    out.append(_html(text[last:]))
     return "".join(out)
 
 

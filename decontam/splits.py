@@ -24,7 +24,7 @@ ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key"
 SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "result")
 
 
-def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str] = ("item", "answer", "artifact")) -> dict[str, dict[str, list[str]]]:
+def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str] = KINDS) -> dict[str, dict[str, list[str]]]:
     """{benchmark: {item_id: [reasons]}}."""
     kinds = set(kinds)
     check_names("--kinds", sorted(kinds), KINDS)
@@ -43,7 +43,7 @@ def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str
     return out
 
 
-def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, *, kinds: Iterable[str] = ("item", "answer", "artifact")) -> dict:
+def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, *, kinds: Iterable[str] = KINDS) -> dict:
     """Write ``OUT/<benchmark>/{clean,contaminated}_ids.txt`` and ``{clean,contaminated}.jsonl``."""
     out_dir = Path(out_dir)
     bad = contaminated_items(findings, index, kinds)

@@ -41,8 +41,8 @@ def available_cores() -> int:
 
 # A worker's peak memory (benchmarks/README.md, twelfth session): ~420 MB on the n-gram path with the
 # shipped 60 MB index (imports 87 MB, the index's arrays 94, compiled kernels and lookup tables ~190,
-# a batch ~20), 1.6-2.3 GB with the embedding model. Counted as a base, twice the index's files, and
-# the model.
+# a batch of 2,000 records ~20; ~440 MB since batches hold 4,000), 1.6-2.3 GB with the embedding
+# model. Counted as a base, twice the index's files, and the model; shared pages make it err safe.
 WORKER_BASE_MB = 300
 EMBEDDING_MODEL_MB = 1300
 
