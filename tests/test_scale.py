@@ -220,6 +220,34 @@ def test_two_workers_equal_one(index_dir, many_files):
     assert one.counts.rows_read == two.counts.rows_read == 1800
 
 
+def test_a_scan_collects_garbage_less_often_and_gives_the_setting_back(tmp_path, index, gsm8k, monkeypatch):
+    import gc
+    import importlib
+
+    from decontam.engines import GC_THRESHOLD
+
+    scan_module = importlib.import_module("decontam.scan")  # the package's ``scan`` is the function
+    seen = []
+    run_shard = scan_module.run_shard
+
+    def watched(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return run_shard(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "run_shard", watched)
+    write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[0]["question"]}])
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert decontam.scan(str(tmp_path / "c.jsonl"), index=index).findings.height > 0
+        assert seen == [GC_THRESHOLD] and gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0)  # the caller's "never" stays "never"
+        decontam.scan(str(tmp_path / "c.jsonl"), index=index)
+        assert seen[-1] == 0 and gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_small_files_share_batches_and_keep_their_own_counts(tmp_path, index, gsm8k, monkeypatch):
     import decontam.engines as engines
 
