@@ -23,7 +23,8 @@ from .findings import files_with_findings, findings_format, read_findings, read_
 from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
-from .splits import compare_scores, contaminated_items, read_results, render_comparison, split_benchmarks
+from .splits import (NOT_IN_INDEX, compare_scores, contaminated_items, item_ids, read_results, render_comparison,
+                     split_benchmarks)
 from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
 from .private import PRIVATE_INDEX_REVEALS, export_private
@@ -506,9 +507,16 @@ def compare_command(
             raise ParameterError(f"benchmark {benchmark!r} is not in index {loaded.path}; it has {loaded.benchmarks}", "pass --benchmark with one of those")
         per_item = read_results(results, id_column=id_column, score_column=score_column)
         contaminated = contaminated_items(findings, loaded, _split_csv(kinds) or ()).get(benchmark, {})
-        table = compare_scores(per_item, benchmark, contaminated, by=by)
+        table = compare_scores(per_item, benchmark, contaminated, by=by, items=item_ids(loaded, benchmark))
     except DecontamError as exc:
         raise _fail(exc) from None
+    repeated = sum(len(scores) > 1 for scores in per_item.values())
+    if repeated:
+        _err(f"Note: {repeated} item(s) have several rows in {results}; each counts once, at the mean of its rows")
+    unknown = next((row for row in table if row["group"] == NOT_IN_INDEX), None)
+    if unknown:
+        _err(f"Warning: {unknown['items']} of {len(per_item)} item ids in {results} are not items of {benchmark} in the index "
+             f"and are left out of every group but '{NOT_IN_INDEX}'; check --benchmark and --id-column")
     print(json.dumps(table) if as_json else render_comparison(table, benchmark))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -41,6 +42,11 @@ def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str
             for item_id in item_ids or []:
                 out.setdefault(bench, {}).setdefault(item_id, []).append(f"template {template_id}")
     return out
+
+
+def item_ids(index: Index, benchmark: str) -> set[str]:
+    """The ids of a benchmark's items in the index."""
+    return set(index.items.filter(pl.col("benchmark") == benchmark)["item_id"].to_list())
 
 
 def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, *, kinds: Iterable[str] = KINDS) -> dict:
@@ -73,50 +79,84 @@ def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, 
     return summary
 
 
-def read_results(path: str | Path, *, id_column: str | None = None, score_column: str | None = None) -> dict[str, float]:
-    """Per-item model results (JSONL or CSV): item id -> score (true/false count as 1/0)."""
+def read_results(path: str | Path, *, id_column: str | None = None, score_column: str | None = None) -> dict[str, list[float]]:
+    """Per-item model results (JSONL or CSV): item id -> the scores of its rows, in file order (true /
+    false count as 1 / 0). An item may have several rows (several samples, repeated runs): every one
+    is kept, and ``compare_scores`` takes their mean."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"results file {path} does not exist", "give a JSONL or CSV file with an item id and a correct/score column")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text)))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})", "give JSONL or CSV written as UTF-8") from exc
+    if path.suffix.lower() in (".csv", ".tsv"):
+        rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        numbered = list(enumerate(rows, start=2))  # line 1 is the header
     else:
-        try:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not JSON Lines ({exc})", "give JSONL (one object per line) or a .csv file") from exc
-    if not rows:
+        numbered = []
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {line_no}: not JSON ({exc})", "give JSONL (one object per line) or a .csv file") from exc
+            if not isinstance(row, dict):
+                raise InputError(f"{path} line {line_no}: a JSON {type(row).__name__}, not an object",
+                                 "give one object per line, with an item id and a correct/score field")
+            numbered.append((line_no, row))
+    if not numbered:
         raise InputError(f"results file {path} is empty", "give one row per test item")
-    keys = list(rows[0])
+    keys = list(numbered[0][1])
     id_col = id_column or next((k for k in ID_COLUMNS if k in keys), None)
     score_col = score_column or next((k for k in SCORE_COLUMNS if k in keys), None)
     if id_col not in keys or score_col not in keys:
         raise InputError(f"{path}: cannot tell the item-id and score columns; columns seen: {keys}",
                          "name them with --id-column and --score-column")
-    out = {}
-    for line_no, row in enumerate(rows, start=1):
+    out: dict[str, list[float]] = {}
+    for line_no, row in numbered:
+        for column in (id_col, score_col):
+            if row.get(column) is None:
+                raise InputError(f"{path} line {line_no}: no {column!r} (columns of this row: {list(row)})",
+                                 "give every row an item id and a score; leave out the items that were not run")
         value = row[score_col]
         if isinstance(value, str):
             value = {"true": 1.0, "false": 0.0}.get(value.strip().lower(), value)
         try:
-            out[str(row[id_col])] = float(value)
+            score = float(value)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{path} row {line_no}: {score_col}={row[score_col]!r} is not a number or true/false",
+            raise InputError(f"{path} line {line_no}: {score_col}={row[score_col]!r} is not a number or true/false",
                              "scores are numbers; correctness is true/false or 1/0") from exc
+        if not math.isfinite(score):
+            raise InputError(f"{path} line {line_no}: {score_col}={row[score_col]!r} is not a finite number",
+                             "give the item's score, or leave the item out")
+        out.setdefault(str(row[id_col]), []).append(score)
     return out
 
 
-def compare_scores(results: dict[str, float], benchmark: str, contaminated: dict[str, list[str]], *, by: str = "all") -> list[dict]:
-    """Mean score on all items, clean items, contaminated items (and per group when ``by="reason"``)."""
+def compare_scores(results: Mapping[str, float | Sequence[float]], benchmark: str, contaminated: Mapping[str, list[str]], *,
+                   by: str = "all", items: Collection[str] | None = None) -> list[dict]:
+    """Mean score on all items, clean items, contaminated items (and per group when ``by="reason"``).
+    An item with several scores counts once, at their mean. With ``items`` (the benchmark's item ids
+    in the index), results for other ids are left out of every group and counted in a last group of
+    their own, "not in the index"; none of the results' ids being an item is an error."""
     if by not in ("all", "reason"):
         raise ParameterError(f"--by {by!r} is not all or reason", "use --by reason to see each template / kind apart")
+    per_item = {i: float(v) if isinstance(v, (int, float)) else sum(v) / len(v) for i, v in results.items()}
+    unknown = [] if items is None else [i for i in per_item if i not in items]
+    if items is not None and len(unknown) == len(per_item):
+        raise InputError(f"none of the {len(per_item)} item ids of the results is an item of {benchmark} in the index: "
+                         f"results have {_examples(unknown)}, the index has {_examples(sorted(items))}",
+                         "pass --benchmark with the benchmark the results are for, or --id-column with the column "
+                         "that holds the test set's ids")
 
     def row(group: str, ids: list[str]) -> dict:
-        scores = [results[i] for i in ids]
+        scores = [per_item[i] for i in ids]
         return {"group": group, "items": len(scores), "mean": sum(scores) / len(scores) if scores else None}
 
-    ids = list(results)
+    skipped = set(unknown)
+    ids = [i for i in per_item if i not in skipped]
     dirty = [i for i in ids if i in contaminated]
     clean = [i for i in ids if i not in contaminated]
     table = [row("all", ids), row("clean", clean), row("contaminated", dirty)]
@@ -131,7 +171,17 @@ def compare_scores(results: dict[str, float], benchmark: str, contaminated: dict
         entry["minus_clean"] = None if entry["mean"] is None or clean_mean is None else entry["mean"] - clean_mean
     table.append({"group": "all - clean", "items": None, "mean": None,
                   "minus_clean": None if all_mean is None or clean_mean is None else all_mean - clean_mean})
+    if unknown:
+        table.append({**row(NOT_IN_INDEX, unknown), "minus_clean": None})
     return table
+
+
+NOT_IN_INDEX = "not in the index"
+
+
+def _examples(ids: Sequence[str], shown: int = 3) -> str:
+    listed = ", ".join(repr(i) for i in ids[:shown])
+    return f"{listed}{', ...' if len(ids) > shown else ''}"
 
 
 def render_comparison(table: list[dict], benchmark: str) -> str:

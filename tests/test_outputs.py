@@ -441,6 +441,52 @@ def test_compare_scores_by_contamination(judgebench_scan, tmp_path):
     assert text.startswith("judgebench: score by contamination\n") and "all - clean" in text
 
 
+def test_compare_sets_apart_ids_that_are_not_items_and_averages_repeated_rows(judgebench_scan, tmp_path):
+    """Results for ids the benchmark does not have are left out of all / clean / contaminated and
+    counted apart; results that name no item at all are an error; an item with several rows counts
+    once, at their mean."""
+    folder, index, items, findings, copied = judgebench_scan
+    results = [{"pair_id": it["id"], "correct": 1} for it in items]
+    results += [{"pair_id": copied["id"], "correct": 0}, {"pair_id": "not-an-item", "correct": 0}, {"pair_id": "other", "correct": 0}]
+    path = write_jsonl(tmp_path / "results.jsonl", results)
+    out = run("compare", path, "--findings", findings, "--benchmark", "judgebench", "--json")
+    assert out.exit_code == 0, out.stderr
+    table = {row["group"].strip(): row for row in json.loads(out.stdout)}
+    assert table["all"] == {"group": "all", "items": 350, "mean": pytest.approx(349.5 / 350), "minus_clean": pytest.approx(349.5 / 350 - 1)}
+    assert table["contaminated"]["mean"] == pytest.approx(189.5 / 190)
+    assert table["not in the index"] == {"group": "not in the index", "items": 2, "mean": 0.0, "minus_clean": None}
+    assert "Warning: 2 of 352 item ids" in out.stderr and "Note: 1 item(s) have several rows" in out.stderr
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"id": f"gsm8k_test_{i}", "correct": True} for i in range(5)])
+    refused = run("compare", wrong, "--findings", findings, "--benchmark", "judgebench")
+    assert refused.exit_code == 2
+    assert "none of the 5 item ids of the results is an item of judgebench in the index: results have 'gsm8k_test_0'" in refused.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b"}\n', "line 2: no 'correct'"),
+    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b", "correct": null}\n', "line 2: no 'correct'"),
+    ('{"pair_id": "a", "correct": 1}\n["b", 1]\n', "line 2: a JSON list, not an object"),
+    ('{"pair_id": "a", "correct": NaN}\n', "line 1: correct=nan is not a finite number"),
+    ('{"pair_id": "a", "correct": "yes"}\n', "line 1: correct='yes' is not a number or true/false"),
+    (b'{"pair_id": "\xe9", "correct": 1}\n', "not UTF-8 text (byte 13)"),
+])
+def test_compare_names_the_line_of_a_bad_result(judgebench_scan, tmp_path, content, message):
+    findings = judgebench_scan[3]
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    out = run("compare", path, "--findings", findings, "--benchmark", "judgebench")
+    assert out.exit_code == 2 and message in out.stderr, out.stderr
+
+
+def test_compare_reads_a_spreadsheet_csv_with_a_byte_order_mark(judgebench_scan, tmp_path):
+    findings, copied = judgebench_scan[3], judgebench_scan[4]
+    path = tmp_path / "results.csv"
+    path.write_bytes("\ufeffpair_id,correct\n".encode() + f"{copied['id']},TRUE\n".encode())
+    out = run("compare", path, "--findings", findings, "--benchmark", "judgebench", "--json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)[2] == {"group": "contaminated", "items": 1, "mean": 1.0, "minus_clean": None}
+
+
 def test_findings_metadata_round_trip(judgebench_scan):
     folder, _, _, findings, _ = judgebench_scan
     frame, meta = read_findings_with_metadata(findings)
