@@ -13,7 +13,7 @@ says what was removed and why.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,8 +71,13 @@ def findings_for_source(findings: pl.DataFrame, corpus: str | Path) -> pl.DataFr
 
 
 def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Path, removed_path: str | Path, *,
-                 policy: CleanPolicy | None = None) -> CleanResult:
-    """Write ``kept_path`` (rows without a selected finding) and ``removed_path`` (the others)."""
+                 policy: CleanPolicy | None = None, rows_by_source: Mapping[str, int] | None = None) -> CleanResult:
+    """Write ``kept_path`` (rows without a selected finding) and ``removed_path`` (the others).
+
+    ``rows_by_source`` (``ScanCounts.rows_by_source``, kept in a Parquet findings file) is
+    what the scan read of each file: a corpus with another number of rows now has changed since, and
+    the findings' row numbers may point at other rows. That, like a finding past the end of the
+    corpus, is an error, and the two outputs are removed again."""
     corpus, kept_path, removed_path = Path(corpus), Path(kept_path), Path(removed_path)
     if not corpus.exists():
         raise InputError(f"corpus file {corpus} does not exist", "check the path")
@@ -96,15 +101,19 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
             input_rows, unknown = _split_text(corpus, remove, kept_path, removed_path)
         else:
             input_rows = _split_lines(corpus, remove, kept_path, removed_path)
-    if name.endswith(TEXT_SUFFIXES):
-        if unknown:
-            raise InputError(f"the findings name records starting on lines {[r + 1 for r in unknown[:5]]} of {corpus}, "
-                             "where none starts", "the corpus changed since the scan; scan it again")
-    else:
-        beyond = sorted(r for r in remove if r >= input_rows)
-        if beyond:
-            raise InputError(f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows",
-                             "the corpus changed since the scan; scan it again")
+    at_scan = _rows_at_scan(rows_by_source or {}, corpus)
+    beyond = [] if name.endswith(TEXT_SUFFIXES) else sorted(r for r in remove if r >= input_rows)
+    if at_scan is not None and at_scan != input_rows or beyond or name.endswith(TEXT_SUFFIXES) and unknown:
+        for path in (kept_path, removed_path):
+            path.unlink(missing_ok=True)
+        if at_scan is not None and at_scan != input_rows:
+            what = f"{corpus} has {input_rows} rows, but the scan read {at_scan}"
+        elif beyond:
+            what = f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows"
+        else:
+            what = f"the findings name records starting on lines {[r + 1 for r in unknown[:5]]} of {corpus}, where none starts"
+        raise InputError(f"{what}: the corpus changed since the scan, and the findings' row numbers may point at other rows "
+                         f"(nothing written)", "scan it again")
     reasons = (
         selected.group_by("row").agg(
             pl.col("record_id").first(),
@@ -121,8 +130,14 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     return CleanResult(input_rows, input_rows - len(remove), len(remove), manifest)
 
 
+def _rows_at_scan(rows_by_source: Mapping[str, int], corpus: Path) -> int | None:
+    """The rows the scan read of ``corpus``, its path spelled however it was at scan time."""
+    target = corpus.resolve()
+    return next((rows for source, rows in rows_by_source.items() if source == str(corpus) or Path(source).resolve() == target), None)
+
+
 def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Path, removed_dir: str | Path, *,
-                 policy: CleanPolicy | None = None) -> list[tuple[Path, CleanResult]]:
+                 policy: CleanPolicy | None = None, rows_by_source: Mapping[str, int] | None = None) -> list[tuple[Path, CleanResult]]:
     """``clean_corpus`` of every corpus file a scan of ``folder`` reads (``readers.expand_inputs``):
     each one's kept and removed rows under the same relative path in ``kept_dir`` and ``removed_dir``
     (a file without findings is copied whole to ``kept_dir``, with an empty removed file)."""
@@ -144,7 +159,8 @@ def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Pat
     if findings.height and not any(frame.height for frame in mine.values()):
         raise InputError(f"the findings mention none of the files in {folder}; they are about {sorted(findings['source'].unique().to_list())[:5]}",
                          "pass the folder that was scanned")
-    return [(corpus, clean_corpus(corpus, frame, kept_dir / corpus.relative_to(folder), removed_dir / corpus.relative_to(folder), policy=policy))
+    return [(corpus, clean_corpus(corpus, frame, kept_dir / corpus.relative_to(folder), removed_dir / corpus.relative_to(folder), policy=policy,
+                                  rows_by_source=rows_by_source))
             for corpus, frame in mine.items()]
 
 

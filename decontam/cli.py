@@ -18,8 +18,9 @@ from . import __version__
 from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
-from .errors import DecontamError, ParameterError, UnreadableInputError
-from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
+from .errors import DecontamError, InputError, ParameterError, UnreadableInputError
+from .findings import (check_index_matches, files_with_findings, findings_format, read_findings, read_findings_with_metadata,
+                       write_findings)
 from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
@@ -309,7 +310,7 @@ def scan_command(
         failed_by = evaluate(conditions, gated, summary["rows_read"])
         summary["gate"] = {"fail_min_score": fail_min_score, "fail_on": [c.text for c in conditions],
                            "failed": bool(failed_by), "failed_by": failed_by, "accepted_by_baseline": n_accepted}
-        metadata = {"counts": result.counts.as_dict(), "index": str(loaded.path), "sources": sources}
+        metadata = {"counts": result.counts.as_dict(), "index": str(loaded.path.resolve()), "sources": sources}
         if out is not None:
             write_findings(findings, out, metadata=metadata)
             _err(f"Wrote {count_of(findings.height, 'finding')} to {out}")
@@ -356,7 +357,17 @@ def _rows_since(sources: list[str], revision: str) -> dict[str, frozenset[int]]:
 def _findings_and_index(findings_file: Path, index: Optional[Path]):
     """A findings table, what the scan stored with it, and the index it names (or ``index``)."""
     findings, metadata = read_findings_with_metadata(findings_file)
-    return findings, metadata, resolve_index(index if index is not None else metadata.get("index"))
+    recorded = metadata.get("index")
+    if index is None and recorded is not None:
+        try:
+            loaded = resolve_index(recorded)
+        except DecontamError as exc:
+            raise InputError(f"the index the scan used, {recorded} (recorded in {findings_file}), cannot be loaded: {exc.message}",
+                             "pass --index with that index, or one built the same way") from None
+    else:
+        loaded = resolve_index(index)
+    check_index_matches(findings, loaded)
+    return findings, metadata, loaded
 
 
 def _writable(path: Optional[Path]) -> None:
@@ -427,7 +438,8 @@ def clean_command(
 ) -> None:
     """Write the corpus without flagged rows, and the removed rows beside it; nothing is lost."""
     try:
-        findings = read_findings(findings_file)
+        findings, metadata = read_findings_with_metadata(findings_file)
+        rows_at_scan = metadata.get("counts", {}).get("rows_by_source")
         if baseline is not None:
             findings, _ = without_baseline(findings, read_baseline(baseline))
         policy = CleanPolicy(kinds=_split_csv(kinds), methods=_split_csv(methods), min_score=min_score)
@@ -436,11 +448,11 @@ def clean_command(
             if manifest is not None:
                 raise ParameterError("--manifest names one file; cleaning a folder writes one manifest beside each removed file",
                                      "drop --manifest")
-            results = clean_folder(corpus, findings, out, removed, policy=policy)
+            results = clean_folder(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             for _, result in results:
                 write_manifest(result, Path(result.manifest["removed"]["path"] + ".manifest.json"))
         else:
-            result = clean_corpus(corpus, findings, out, removed, policy=policy)
+            result = clean_corpus(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             manifest_path = manifest or Path(str(removed) + ".manifest.json")
             write_manifest(result, manifest_path)
     except DecontamError as exc:

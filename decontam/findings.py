@@ -40,6 +40,24 @@ def check_names(option: str, names: Iterable[str] | None, known: Sequence[str]) 
         raise ParameterError(f"{option}: unknown {', '.join(map(repr, unknown))}", f"choose from {', '.join(known)}")
 
 
+def check_index_matches(findings: pl.DataFrame, index) -> None:
+    """The index must be the one the findings were made with (or one that holds it): every test item
+    they name (kinds ``item``, ``answer``) and every template (``artifact``) must be in it. With
+    another index a split would find every item clean, a compare no contamination, and a report
+    could show no test text."""
+    named = findings.filter(pl.col("kind") != "artifact").select("benchmark", "item_id").unique()
+    missing = named.join(index.items.select("benchmark", "item_id"), on=["benchmark", "item_id"], how="anti").sort("benchmark", "item_id")
+    templates = findings.filter(pl.col("kind") == "artifact")["item_id"].unique().sort()
+    known = index.layers["artifact"].templates["template_id"] if "artifact" in index.layers else pl.Series([], dtype=pl.String)
+    missing_templates = templates.filter(~templates.is_in(known.implode()))
+    if missing.height or len(missing_templates):
+        example = (f"{missing['benchmark'][0]} item {missing['item_id'][0]!r}" if missing.height
+                   else f"template {missing_templates[0]!r}")
+        raise InputError(f"the findings name {missing.height + len(missing_templates)} test item(s) or template(s) that index "
+                         f"{index.path} does not have (e.g. {example}): the scan used another index",
+                         "pass --index with the index the scan used")
+
+
 def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDINGS_SCHEMA)
 

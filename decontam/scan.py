@@ -79,6 +79,7 @@ class ScanCounts:
     malformed_examples: list[dict] = field(default_factory=list)
     without_text_examples: list[dict] = field(default_factory=list)
     rows_read_by_source: dict[str, int] = field(default_factory=dict)  # of the whole scan (``scan`` sets it)
+    rows_by_source: dict[str, int] = field(default_factory=dict)  # every row of each file, read or left out (``clean`` checks it)
     fields_seen: list[str] = field(default_factory=list)  # of ScanOptions.fields, those some row has
 
     def as_dict(self) -> dict:
@@ -172,10 +173,12 @@ def scan(
     else:
         raise ParameterError(f"engine {engine!r} is not local or ray", "use --engine local (default) or --engine ray")
     by_source: dict[str, int] = {}
+    in_source: dict[str, int] = {}
     for shard, _, shard_counts in results:
         name = "<stdin>" if shard.source == "-" else shard.source  # as the findings name it
         by_source[name] = by_source.get(name, 0) + shard_counts["rows_read"]
-    counts = ScanCounts(**merge_counts([c for _, _, c in results]), rows_read_by_source=by_source)
+        in_source[name] = in_source.get(name, 0) + shard_counts["rows_read"] + shard_counts["rows_unchanged"]
+    counts = ScanCounts(**merge_counts([c for _, _, c in results]), rows_read_by_source=by_source, rows_by_source=in_source)
     missing = [name for name in options.fields or () if name not in counts.fields_seen]
     if missing and counts.rows_read > counts.rows_malformed:  # a misspelt field would leave its text unscanned, and the gate open
         raise ParameterError(f"--fields {','.join(options.fields)}: no row has the field(s) {missing}",

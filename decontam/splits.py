@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import InputError, ParameterError
-from .findings import KINDS, check_names
+from .findings import KINDS, check_index_matches, check_names
 from .index import Index
 
 ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key")
@@ -29,6 +29,7 @@ def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str
     """{benchmark: {item_id: [reasons]}}."""
     kinds = set(kinds)
     check_names("--kinds", sorted(kinds), KINDS)
+    check_index_matches(findings, index)
     out: dict[str, dict[str, list[str]]] = {}
     direct = findings.filter(pl.col("kind").is_in(list(kinds - {"artifact"})))
     for bench, item_id, kind, method in direct.select("benchmark", "item_id", "kind", "method").unique().sort("benchmark", "item_id").iter_rows():

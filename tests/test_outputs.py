@@ -243,6 +243,72 @@ def test_clean_refuses_mismatched_findings(tmp_path, autoj):
     assert result.exit_code == 2 and f"Error: the findings do not mention {other}" in result.stderr
 
 
+def _corpus_in(fmt: str, folder, rows: list[str]):
+    """The texts as a corpus file of one format, one row each (a malformed row too, where one can be)."""
+    import gzip as gz
+
+    path = folder / f"corpus.{fmt}"
+    if fmt in ("jsonl", "jsonl.gz"):
+        data = "".join(json.dumps({"prompt": r}) + "\n" for r in rows) + "{not json\n"
+        path.write_bytes(gz.compress(data.encode()) if fmt.endswith(".gz") else data.encode())
+    elif fmt == "json":
+        path.write_text(json.dumps([{"prompt": r} for r in rows]))
+    elif fmt in ("csv", "tsv"):
+        pl.DataFrame({"id": [str(i) for i in range(len(rows))], "prompt": rows}).write_csv(path, separator="," if fmt == "csv" else "\t")
+    elif fmt == "txt":
+        path.write_text("".join(r + "\n\n" for r in rows))
+    else:
+        pl.DataFrame({"prompt": rows}).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "json", "csv", "tsv", "txt", "parquet"])
+def test_clean_refuses_a_corpus_with_other_rows_than_the_scan_read(tmp_path, index_dir, gsm8k, fmt):
+    """A row added at the top after the scan shifts every row number: cleaning with the old findings
+    would remove the row above each contaminated one and keep the contaminated one. The scan records
+    how many rows it saw of each file (with --since, those it left out too); clean checks it, and
+    writes nothing when it differs."""
+    from decontam.readers import TEXT_RECORD_BYTES
+
+    # (a text file's records are runs of paragraphs of TEXT_RECORD_BYTES: each row here is one)
+    background = [f"A plain line of text number {i} about gardening and the weather. " * (TEXT_RECORD_BYTES // 60) for i in range(5)]
+    rows = [*background[:2], gsm8k[3]["question"] + " " + background[2], *background[3:]]
+    corpus = _corpus_in(fmt, tmp_path, rows)
+    findings = tmp_path / "f.parquet"
+    assert run("scan", corpus, "--index", index_dir, "--out", findings).exit_code == 1
+    kept, removed = tmp_path / f"k.{fmt}", tmp_path / f"r.{fmt}"
+    ok = run("clean", corpus, "--findings", findings, "--out", kept, "--removed", removed)
+    expected = len(rows) + (fmt.startswith("jsonl"))  # (the malformed line is a row)
+    assert ok.exit_code == 0, ok.stderr
+    assert ok.stdout.startswith(f"{expected} rows in {corpus}:") and ", 1 removed to " in ok.stdout
+    kept.unlink(), removed.unlink()
+    corpus = _corpus_in(fmt, tmp_path, [background[0], *rows])
+    refused = run("clean", corpus, "--findings", findings, "--out", kept, "--removed", removed)
+    assert refused.exit_code == 2
+    assert (f"Error: {corpus} has {expected + 1} rows, but the scan read {expected}: the corpus changed since the scan, "
+            "and the findings' row numbers may point at other rows (nothing written)\nHint: scan it again") in refused.stderr
+    assert not kept.exists() and not removed.exists()
+
+
+def test_clean_after_a_scan_with_since_counts_the_rows_left_out(tmp_path, index_dir, gsm8k):
+    """--since scans only the rows a commit changed; the others still count as the file's rows."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    corpus = write_jsonl(repo / "c.jsonl", [{"prompt": f"an old row about the weather number {i}"} for i in range(4)])
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "c.jsonl"], check=True)
+    subprocess.run([*git, "commit", "-qm", "old"], check=True)
+    with open(corpus, "a") as handle:
+        handle.write(json.dumps({"prompt": gsm8k[5]["question"]}) + "\n")
+    findings = tmp_path / "f.parquet"
+    scanned = run("scan", corpus, "--index", index_dir, "--out", findings, "--since", "HEAD", "--json")
+    assert scanned.exit_code == 1 and json.loads(scanned.stdout)["rows_read"] == 1
+    out = run("clean", corpus, "--findings", findings, "--out", tmp_path / "k.jsonl", "--removed", tmp_path / "r.jsonl")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.startswith(f"5 rows in {corpus}: 4 kept")
+
+
 # -- gate: baseline, fail-on, since, SARIF, JUnit, audit -------------------------------------------
 
 
@@ -485,6 +551,32 @@ def test_compare_reads_a_spreadsheet_csv_with_a_byte_order_mark(judgebench_scan,
     out = run("compare", path, "--findings", findings, "--benchmark", "judgebench", "--json")
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)[2] == {"group": "contaminated", "items": 1, "mean": 1.0, "minus_clean": None}
+
+
+def test_split_compare_and_report_refuse_an_index_the_scan_did_not_use(judgebench_scan, index_dir, tmp_path):
+    """Findings read against another index found every item clean (split), no contamination
+    (compare) and no test text (report), exit 0; the index the scan used is recorded as an absolute
+    path, and when it is gone the error says that it is the recorded one."""
+    folder, _, _, findings, _ = judgebench_scan
+    for command in (["split", findings, "--out-dir", tmp_path / "s"], ["report", findings],
+                    ["compare", write_jsonl(tmp_path / "r.jsonl", [{"id": "gsm8k_test_0", "correct": 1}]), "--findings", findings,
+                     "--benchmark", "gsm8k"]):
+        out = run(*command, "--index", index_dir)
+        assert out.exit_code == 2, (command, out.stderr)
+        assert "Error: the findings name 1 test item(s) or template(s) that index" in out.stderr  # the copied item (the index has the curated KKKKK template)
+        assert "the scan used another index\nHint: pass --index with the index the scan used" in out.stderr
+    _, metadata = read_findings_with_metadata(findings)
+    assert metadata["index"] == str((folder / "idx").resolve())
+    moved = tmp_path / "findings.parquet"
+    shutil.copy(findings, moved)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(moved)
+    meta = json.loads(table.schema.metadata[b"decontam.scan"])
+    pq.write_table(table.replace_schema_metadata({b"decontam.scan": json.dumps({**meta, "index": str(tmp_path / "gone")}).encode()}), moved)
+    out = run("split", moved, "--out-dir", tmp_path / "s2")
+    assert out.exit_code == 2
+    assert f"Error: the index the scan used, {tmp_path / 'gone'} (recorded in {moved}), cannot be loaded: index folder" in out.stderr
 
 
 def test_findings_metadata_round_trip(judgebench_scan):
