@@ -511,7 +511,7 @@ def test_compare_sets_apart_ids_that_are_not_items_and_averages_repeated_rows(ju
     """Results for ids the benchmark does not have are left out of all / clean / contaminated and
     counted apart; results that name no item at all are an error; an item with several rows counts
     once, at their mean."""
-    folder, index, items, findings, copied = judgebench_scan
+    _, _, items, findings, copied = judgebench_scan
     results = [{"pair_id": it["id"], "correct": 1} for it in items]
     results += [{"pair_id": copied["id"], "correct": 0}, {"pair_id": "not-an-item", "correct": 0}, {"pair_id": "other", "correct": 0}]
     path = write_jsonl(tmp_path / "results.jsonl", results)
