@@ -27,6 +27,7 @@ import glob as globlib
 import gzip
 import io
 import json
+import os
 import lzma
 import re
 import sys
@@ -134,7 +135,9 @@ def is_url(spec: str) -> bool:
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
     """Files behind the inputs: folders are walked, globs expanded (remote ones through fsspec); hub ids
-    and ``-`` pass through."""
+    and ``-`` pass through. A file that several inputs name (``a.jsonl a.jsonl``, a folder and a file
+    in it) is in the list once, as the first of them spells it: scanned twice, its rows and findings
+    would count twice."""
     out: list[str] = []
     for spec in inputs:
         if spec == "-" or spec.startswith("hf:") and not spec.startswith("hf://"):
@@ -164,7 +167,16 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             raise InputError(f"cannot read corpus file {spec}: unknown format", f"use one of {', '.join(CORPUS_SUFFIXES + NAMED_SUFFIXES)}")
         else:
             out.append(spec)
-    return out
+    firsts: dict[str, str] = {}
+    for name in out:
+        firsts.setdefault(_file_key(name), name)
+    return list(firsts.values())
+
+
+def _file_key(name: str) -> str:
+    """What tells two spellings of one input apart: a local file's absolute path (a symbolic link stays
+    a file of its own, as it is to a reader of the folder), else the name."""
+    return name if name == "-" or name.startswith("hf:") or is_url(name) else os.path.abspath(name)
 
 
 def _expand_url(spec: str) -> list[str]:

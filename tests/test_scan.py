@@ -150,6 +150,20 @@ def test_summary_counts(tmp_path, index, gsm8k):
     assert scan_rows(tmp_path, index, rows).summary(fail_min_score=1.01)["gate"]["failed"] is False
 
 
+def test_a_file_named_by_several_inputs_is_scanned_once(tmp_path, index, gsm8k, monkeypatch):
+    """`scan a.jsonl a.jsonl`, or a folder and a file in it: the file used to be scanned as many times
+    as it was named, squared (4x the rows and findings for two names)."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"prompt": gsm8k[2]["question"]}, {"prompt": "nothing to see here at all"}])
+    (folder / "link.jsonl").symlink_to(folder / "a.jsonl")  # a file of its own to a reader of the folder
+    once = decontam.scan(str(folder / "a.jsonl"), index=index)
+    monkeypatch.chdir(tmp_path)
+    named = decontam.scan(["corpus/a.jsonl", "corpus/a.jsonl", str(folder / "a.jsonl"), "./corpus/../corpus/a.jsonl", "corpus"], index=index)
+    assert named.counts.rows_read == 4 and named.counts.rows_read_by_source == {"corpus/a.jsonl": 2, "corpus/link.jsonl": 2}
+    assert named.findings.filter(pl.col("source") == "corpus/a.jsonl").drop("source").equals(once.findings.drop("source"))
+
+
 def test_methods_option_limits_layers(tmp_path, index, gsm8k):
     result = scan_rows(tmp_path, index, [{"prompt": gsm8k[9]["question"]}], methods=("minhash",))
     assert set(result.findings["method"]) == {"minhash"}
