@@ -59,8 +59,15 @@ class ScanOptions:
             raise ParameterError(f"batch_size={self.batch_size} must be at least 1", "4000 is the default")
         if self.batch_bytes < 1:
             raise ParameterError(f"batch_bytes={self.batch_bytes} must be at least 1", f"{8 << 20} (8 MB) is the default")
-        if self.min_score is not None and not 0 < self.min_score <= 1:
-            raise ParameterError(f"min_score={self.min_score} must be in (0, 1]", "0.7 is the default")
+        # (a threshold past 1 would let nothing through, and the gate pass; one at 0 or below, everything)
+        for name, value, layer in (("min_score", self.min_score, "ngram"), ("min_jaccard", self.min_jaccard, "minhash"),
+                                   ("min_share", self.min_share, "artifact"), ("min_cosine", self.min_cosine, "embedding"),
+                                   ("min_lexical", self.min_lexical, "embedding")):
+            low_open = name != "min_lexical"  # (a first stage at 0 embeds every segment)
+            if value is not None and not (0 < value <= 1 if low_open else 0 <= value <= 1):
+                params = getattr(index.layers.get(layer), "params", None)
+                raise ParameterError(f"{name}={value} must be in {'(0' if low_open else '[0'}, 1]",
+                                     f"leave it out to use the index's {getattr(params, name)}" if params is not None else "thresholds are in [0, 1]")
         if "ngram" in methods:
             check_scan_params(index.layers["ngram"], self.ngram_size)
         if "embedding" in methods and self.embedding_model and self.embedding_model != index.layers["embedding"].meta["model"]:

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from decontam.cli import app
@@ -137,6 +138,20 @@ def test_zero_workers_is_an_error_not_every_core(tmp_path, index_dir):
     result = run("scan", corpus, "--index", index_dir, "--methods", "ngram", "--workers", "0")
     assert result.exit_code == 2 and result.stderr.splitlines()[-2:] == [
         "Error: workers=0 must be at least 1", "Hint: 1 scans in this process; leave it out for one worker per core"]
+
+
+@pytest.mark.parametrize("option, value, message, hint", [
+    ("--min-score", "1.2", "min_score=1.2 must be in (0, 1]", "leave it out to use the index's 0.7"),
+    ("--min-jaccard", "1.5", "min_jaccard=1.5 must be in (0, 1]", "leave it out to use the index's 0.5"),
+    ("--min-share", "0", "min_share=0.0 must be in (0, 1]", "leave it out to use the index's 0.8"),
+    ("--min-cosine", "2", "min_cosine=2.0 must be in (0, 1]", "thresholds are in [0, 1]"),  # (the index has no embedding layer)
+    ("--min-lexical", "-1", "min_lexical=-1.0 must be in [0, 1]", "thresholds are in [0, 1]"),
+])
+def test_a_threshold_outside_its_range_is_an_error(tmp_path, index_dir, option, value, message, hint):
+    """Past 1 a threshold lets nothing through, and the gate passed; at 0 or below, everything."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "x y z"}])
+    result = run("scan", corpus, "--index", index_dir, option, value)
+    assert result.exit_code == 2 and result.stderr.splitlines()[-2:] == [f"Error: {message}", f"Hint: {hint}"]
 
 
 def test_corpus_text_cannot_command_the_terminal(tmp_path, index_dir, gsm8k):
