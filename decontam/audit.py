@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from . import __version__
+from .atomic import write_text
 from .checksums import sha256_file
 from .findings import SORT_KEYS
 
@@ -49,4 +50,4 @@ def build_audit(result, sources: list[str], options, summary: dict, gate: dict) 
 
 
 def write_audit(audit: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(audit, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(audit, indent=2, ensure_ascii=False) + "\n")

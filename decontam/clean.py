@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
+from .atomic import replaced, write_text
 from .checksums import sha256_file
 from .errors import InputError, ParameterError
 from .findings import KINDS, METHODS, check_names
@@ -77,7 +78,7 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     ``rows_by_source`` (``ScanCounts.rows_by_source``, kept in a Parquet findings file) is
     what the scan read of each file: a corpus with another number of rows now has changed since, and
     the findings' row numbers may point at other rows. That, like a finding past the end of the
-    corpus, is an error, and the two outputs are removed again."""
+    corpus, is an error, and neither output is written (each appears whole or not at all: ``atomic``)."""
     corpus, kept_path, removed_path = Path(corpus), Path(kept_path), Path(removed_path)
     if not corpus.exists():
         raise InputError(f"corpus file {corpus} does not exist", "check the path")
@@ -90,30 +91,29 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     for path in (kept_path, removed_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     name = corpus.name
-    with damaged_input(str(corpus)):
+    with damaged_input(str(corpus)), replaced(kept_path) as kept_tmp, replaced(removed_path) as removed_tmp:
+        unknown: list[int] = []
         if name.endswith(".parquet"):
-            input_rows = _split_parquet(corpus, remove, kept_path, removed_path)
+            input_rows = _split_parquet(corpus, remove, kept_tmp, removed_tmp)
         elif name.endswith(CSV_SUFFIXES):
-            input_rows = _split_csv(corpus, remove, kept_path, removed_path)
+            input_rows = _split_csv(corpus, remove, kept_tmp, removed_tmp)
         elif is_json_array(str(corpus)):
-            input_rows = _split_json_array(corpus, remove, kept_path, removed_path)
+            input_rows = _split_json_array(corpus, remove, kept_tmp, removed_tmp)
         elif name.endswith(TEXT_SUFFIXES):
-            input_rows, unknown = _split_text(corpus, remove, kept_path, removed_path)
+            input_rows, unknown = _split_text(corpus, remove, kept_tmp, removed_tmp)
         else:
-            input_rows = _split_lines(corpus, remove, kept_path, removed_path)
-    at_scan = _rows_at_scan(rows_by_source or {}, corpus)
-    beyond = [] if name.endswith(TEXT_SUFFIXES) else sorted(r for r in remove if r >= input_rows)
-    if at_scan is not None and at_scan != input_rows or beyond or name.endswith(TEXT_SUFFIXES) and unknown:
-        for path in (kept_path, removed_path):
-            path.unlink(missing_ok=True)
-        if at_scan is not None and at_scan != input_rows:
-            what = f"{corpus} has {input_rows} rows, but the scan read {at_scan}"
-        elif beyond:
-            what = f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows"
-        else:
-            what = f"the findings name records starting on lines {[r + 1 for r in unknown[:5]]} of {corpus}, where none starts"
-        raise InputError(f"{what}: the corpus changed since the scan, and the findings' row numbers may point at other rows "
-                         f"(nothing written)", "scan it again")
+            input_rows = _split_lines(corpus, remove, kept_tmp, removed_tmp)
+        at_scan = _rows_at_scan(rows_by_source or {}, corpus)
+        beyond = [] if name.endswith(TEXT_SUFFIXES) else sorted(r for r in remove if r >= input_rows)
+        if at_scan is not None and at_scan != input_rows or beyond or unknown:  # (raised here, nothing is written)
+            if at_scan is not None and at_scan != input_rows:
+                what = f"{corpus} has {input_rows} rows, but the scan read {at_scan}"
+            elif beyond:
+                what = f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows"
+            else:
+                what = f"the findings name records starting on lines {[r + 1 for r in unknown[:5]]} of {corpus}, where none starts"
+            raise InputError(f"{what}: the corpus changed since the scan, and the findings' row numbers may point at other rows "
+                             f"(nothing written)", "scan it again")
     reasons = (
         selected.group_by("row").agg(
             pl.col("record_id").first(),
@@ -165,7 +165,7 @@ def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Pat
 
 
 def write_manifest(result: CleanResult, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def _format_of(path: Path) -> str | None:

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .atomic import replaced, write_text
 from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
@@ -207,8 +208,9 @@ def index_export(
             raise ParameterError(f"{keep_salt} exists; refusing to overwrite a salt", "choose a new file name")
         exported, salt = export_private(load_index(index_dir), private, keep_salt=keep_salt is not None)
         if keep_salt is not None:
-            keep_salt.write_text(salt.hex() + "\n")
-            keep_salt.chmod(0o600)
+            with replaced(keep_salt) as tmp:  # readable by its owner only from the start
+                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+                    handle.write(salt.hex() + "\n")
     except DecontamError as exc:
         raise _fail(exc) from None
     print(f"Wrote private index {private} ({', '.join(exported.methods)}; no test text)")
@@ -317,9 +319,9 @@ def scan_command(
         if report is not None:
             _write_report(findings, report, counts=result.counts.as_dict(), index=loaded, top=max(top, 20))
         if sarif is not None:
-            sarif.write_text(json.dumps(to_sarif(gated), indent=2, ensure_ascii=False) + "\n")
+            write_text(sarif, json.dumps(to_sarif(gated), indent=2, ensure_ascii=False) + "\n")
         if junit is not None:
-            junit.write_text(to_junit(gated, loaded.benchmarks))
+            write_text(junit, to_junit(gated, loaded.benchmarks))
         if audit is not None:
             write_audit(build_audit(result, sources, options, summary, summary["gate"]), audit)
     except DecontamError as exc:
@@ -396,8 +398,11 @@ def _report_format(path: Path) -> str:
 def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
     fmt = _report_format(path)
     text = RENDERERS[fmt](build_report(findings, counts=counts, index=index, top=top))
-    with open(path, "a" if fmt == "md" and "GITHUB_STEP_SUMMARY" in str(path) else "w", encoding="utf-8") as handle:
-        handle.write(text)
+    if fmt == "md" and "GITHUB_STEP_SUMMARY" in str(path):  # GitHub's job summary: appended to, as its steps do
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        write_text(path, text)
 
 
 @app.command("report")
@@ -420,7 +425,7 @@ def report_command(
         text = text if fmt == "json" else printable(text)  # (JSON escapes them itself)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
         _err(f"Wrote {fmt} report to {out}")
 
 

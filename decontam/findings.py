@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .atomic import replaced, write_text
 from .errors import InputError, ParameterError
 
 FINDINGS_SCHEMA = {
@@ -89,14 +90,16 @@ def write_findings(findings: pl.DataFrame, path: str | Path, *, metadata: dict |
         table = findings.to_arrow()
         if metadata is not None:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
-        pq.write_table(table, path)
+        with replaced(path) as tmp:
+            pq.write_table(table, tmp)
         return
-    if fmt == "jsonl":
-        findings.write_ndjson(path)
-    else:
-        findings.with_columns(_as_text_cells(findings)).write_csv(path)
+    with replaced(path) as tmp:
+        if fmt == "jsonl":
+            findings.write_ndjson(tmp)
+        else:
+            findings.with_columns(_as_text_cells(findings)).write_csv(tmp)
     if metadata is not None:
-        Path(str(path) + ".meta.json").write_text(json.dumps(metadata, ensure_ascii=False))
+        write_text(str(path) + ".meta.json", json.dumps(metadata, ensure_ascii=False))
 
 
 # A spreadsheet runs a cell that starts with = + - @ (or a tab or carriage return) as a formula, and

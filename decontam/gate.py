@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 import polars as pl
 
 from . import __version__
+from .atomic import write_text
 from .errors import InputError, ParameterError
 from .findings import KINDS
 
@@ -128,7 +129,7 @@ def write_baseline(findings: pl.DataFrame, path: str | Path) -> int:
         for fp, row in zip(fingerprints(findings), findings.iter_rows(named=True))
     ]
     unique = {e["fingerprint"]: e for e in entries}
-    Path(path).write_text(json.dumps({"decontam_baseline": 1, "findings": list(unique.values())}, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps({"decontam_baseline": 1, "findings": list(unique.values())}, indent=2, ensure_ascii=False) + "\n")
     return len(unique)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
 from .errors import InputError, ParameterError
 from .testsets import SourceSpec
 
@@ -105,5 +106,5 @@ def pin(recipe: Recipe) -> str:
     new, count = re.subn(r'^revision = "[^"]*"', f'revision = "{sha}"', text, count=1, flags=re.MULTILINE)
     if count != 1:
         raise InputError(f"recipe {recipe.path} has no revision line to pin", 'add a line: revision = ""')
-    recipe.path.write_text(new, encoding="utf-8")
+    write_text(recipe.path, new)
     return sha

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .atomic import replaced, write_text
 from .errors import InputError, ParameterError
 from .findings import KINDS, check_index_matches, check_names
 from .index import Index
@@ -65,7 +66,8 @@ def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, 
         all_ids = items["item_id"].to_list()
         folder = out_dir / bench
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "clean.jsonl", "w", encoding="utf-8") as clean, open(folder / "contaminated.jsonl", "w", encoding="utf-8") as dirty:
+        with (replaced(folder / "clean.jsonl") as clean_path, replaced(folder / "contaminated.jsonl") as dirty_path,
+              open(clean_path, "w", encoding="utf-8") as clean, open(dirty_path, "w", encoding="utf-8") as dirty):
             for item_id, subset, item_parts in items.iter_rows():
                 row = {"item_id": item_id, "subset": subset, "parts": {p["part"]: p["text"] for p in item_parts or []}}
                 if item_id in contaminated:
@@ -74,8 +76,8 @@ def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, 
                     clean.write(json.dumps(row, ensure_ascii=False) + "\n")
         clean_ids = [i for i in all_ids if i not in contaminated]
         dirty_ids = [i for i in all_ids if i in contaminated]
-        (folder / "clean_ids.txt").write_text("".join(f"{i}\n" for i in clean_ids))
-        (folder / "contaminated_ids.txt").write_text("".join(f"{i}\n" for i in dirty_ids))
+        write_text(folder / "clean_ids.txt", "".join(f"{i}\n" for i in clean_ids))
+        write_text(folder / "contaminated_ids.txt", "".join(f"{i}\n" for i in dirty_ids))
         summary[bench] = {"items": len(all_ids), "clean": len(clean_ids), "contaminated": len(dirty_ids)}
     return summary
 

@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -288,6 +289,39 @@ def test_clean_refuses_a_corpus_with_other_rows_than_the_scan_read(tmp_path, ind
     assert (f"Error: {corpus} has {expected + 1} rows, but the scan read {expected}: the corpus changed since the scan, "
             "and the findings' row numbers may point at other rows (nothing written)\nHint: scan it again") in refused.stderr
     assert not kept.exists() and not removed.exists()
+
+
+def test_outputs_appear_whole_or_not_at_all(tmp_path, index, gsm8k, monkeypatch):
+    """A findings file or a cleaned corpus cut short by an error (a full disk, a kill) read as fewer
+    findings or fewer rows. Each is now written under a temporary name and renamed once complete: an
+    error leaves the earlier file as it was, and no temporary file behind."""
+    from decontam.atomic import replaced
+    from decontam.findings import write_findings
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[i]["question"]} for i in range(3)])
+    result = decontam.scan(str(corpus), index=index)
+    out = tmp_path / "f.jsonl"
+    write_findings(result.findings, out, metadata={"counts": {}})
+    before = out.read_bytes()
+
+    def full_disk(self, path, *args, **kwargs):
+        Path(path).write_bytes(b'{"source": "c.jsonl", "row": 0')  # a first piece, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_ndjson", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_findings(result.findings.head(1), out)
+    assert out.read_bytes() == before
+    monkeypatch.undo()
+    kept, removed = tmp_path / "k.jsonl.gz", tmp_path / "r.jsonl.gz"
+    kept.write_text("earlier")
+    out = run("clean", corpus, "--findings", tmp_path / "f.jsonl", "--out", kept, "--removed", removed)
+    assert out.exit_code == 0, out.stderr
+    assert gzip.decompress(removed.read_bytes()).count(b"\n") == 3 and gzip.decompress(kept.read_bytes()) == b""
+    with replaced(tmp_path / "x.jsonl.gz") as tmp:
+        assert tmp.name == f"x.{os.getpid()}.tmp.jsonl.gz"  # (the suffixes pick the format and the compression)
+        tmp.write_bytes(b"")
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
 
 
 def test_clean_after_a_scan_with_since_counts_the_rows_left_out(tmp_path, index_dir, gsm8k):

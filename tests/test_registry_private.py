@@ -182,6 +182,7 @@ def test_private_index_with_a_kept_salt(full_and_private, tmp_path, gsm8k):
     salt_file = tmp_path / "salt.hex"
     out = runner.invoke(app, ["index", "export", str(folder / "full"), "--private", str(tmp_path / "p"), "--keep-salt", str(salt_file)])
     assert out.exit_code == 0, out.stderr
+    assert salt_file.stat().st_mode & 0o777 == 0o600
     assert json.loads((tmp_path / "p/manifest.json").read_text())["private"]["salt"] is None
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[4]["question"]}])
     no_salt = runner.invoke(app, ["scan", str(corpus), "--index", str(tmp_path / "p")])
