@@ -208,9 +208,8 @@ def index_export(
             raise ParameterError(f"{keep_salt} exists; refusing to overwrite a salt", "choose a new file name")
         exported, salt = export_private(load_index(index_dir), private, keep_salt=keep_salt is not None)
         if keep_salt is not None:
-            with replaced(keep_salt) as tmp:  # readable by its owner only from the start
-                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-                    handle.write(salt.hex() + "\n")
+            with replaced(keep_salt) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+                handle.write(salt.hex() + "\n")  # (readable by its owner only from the start)
     except DecontamError as exc:
         raise _fail(exc) from None
     print(f"Wrote private index {private} ({', '.join(exported.methods)}; no test text)")

@@ -27,8 +27,8 @@ import glob as globlib
 import gzip
 import io
 import json
-import os
 import lzma
+import os
 import re
 import sys
 import zlib
