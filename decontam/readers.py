@@ -357,6 +357,22 @@ def json_value(data: bytes) -> Any:
         raise ValueError(f"not valid JSON ({problem})") from None
 
 
+def json_objects(lines: Iterable[str], path: str | Path, hint: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a small JSON Lines file that decontam reads as
+    a whole (model results, curated templates): a line that is not a JSON object is an ``InputError``
+    at ``path:line``, with ``hint``."""
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{line_no}: not valid JSON ({exc})", hint) from exc
+        if not isinstance(value, dict):
+            raise InputError(f"{path}:{line_no}: a JSON {type(value).__name__}, not an object", hint)
+        yield line_no, value
+
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins an escaped pair into one character; what is left is alone
 
 

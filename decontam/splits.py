@@ -21,6 +21,7 @@ from .atomic import replaced, write_text
 from .errors import InputError, ParameterError
 from .findings import KINDS, check_index_matches, check_names
 from .index import Index
+from .readers import json_objects
 
 ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key")
 SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "result")
@@ -97,18 +98,8 @@ def read_results(path: str | Path, *, id_column: str | None = None, score_column
         rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
         numbered = list(enumerate(rows, start=2))  # line 1 is the header
     else:
-        numbered = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path} line {line_no}: not JSON ({exc})", "give JSONL (one object per line) or a .csv file") from exc
-            if not isinstance(row, dict):
-                raise InputError(f"{path} line {line_no}: a JSON {type(row).__name__}, not an object",
-                                 "give one object per line, with an item id and a correct/score field")
-            numbered.append((line_no, row))
+        numbered = list(json_objects(text.splitlines(), path, "give JSONL, one object per line with an item id and a "
+                                                             "correct/score field, or a .csv file"))
     if not numbered:
         raise InputError(f"results file {path} is empty", "give one row per test item")
     keys = list(numbered[0][1])
@@ -121,7 +112,7 @@ def read_results(path: str | Path, *, id_column: str | None = None, score_column
     for line_no, row in numbered:
         for column in (id_col, score_col):
             if row.get(column) is None:
-                raise InputError(f"{path} line {line_no}: no {column!r} (columns of this row: {list(row)})",
+                raise InputError(f"{path}:{line_no}: no {column!r} (columns of this row: {list(row)})",
                                  "give every row an item id and a score; leave out the items that were not run")
         value = row[score_col]
         if isinstance(value, str):
@@ -129,10 +120,10 @@ def read_results(path: str | Path, *, id_column: str | None = None, score_column
         try:
             score = float(value)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{path} line {line_no}: {score_col}={row[score_col]!r} is not a number or true/false",
+            raise InputError(f"{path}:{line_no}: {score_col}={row[score_col]!r} is not a number or true/false",
                              "scores are numbers; correctness is true/false or 1/0") from exc
         if not math.isfinite(score):
-            raise InputError(f"{path} line {line_no}: {score_col}={row[score_col]!r} is not a finite number",
+            raise InputError(f"{path}:{line_no}: {score_col}={row[score_col]!r} is not a finite number",
                              "give the item's score, or leave the item out")
         out.setdefault(str(row[id_col]), []).append(score)
     return out

@@ -563,11 +563,11 @@ def test_compare_sets_apart_ids_that_are_not_items_and_averages_repeated_rows(ju
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b"}\n', "line 2: no 'correct'"),
-    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b", "correct": null}\n', "line 2: no 'correct'"),
-    ('{"pair_id": "a", "correct": 1}\n["b", 1]\n', "line 2: a JSON list, not an object"),
-    ('{"pair_id": "a", "correct": NaN}\n', "line 1: correct=nan is not a finite number"),
-    ('{"pair_id": "a", "correct": "yes"}\n', "line 1: correct='yes' is not a number or true/false"),
+    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b"}\n', "results.jsonl:2: no 'correct'"),
+    ('{"pair_id": "a", "correct": 1}\n{"pair_id": "b", "correct": null}\n', "results.jsonl:2: no 'correct'"),
+    ('{"pair_id": "a", "correct": 1}\n["b", 1]\n', "results.jsonl:2: a JSON list, not an object"),
+    ('{"pair_id": "a", "correct": NaN}\n', "results.jsonl:1: correct=nan is not a finite number"),
+    ('{"pair_id": "a", "correct": "yes"}\n', "results.jsonl:1: correct='yes' is not a number or true/false"),
     (b'{"pair_id": "\xe9", "correct": 1}\n', "not UTF-8 text (byte 13)"),
 ])
 def test_compare_names_the_line_of_a_bad_result(judgebench_scan, tmp_path, content, message):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import polars as pl
 from ..errors import InputError, ParameterError
 from ..ngrams import UNKNOWN_BIT, TokenBatch, ngram_hashes_multi, tokenize_frame
 from ..normalize import token_offsets_batch
+from ..readers import json_objects
 from .ngram import equal_entries
 
 NAME = "artifact"
@@ -440,14 +440,8 @@ def load_curated(path: Path) -> list[dict]:
     """Curated templates: JSON Lines with benchmark, id, text and an optional note."""
     out = []
     with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: not valid JSON ({exc})", "fix the curated template file") from exc
-            if not isinstance(entry, dict) or not {"benchmark", "text"} <= set(entry):
+        for line_no, entry in json_objects(handle, path, "fix the curated template file"):
+            if not {"benchmark", "text"} <= set(entry):
                 raise InputError(f"{path}:{line_no}: a curated template needs benchmark and text", 'e.g. {"benchmark": "judgebench", "id": "kkkkk", "text": "..."}')
             out.append(entry)
     return out
