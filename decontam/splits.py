@@ -23,8 +23,10 @@ from .findings import KINDS, check_index_matches, check_names
 from .index import Index
 from .readers import json_objects
 
-ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key")
-SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "result")
+# (doc_id, exact_match, acc: lm-evaluation-harness's --log_samples files, samples_<task>_<time>.jsonl;
+# doc_id is the item's position in the test split, which is its id here when the test set has none)
+ID_COLUMNS = ("item_id", "id", "question_id", "pair_id", "task_id", "uid", "key", "doc_id")
+SCORE_COLUMNS = ("correct", "score", "is_correct", "accuracy", "acc", "exact_match", "result")
 
 
 def contaminated_items(findings: pl.DataFrame, index: Index, kinds: Iterable[str] = KINDS) -> dict[str, dict[str, list[str]]]:
@@ -108,6 +110,10 @@ def read_results(path: str | Path, *, id_column: str | None = None, score_column
     if id_col not in keys or score_col not in keys:
         raise InputError(f"{path}: cannot tell the item-id and score columns; columns seen: {keys}",
                          "name them with --id-column and --score-column")
+    filters = sorted({str(row["filter"]) for _, row in numbered if row.get("filter") is not None})
+    if id_col == "doc_id" and len(filters) > 1:  # one row per item and filter: their scores are not repeats
+        raise InputError(f"{path} holds lm-evaluation-harness samples under {len(filters)} filters ({', '.join(filters)}): "
+                         "each item has a row per filter", f"keep one filter's rows, e.g. jq -c 'select(.filter == \"{filters[0]}\")' {path}")
     out: dict[str, list[float]] = {}
     for line_no, row in numbered:
         for column in (id_col, score_col):

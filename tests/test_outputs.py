@@ -18,6 +18,7 @@ import decontam
 from decontam.clean import CleanPolicy, clean_corpus
 from decontam.cli import app
 from decontam.findings import FINDINGS_SCHEMA, read_findings_with_metadata
+from decontam.index import IndexParams
 from decontam.report import MARKDOWN_LIMIT, build_report, render_html, render_markdown
 
 from .conftest import BENCH, DATA, INDEX_SOURCES, read_jsonl, write_jsonl
@@ -611,6 +612,29 @@ def test_split_compare_and_report_refuse_an_index_the_scan_did_not_use(judgebenc
     out = run("split", moved, "--out-dir", tmp_path / "s2")
     assert out.exit_code == 2
     assert f"Error: the index the scan used, {tmp_path / 'gone'} (recorded in {moved}), cannot be loaded: index folder" in out.stderr
+
+
+def test_compare_reads_lm_evaluation_harness_samples(tmp_path, gsm8k):
+    """lm-eval's --log_samples file: doc_id is the item's position in the test split (the item's id
+    here when the test set has none), exact_match its score, one row per item and filter."""
+    test_set = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": it["question"], "answer": it["answer"]} for it in gsm8k[:50]])
+    decontam.build_index(tmp_path / "idx", [f"gsm8k={test_set}"], params=IndexParams(methods=("ngram",)), curated_templates=None)
+    corpus = write_jsonl(tmp_path / "train.jsonl", [{"prompt": gsm8k[i]["question"]} for i in (3, 7)])
+    findings = tmp_path / "f.parquet"
+    assert run("scan", corpus, "--index", tmp_path / "idx", "--out", findings).exit_code == 1
+    samples = [{"doc_id": i, "doc": {"question": gsm8k[i]["question"]}, "filter": f, "metrics": ["exact_match"],
+                "exact_match": float(i in (3, 7) or i % 2 if f == "strict-match" else 1)}
+               for i in range(50) for f in ("strict-match", "flexible-extract")]
+    both = write_jsonl(tmp_path / "samples_gsm8k_2026.jsonl", samples)
+    refused = run("compare", both, "--findings", findings, "--benchmark", "gsm8k")
+    assert refused.exit_code == 2
+    assert "holds lm-evaluation-harness samples under 2 filters (flexible-extract, strict-match)" in refused.stderr
+    strict = write_jsonl(tmp_path / "strict.jsonl", [s for s in samples if s["filter"] == "strict-match"])
+    out = run("compare", strict, "--findings", findings, "--benchmark", "gsm8k", "--json")
+    assert out.exit_code == 0, out.stderr
+    table = {row["group"].strip(): row for row in json.loads(out.stdout)}
+    assert table["contaminated"]["items"] == 2 and table["contaminated"]["mean"] == 1.0
+    assert table["clean"]["items"] == 48 and table["clean"]["mean"] == pytest.approx(23 / 48)
 
 
 def test_findings_metadata_round_trip(judgebench_scan):
