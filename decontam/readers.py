@@ -671,9 +671,17 @@ def _iter_dataset(source: str) -> Iterator[Record | MalformedRow]:
     except InputError:
         raise
     except Exception as exc:  # datasets raises many types (network, missing config, missing split)
-        raise InputError(f"cannot load dataset {source}: {exc}", "check the id, config and split; offline, point at a local copy") from exc
+        raise InputError(f"cannot load dataset {source}: {exc}", f"check the id, config and split; {hub_offline_hint('the scan')}") from exc
     for row, data in enumerate(dataset):
         yield Record(source, row, dict(data), record_id_of(data))
+
+
+def hub_offline_hint(option: str) -> str:
+    """What to do offline about a hub dataset that would not load."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return f"it is not in the datasets cache: point {option} at a local copy"
+    return (f"offline, point {option} at a local copy, or set HF_HUB_OFFLINE=1 to read it from the datasets cache "
+            "(without it, an unreachable hub costs ~24 s of retries)")
 
 
 def record_id_of(data: Mapping[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import CSV_SUFFIXES, compressed_forms, iter_records
+from .readers import CSV_SUFFIXES, compressed_forms, hub_offline_hint, iter_records
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
@@ -447,7 +447,7 @@ def _read_hub(spec: SourceSpec) -> tuple[list[dict[str, Any]], str]:
         dataset = datasets.load_dataset(spec.location, spec.config, split=spec.split or "test", revision=spec.revision)
     except Exception as exc:  # datasets raises many types (network, missing config, missing split)
         raise InputError(f"cannot load hub dataset {spec.location} (config={spec.config}, split={spec.split}): {exc}",
-                         "check the id, config and split; offline, point --source at a local copy") from exc
+                         f"check the id, config and split; {hub_offline_hint('--source')}") from exc
     revision = spec.revision or getattr(dataset, "_fingerprint", None) or "unknown"
     return list(dataset), str(revision)
 
