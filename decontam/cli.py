@@ -20,8 +20,7 @@ from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
 from .errors import DecontamError, InputError, ParameterError, UnreadableInputError
-from .findings import (check_index_matches, files_with_findings, findings_format, read_findings, read_findings_with_metadata,
-                       write_findings)
+from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
 from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
@@ -367,7 +366,6 @@ def _findings_and_index(findings_file: Path, index: Optional[Path]):
                              "pass --index with that index, or one built the same way") from None
     else:
         loaded = resolve_index(index)
-    check_index_matches(findings, loaded)
     return findings, metadata, loaded
 
 

@@ -13,7 +13,7 @@ import re
 
 import polars as pl
 
-from .findings import files_with_findings, summarize
+from .findings import check_index_matches, files_with_findings, summarize
 from .index import Index
 from .scan import shorten
 
@@ -53,7 +53,10 @@ def flagged_of_read(counts: dict) -> str:
 
 
 def build_report(findings: pl.DataFrame, *, counts: dict | None = None, index: Index | None = None, top: int = 20) -> dict:
-    """Everything a report shows, as plain data."""
+    """Everything a report shows, as plain data. ``index`` must be the one the findings were made with
+    (``findings.check_index_matches``)."""
+    if index is not None:
+        check_index_matches(findings, index)
     counts = counts or {
         "rows_read": None, "rows_malformed": None, "rows_without_text": None, "segments": None,
         "malformed_examples": [], "without_text_examples": [],
