@@ -57,6 +57,8 @@ def item_ids(index: Index, benchmark: str) -> set[str]:
 def split_benchmarks(findings: pl.DataFrame, index: Index, out_dir: str | Path, *, kinds: Iterable[str] = KINDS) -> dict:
     """Write ``OUT/<benchmark>/{clean,contaminated}_ids.txt`` and ``{clean,contaminated}.jsonl``."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"--out-dir {out_dir} is a file", "name a folder: each benchmark's splits go in a folder of their own inside it")
     bad = contaminated_items(findings, index, kinds)
     summary = {}
     parts = index.parts

@@ -517,6 +517,9 @@ def test_split_judgebench_by_template(judgebench_scan, tmp_path):
     assert set(dirty) == kkkkk | {copied["id"]}
     rows = [json.loads(line) for line in (tmp_path / "s/judgebench/contaminated.jsonl").read_text().splitlines()]
     assert any(r["reasons"][0].startswith("template judgebench:") for r in rows)
+    (tmp_path / "a-file").write_text("")
+    refused = run("split", findings, "--out-dir", tmp_path / "a-file")
+    assert refused.exit_code == 2 and refused.stderr.startswith(f"Error: --out-dir {tmp_path / 'a-file'} is a file\nHint: name a folder")
 
 
 def test_compare_scores_by_contamination(judgebench_scan, tmp_path):
