@@ -84,6 +84,9 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
         raise InputError(f"corpus file {corpus} does not exist", "check the path")
     if kept_path.resolve() == corpus.resolve() or removed_path.resolve() == corpus.resolve():
         raise ParameterError(f"refusing to overwrite the input {corpus}", "write the kept and removed corpora to new files")
+    if kept_path.resolve() == removed_path.resolve():
+        raise ParameterError(f"--out and --removed are the same file, {kept_path}: one would overwrite the other",
+                             "give the kept and the removed rows a file each")
     _check_output_format(corpus, kept_path, removed_path)
     policy = policy or CleanPolicy()
     selected = policy.select(findings_for_source(findings, corpus))
@@ -148,6 +151,9 @@ def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Pat
                                  "write the kept and removed corpora to folders outside it (a later scan of it would read them)")
         if out.exists() and not out.is_dir():
             raise ParameterError(f"{out} is a file; cleaning the folder {folder} writes folders", "name a folder for --out and --removed")
+    if kept_dir.resolve() == removed_dir.resolve():
+        raise ParameterError(f"--out and --removed are the same folder, {kept_dir}: each file's kept rows would overwrite its removed ones",
+                             "give the kept and the removed rows a folder each")
     if is_saved_dataset(folder):
         raise InputError(f"cannot clean {folder}: it is a datasets.save_to_disk folder",
                          "clean the Parquet or JSONL files it was made from, or write it out with Dataset.to_parquet first")

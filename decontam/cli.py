@@ -454,8 +454,13 @@ def clean_command(
             for _, result in results:
                 write_manifest(result, Path(result.manifest["removed"]["path"] + ".manifest.json"))
         else:
-            result = clean_corpus(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             manifest_path = manifest or Path(str(removed) + ".manifest.json")
+            taken = {"the corpus": corpus, "--out": out, "--removed": removed}
+            clash = next((name for name, path in taken.items() if path.resolve() == manifest_path.resolve()), None)
+            if clash:
+                raise ParameterError(f"--manifest {manifest_path} is {clash}: writing it would overwrite those rows",
+                                     "leave --manifest out (REMOVED.manifest.json) or name a file of its own")
+            result = clean_corpus(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             write_manifest(result, manifest_path)
     except DecontamError as exc:
         raise _fail(exc) from None

@@ -238,6 +238,30 @@ def test_clean_csv_keeps_the_bytes(tmp_path, index, gsm8k):
         clean_corpus(parquet, findings.with_columns(pl.lit(str(parquet)).alias("source")), tmp_path / "k.parquet", tmp_path / "r.jsonl")
 
 
+@pytest.mark.parametrize("outputs, message", [
+    (["--out", "same.jsonl", "--removed", "same.jsonl"], "--out and --removed are the same file, same.jsonl: one would overwrite the other"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "k.jsonl"], "--manifest k.jsonl is --out: writing it would overwrite those rows"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "./r.jsonl"], "--manifest r.jsonl is --removed: writing it would overwrite"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "c.jsonl"], "--manifest c.jsonl is the corpus: writing it would overwrite"),
+])
+def test_clean_refuses_outputs_that_would_overwrite_each_other(tmp_path, index_dir, gsm8k, monkeypatch, outputs, message):
+    """Before, the manifest could overwrite the kept rows or the corpus itself, and --out and
+    --removed could be one file: rows lost, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    rows = [{"prompt": gsm8k[1]["question"]}, {"prompt": "a plain row about the weather"}]
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    assert run("scan", "c.jsonl", "--index", index_dir, "--out", "f.parquet").exit_code == 1
+    before = corpus.read_bytes()
+    out = run("clean", "c.jsonl", "--findings", "f.parquet", *outputs)
+    assert out.exit_code == 2 and out.stderr.startswith(f"Error: {message}"), out.stderr
+    assert corpus.read_bytes() == before and not (tmp_path / "k.jsonl").exists() and not (tmp_path / "same.jsonl").exists()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder/c.jsonl").write_bytes(before)
+    assert run("scan", "folder", "--index", index_dir, "--out", "g.parquet").exit_code == 1
+    out = run("clean", "folder", "--findings", "g.parquet", "--out", "o", "--removed", "./o")
+    assert out.exit_code == 2 and out.stderr.startswith("Error: --out and --removed are the same folder, o: ")
+
+
 def test_clean_refuses_mismatched_findings(tmp_path, autoj):
     _, findings = autoj
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x"}])
