@@ -281,6 +281,9 @@ def scan_command(
             _report_format(report)
         for path in (out, report, sarif, junit, audit):
             _writable(path)
+        outputs = {"--out": out, "--report": report, "--sarif": sarif, "--junit": junit, "--audit": audit}
+        _check_outputs(outputs, {"--baseline": baseline, "--salt-file": salt_file,
+                                 **{f"the input {source}": Path(source) for source in sources if Path(source).is_file()}})
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
                               min_cosine=min_cosine, min_lexical=min_lexical, embedding_model=embedding_model, device=device,
                               embedding_cache=str(embedding_cache) if embedding_cache else None,
@@ -288,6 +291,7 @@ def scan_command(
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
+        _check_outputs(outputs, {}, {"the index": loaded.path})
         templates = loaded.layers["artifact"].templates["benchmark"].to_list() if "artifact" in loaded.layers else []
         for warning in check_policy(conditions, list(dict.fromkeys(loaded.benchmarks + templates)), loaded.methods):  # (curated templates name theirs)
             _err(warning)
@@ -383,6 +387,21 @@ def _writable(path: Optional[Path]) -> None:
         raise ParameterError(f"cannot write {path}: its folder is not writable", "choose a place you can write to")
 
 
+def _check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None], folders: dict[str, Path | None] | None = None) -> None:
+    """No output may be an input, another output, or inside a folder the command reads (the index):
+    writing it would overwrite that file -- the corpus, the findings, the baseline -- and exit 0."""
+    seen = {path.resolve(): name for name, path in inputs.items() if path is not None}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        clash = seen.get(where) or next((f"inside {folder_name} {folder}" for folder_name, folder in (folders or {}).items()
+                                         if folder is not None and folder.resolve() in where.parents), None)
+        if clash:
+            raise ParameterError(f"{name} {path} is {clash}", "name each output a new file of its own" + (", outside the index" if folders else ""))
+        seen[where] = name
+
+
 def _report_format(path: Path) -> str:
     fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
     if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY"):
@@ -414,6 +433,7 @@ def report_command(
     try:
         if fmt not in RENDERERS:
             raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
+        _check_outputs({"--out": out}, {"FINDINGS": findings_file})
         findings, metadata, loaded = _findings_and_index(findings_file, index)
         text = RENDERERS[fmt](build_report(findings, counts=metadata.get("counts"), index=loaded, top=top))
     except DecontamError as exc:
@@ -450,16 +470,13 @@ def clean_command(
             if manifest is not None:
                 raise ParameterError("--manifest names one file; cleaning a folder writes one manifest beside each removed file",
                                      "drop --manifest")
+            _check_outputs({"--out": out, "--removed": removed}, {"FINDINGS": findings_file})
             results = clean_folder(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             for _, result in results:
                 write_manifest(result, Path(result.manifest["removed"]["path"] + ".manifest.json"))
         else:
             manifest_path = manifest or Path(str(removed) + ".manifest.json")
-            taken = {"the corpus": corpus, "--out": out, "--removed": removed}
-            clash = next((name for name, path in taken.items() if path.resolve() == manifest_path.resolve()), None)
-            if clash:
-                raise ParameterError(f"--manifest {manifest_path} is {clash}: writing it would overwrite those rows",
-                                     "leave --manifest out (REMOVED.manifest.json) or name a file of its own")
+            _check_outputs({"--out": out, "--removed": removed, "--manifest": manifest_path}, {"the corpus": corpus, "FINDINGS": findings_file})
             result = clean_corpus(corpus, findings, out, removed, policy=policy, rows_by_source=rows_at_scan)
             write_manifest(result, manifest_path)
     except DecontamError as exc:
@@ -482,6 +499,7 @@ def baseline_command(
 ) -> None:
     """Accept the current findings: later scans with --baseline ignore them, as linters do."""
     try:
+        _check_outputs({"--out": out}, {"FINDINGS": findings_file})
         n = write_baseline(read_findings(findings_file), out)
     except DecontamError as exc:
         raise _fail(exc) from None

@@ -239,10 +239,10 @@ def test_clean_csv_keeps_the_bytes(tmp_path, index, gsm8k):
 
 
 @pytest.mark.parametrize("outputs, message", [
-    (["--out", "same.jsonl", "--removed", "same.jsonl"], "--out and --removed are the same file, same.jsonl: one would overwrite the other"),
-    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "k.jsonl"], "--manifest k.jsonl is --out: writing it would overwrite those rows"),
-    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "./r.jsonl"], "--manifest r.jsonl is --removed: writing it would overwrite"),
-    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "c.jsonl"], "--manifest c.jsonl is the corpus: writing it would overwrite"),
+    (["--out", "same.jsonl", "--removed", "same.jsonl"], "--removed same.jsonl is --out\n"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "k.jsonl"], "--manifest k.jsonl is --out\n"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "./r.jsonl"], "--manifest r.jsonl is --removed\n"),
+    (["--out", "k.jsonl", "--removed", "r.jsonl", "--manifest", "c.jsonl"], "--manifest c.jsonl is the corpus\n"),
 ])
 def test_clean_refuses_outputs_that_would_overwrite_each_other(tmp_path, index_dir, gsm8k, monkeypatch, outputs, message):
     """Before, the manifest could overwrite the kept rows or the corpus itself, and --out and
@@ -259,7 +259,28 @@ def test_clean_refuses_outputs_that_would_overwrite_each_other(tmp_path, index_d
     (tmp_path / "folder/c.jsonl").write_bytes(before)
     assert run("scan", "folder", "--index", index_dir, "--out", "g.parquet").exit_code == 1
     out = run("clean", "folder", "--findings", "g.parquet", "--out", "o", "--removed", "./o")
-    assert out.exit_code == 2 and out.stderr.startswith("Error: --out and --removed are the same folder, o: ")
+    assert out.exit_code == 2 and out.stderr == "Error: --removed o is --out\nHint: name each output a new file of its own\n"
+
+
+def test_no_output_overwrites_an_input_or_another_output(tmp_path, index_dir, gsm8k, monkeypatch):
+    """`scan c.jsonl --out c.jsonl` wrote the findings over the corpus, `--audit` too; `baseline F
+    --out F` wrote the baseline over the findings: exit 0 every time."""
+    monkeypatch.chdir(tmp_path)
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[1]["question"]}])
+    before = corpus.read_bytes()
+    for outputs, message in ((["--out", "c.jsonl"], "--out c.jsonl is the input c.jsonl"),
+                             (["--out", "f.parquet", "--audit", "./c.jsonl"], "--audit c.jsonl is the input c.jsonl"),
+                             (["--out", "f.parquet", "--sarif", "f.parquet"], "--sarif f.parquet is --out"),
+                             (["--report", str(index_dir / "r.md")], f"--report {index_dir / 'r.md'} is inside the index {index_dir}")):
+        out = run("scan", "c.jsonl", "--index", index_dir, *outputs)
+        assert out.exit_code == 2 and out.stderr.splitlines()[-2] == f"Error: {message}", (outputs, out.stderr)
+    assert corpus.read_bytes() == before and not (tmp_path / "f.parquet").exists() and not (index_dir / "r.md").exists()
+    assert run("scan", "c.jsonl", "--index", index_dir, "--out", "f.parquet").exit_code == 1
+    findings = (tmp_path / "f.parquet").read_bytes()
+    for command in (["baseline", "f.parquet", "--out", "./f.parquet"], ["report", "f.parquet", "--out", "f.parquet"]):
+        out = run(*command)
+        assert out.exit_code == 2 and out.stderr.startswith("Error: --out f.parquet is FINDINGS\n"), out.stderr
+    assert (tmp_path / "f.parquet").read_bytes() == findings
 
 
 def test_clean_refuses_mismatched_findings(tmp_path, autoj):
