@@ -284,6 +284,13 @@ def scan_command(
         outputs = {"--out": out, "--report": report, "--sarif": sarif, "--junit": junit, "--audit": audit}
         _check_outputs(outputs, {"--baseline": baseline, "--salt-file": salt_file,
                                  **{f"the input {source}": Path(source) for source in sources if Path(source).is_file()}})
+        scanned = [Path(spec) for spec in corpus if Path(spec).is_dir()]
+        if work_dir is not None and (inside := next((d for d in scanned if d.resolve() in work_dir.resolve().parents), None)):
+            raise ParameterError(f"--work-dir {work_dir} is inside the scanned folder {inside}: a rerun would read its shard files as corpus",
+                                 "keep the work folder outside the folders you scan")
+        if out is not None and (inside := next((d for d in scanned if d.resolve() in out.resolve().parents), None)):
+            _err(f"Warning: --out {out} is inside the scanned folder {inside}: a later scan of it will read the findings "
+                 "(test items' text among them) as corpus")
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
                               min_cosine=min_cosine, min_lexical=min_lexical, embedding_model=embedding_model, device=device,
                               embedding_cache=str(embedding_cache) if embedding_cache else None,

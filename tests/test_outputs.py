@@ -283,6 +283,21 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path, index_dir, gs
     assert (tmp_path / "f.parquet").read_bytes() == findings
 
 
+def test_a_work_folder_inside_the_scanned_folder_is_refused(tmp_path, index_dir, gsm8k, monkeypatch):
+    """Its shard files (Parquet) were read as corpus by the rerun, which then refused the work folder
+    as another scan's: resuming never worked. Findings written there get a warning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data/c.jsonl", [{"prompt": gsm8k[1]["question"]}])
+    out = run("scan", "data", "--index", index_dir, "--work-dir", "data/.work")
+    assert out.exit_code == 2 and out.stderr.splitlines()[-2:] == [
+        "Error: --work-dir data/.work is inside the scanned folder data: a rerun would read its shard files as corpus",
+        "Hint: keep the work folder outside the folders you scan"]
+    assert not (tmp_path / "data/.work").exists()
+    out = run("scan", "data", "--index", index_dir, "--out", "data/f.parquet")
+    assert out.exit_code == 1 and "Warning: --out data/f.parquet is inside the scanned folder data: a later scan" in out.stderr
+
+
 def test_clean_refuses_mismatched_findings(tmp_path, autoj):
     _, findings = autoj
     other = write_jsonl(tmp_path / "other.jsonl", [{"text": "x"}])
