@@ -20,7 +20,8 @@ from .audit import build_audit, write_audit
 from .clean import CleanPolicy, clean_corpus, clean_folder, write_manifest
 from .engines.local import available_cores
 from .errors import DecontamError, InputError, ParameterError, UnreadableInputError
-from .findings import files_with_findings, findings_format, read_findings, read_findings_with_metadata, write_findings
+from .findings import (check_index_matches, files_with_findings, findings_format, read_findings, read_findings_with_metadata,
+                       write_findings)
 from .gate import check_policy, evaluate, parse_policy, read_baseline, to_junit, to_sarif, without_baseline, write_baseline
 from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
@@ -442,6 +443,13 @@ def report_command(
             raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
         _check_outputs({"--out": out}, {"FINDINGS": findings_file})
         findings, metadata, loaded = _findings_and_index(findings_file, index)
+        if index is None and metadata.get("index") is None:  # the shipped index, by default: of use only if the scan's
+            try:
+                check_index_matches(findings, loaded)
+            except InputError:
+                _err(f"Note: {findings_file} does not say which index the scan used, and the shipped one is not it: "
+                     "the report has no test text and no item totals (pass --index with the scan's index for them)")
+                loaded = None
         text = RENDERERS[fmt](build_report(findings, counts=metadata.get("counts"), index=loaded, top=top))
     except DecontamError as exc:
         raise _fail(exc) from None

@@ -700,6 +700,19 @@ def test_compare_reads_lm_evaluation_harness_samples(tmp_path, gsm8k):
     assert table["clean"]["items"] == 48 and table["clean"]["mean"] == pytest.approx(23 / 48)
 
 
+def test_report_without_a_recorded_index_falls_back_to_no_index_when_the_shipped_one_is_not_the_scans(judgebench_scan, tmp_path):
+    """A CSV findings table without its .meta.json names no index; the shipped one lacks JudgeBench,
+    so the report is rendered without an index (as it was before the index check), and says so."""
+    from decontam.findings import read_findings, write_findings
+
+    bare = tmp_path / "f.csv"
+    write_findings(read_findings(judgebench_scan[3]), bare)
+    out = run("report", bare)
+    assert out.exit_code == 0, out.stderr
+    assert out.stderr.startswith(f"Note: {bare} does not say which index the scan used, and the shipped one is not it")
+    assert "judgebench" in out.stdout and "(test text not in the index)" not in out.stdout
+
+
 def test_findings_metadata_round_trip(judgebench_scan):
     folder, _, _, findings, _ = judgebench_scan
     frame, meta = read_findings_with_metadata(findings)
