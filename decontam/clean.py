@@ -62,9 +62,8 @@ class CleanResult:
 
 def findings_for_source(findings: pl.DataFrame, corpus: str | Path) -> pl.DataFrame:
     """The findings about one corpus file, matching its path however it was spelled at scan time."""
-    target = Path(corpus).resolve()
     sources = findings["source"].unique().to_list()
-    same = [s for s in sources if s == str(corpus) or Path(s).resolve() == target]
+    same = [s for s in sources if _is_file(s, Path(corpus))]
     if findings.height and not same:
         raise InputError(f"the findings do not mention {corpus}; they are about {sorted(sources)[:5]}",
                          "pass the corpus file that was scanned, spelled as it was (or resolving to the same file)")
@@ -106,10 +105,11 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
             input_rows, unknown = _split_text(corpus, remove, kept_tmp, removed_tmp)
         else:
             input_rows = _split_lines(corpus, remove, kept_tmp, removed_tmp)
-        at_scan = _rows_at_scan(rows_by_source or {}, corpus)
+        at_scan = next((rows for source, rows in (rows_by_source or {}).items() if _is_file(source, corpus)), None)
+        changed = at_scan is not None and at_scan != input_rows
         beyond = [] if name.endswith(TEXT_SUFFIXES) else sorted(r for r in remove if r >= input_rows)
-        if at_scan is not None and at_scan != input_rows or beyond or unknown:  # (raised here, nothing is written)
-            if at_scan is not None and at_scan != input_rows:
+        if changed or beyond or unknown:  # (raised here, nothing is written)
+            if changed:
                 what = f"{corpus} has {input_rows} rows, but the scan read {at_scan}"
             elif beyond:
                 what = f"the findings name rows {beyond[:5]} but {corpus} has only {input_rows} rows"
@@ -133,10 +133,9 @@ def clean_corpus(corpus: str | Path, findings: pl.DataFrame, kept_path: str | Pa
     return CleanResult(input_rows, input_rows - len(remove), len(remove), manifest)
 
 
-def _rows_at_scan(rows_by_source: Mapping[str, int], corpus: Path) -> int | None:
-    """The rows the scan read of ``corpus``, its path spelled however it was at scan time."""
-    target = corpus.resolve()
-    return next((rows for source, rows in rows_by_source.items() if source == str(corpus) or Path(source).resolve() == target), None)
+def _is_file(source: str, corpus: Path) -> bool:
+    """Whether a source as the scan named it is ``corpus``, however either path is spelled."""
+    return source == str(corpus) or Path(source).resolve() == corpus.resolve()
 
 
 def clean_folder(folder: str | Path, findings: pl.DataFrame, kept_dir: str | Path, removed_dir: str | Path, *,

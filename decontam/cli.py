@@ -27,7 +27,8 @@ from .incremental import changed_rows
 from .report import RENDERERS, build_report, count_of, flagged_of_read, printable
 from .splits import (NOT_IN_INDEX, compare_scores, contaminated_items, item_ids, read_results, render_comparison,
                      split_benchmarks)
-from .index import CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, load_index, verify_files
+from .index import (CURATED_TEMPLATES, DEFAULT_METHODS, IndexParams, build_index, build_index_cached, default_index_path, load_index,
+                    verify_files)
 from .layers import ArtifactParams, EmbeddingParams, MinHashParams, NgramParams
 from .private import PRIVATE_INDEX_REVEALS, export_private
 from .readers import MIN_SEGMENT_CHARS, expand_inputs
@@ -282,14 +283,15 @@ def scan_command(
             _report_format(report)
         for path in (out, report, sarif, junit, audit):
             _writable(path)
-        outputs = {"--out": out, "--report": report, "--sarif": sarif, "--junit": junit, "--audit": audit}
-        _check_outputs(outputs, {"--baseline": baseline, "--salt-file": salt_file,
-                                 **{f"the input {source}": Path(source) for source in sources if Path(source).is_file()}})
+        _check_outputs({"--out": out, "--report": report, "--sarif": sarif, "--junit": junit, "--audit": audit},
+                       {"--baseline": baseline, "--salt-file": salt_file,
+                        **{f"the input {source}": Path(source) for source in sources if Path(source).is_file()}},
+                       {"the index": index if index is not None else default_index_path()})
         scanned = [Path(spec) for spec in corpus if Path(spec).is_dir()]
-        if work_dir is not None and (inside := next((d for d in scanned if d.resolve() in work_dir.resolve().parents), None)):
+        if work_dir is not None and (inside := _folder_holding(work_dir, scanned)):
             raise ParameterError(f"--work-dir {work_dir} is inside the scanned folder {inside}: a rerun would read its shard files as corpus",
                                  "keep the work folder outside the folders you scan")
-        if out is not None and (inside := next((d for d in scanned if d.resolve() in out.resolve().parents), None)):
+        if out is not None and (inside := _folder_holding(out, scanned)):
             _err(f"Warning: --out {out} is inside the scanned folder {inside}: a later scan of it will read the findings "
                  "(test items' text among them) as corpus")
         options = ScanOptions(methods=_split_csv(methods), min_score=min_score, min_jaccard=min_jaccard, min_share=min_share,
@@ -299,7 +301,6 @@ def scan_command(
                               only_rows=only_rows)
         loaded = resolve_index(index, salt=_read_salt(salt_file))
         _err(f"Index {loaded.path}: {', '.join(loaded.benchmarks)} ({', '.join(loaded.methods)})")
-        _check_outputs(outputs, {}, {"the index": loaded.path})
         templates = loaded.layers["artifact"].templates["benchmark"].to_list() if "artifact" in loaded.layers else []
         for warning in check_policy(conditions, list(dict.fromkeys(loaded.benchmarks + templates)), loaded.methods):  # (curated templates name theirs)
             _err(warning)
@@ -395,7 +396,7 @@ def _writable(path: Optional[Path]) -> None:
         raise ParameterError(f"cannot write {path}: its folder is not writable", "choose a place you can write to")
 
 
-def _check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None], folders: dict[str, Path | None] | None = None) -> None:
+def _check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None], folders: dict[str, Path] | None = None) -> None:
     """No output may be an input, another output, or inside a folder the command reads (the index):
     writing it would overwrite that file -- the corpus, the findings, the baseline -- and exit 0."""
     seen = {path.resolve(): name for name, path in inputs.items() if path is not None}
@@ -404,10 +405,16 @@ def _check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | Non
             continue
         where = path.resolve()
         clash = seen.get(where) or next((f"inside {folder_name} {folder}" for folder_name, folder in (folders or {}).items()
-                                         if folder is not None and folder.resolve() in where.parents), None)
+                                         if _folder_holding(path, [folder])), None)
         if clash:
             raise ParameterError(f"{name} {path} is {clash}", "name each output a new file of its own" + (", outside the index" if folders else ""))
         seen[where] = name
+
+
+def _folder_holding(path: Path, folders: list[Path]) -> Path | None:
+    """The first of ``folders`` that ``path`` lies inside, or None."""
+    where = path.resolve()
+    return next((folder for folder in folders if folder.resolve() in where.parents), None)
 
 
 def _report_format(path: Path) -> str:

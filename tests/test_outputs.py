@@ -255,8 +255,12 @@ def test_clean_refuses_outputs_that_would_overwrite_each_other(tmp_path, index_d
     out = run("clean", "c.jsonl", "--findings", "f.parquet", *outputs)
     assert out.exit_code == 2 and out.stderr.startswith(f"Error: {message}"), out.stderr
     assert corpus.read_bytes() == before and not (tmp_path / "k.jsonl").exists() and not (tmp_path / "same.jsonl").exists()
+
+
+def test_clean_refuses_one_folder_for_kept_and_removed_rows(tmp_path, index_dir, gsm8k, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
-    (tmp_path / "folder/c.jsonl").write_bytes(before)
+    write_jsonl(tmp_path / "folder/c.jsonl", [{"prompt": gsm8k[1]["question"]}, {"prompt": "a plain row about the weather"}])
     assert run("scan", "folder", "--index", index_dir, "--out", "g.parquet").exit_code == 1
     out = run("clean", "folder", "--findings", "g.parquet", "--out", "o", "--removed", "./o")
     assert out.exit_code == 2 and out.stderr == "Error: --removed o is --out\nHint: name each output a new file of its own\n"
