@@ -145,6 +145,31 @@ def test_question_inside_a_long_prompt(hashing_index, tmp_path, gsm8k):
     assert gsm8k[580]["id"] in set(found["item_id"])  # a window holds the question whole
 
 
+def test_search_as_matrix_products_gives_what_faiss_gives(hashing_index, gsm8k):
+    """The search that runs on the model's GPU (there, with device "cuda"), here on the CPU: the same
+    rows and cosines as FAISS, block by block."""
+    pytest.importorskip("torch")
+    layer = hashing_index.layers["embedding"]
+    texts = [row["question"] for row in gsm8k[:40]] + ["a text about nothing in the test set", "twelve apples"]
+    vectors = HashingEmbedder(256).encode(texts)
+    expected_cosine, expected_rows = layer.faiss_index().search(vectors, 5)
+    cosine, rows = layer.torch_search(vectors, 5, "cpu", block=7)
+    assert rows.dtype == np.int64 and cosine.shape == (len(texts), 5)
+    assert np.abs(cosine - expected_cosine).max() < 1e-5
+    assert (rows[:, 0] == expected_rows[:, 0]).mean() > 0.95  # the rest tie (hashed bags of words)
+    assert (cosine[:40, 0] > 0.999).all()  # each test question finds its own row
+
+
+def test_search_runs_on_the_models_gpu_when_it_has_one(hashing_index, monkeypatch):
+    layer = hashing_index.layers["embedding"]
+    used = []
+    monkeypatch.setattr(layer, "torch_search", lambda vectors, k, device: used.append(device) or ("gpu", k))
+    monkeypatch.setattr(layer, "_embedder", type("OnGpu", (), {"device": "cuda:1"})())
+    assert layer.search(np.zeros((1, 256), dtype=np.float32), 3) == ("gpu", 3) and used == ["cuda:1"]
+    monkeypatch.setattr(layer, "_embedder", HashingEmbedder(256))  # no device: FAISS
+    assert layer.search(np.zeros((1, 256), dtype=np.float32), 3)[1].shape == (1, 3) and used == ["cuda:1"]
+
+
 def test_cache_by_content_hash(tmp_path):
     embedder = CountingEmbedder(64)
     cache = EmbeddingCache(tmp_path / "cache", embedder.revision)
@@ -169,6 +194,25 @@ def test_rescan_with_a_full_cache_loads_no_model(hashing_index, tmp_path, gsm8k,
     monkeypatch.setattr(embedding, "load_embedder", lambda *a, **k: pytest.fail("the model was loaded for cached texts"))
     again = decontam.scan(str(corpus), index=hashing_index, options=options).findings
     assert first.height > 0 and again.equals(first)
+
+
+def test_the_cache_folder_is_read_once_per_scan_not_once_per_batch(tmp_path, gsm8k, monkeypatch):
+    from decontam.layers import embedding
+
+    path = tmp_path / "idx"
+    decontam.build_index(path, [f"gsm8k={INDEX_SOURCES['gsm8k']}"], params=IndexParams(methods=("embedding",)),
+                         embedder=HashingEmbedder(256))
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": row["question"].replace("How many", "What number of")} for row in gsm8k[:30]])
+    options = ScanOptions(methods=("embedding",), min_cosine=0.6, min_lexical=0.05, embedding_cache=str(tmp_path / "cache"),
+                          batch_size=3)
+    first = decontam.scan(str(corpus), index=path, options=options).findings
+    files = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(files) == 10  # one per batch
+    index = decontam.load_index(path)
+    reads, load = [], np.load
+    monkeypatch.setattr(embedding.np, "load", lambda file, **kw: reads.append(file) or load(file, **kw))
+    again = decontam.scan(str(corpus), index=index, options=options).findings
+    assert sorted(reads) == sorted(files) and again.equals(first)  # not 10 reads in each of 10 batches
 
 
 def test_scan_with_another_model_is_refused(hashing_index, tmp_path):

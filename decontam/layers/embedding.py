@@ -219,6 +219,7 @@ class EmbeddingCache:
     embeds nothing. One ``.npz`` per batch of new vectors; all of them are read on first use."""
 
     def __init__(self, folder: str | Path | None, revision: str):
+        self.source = (str(folder) if folder else None, revision)
         self.folder = Path(folder) / re.sub(r"[^0-9a-zA-Z]", "", revision)[:24] if folder else None
         self._vectors: dict[str, np.ndarray] | None = None
 
@@ -270,6 +271,8 @@ class EmbeddingLayer:
         self.vectors = vectors  # [k, dim] float16 unit vectors (stored as they are searched); None: old .faiss file
         self._faiss_index = None  # IndexFlatIP over them, made on first search (faiss is imported only then)
         self._faiss_file: Path | None = None
+        self._torch_rows = None  # the rows as a torch tensor on the model's GPU, made on first search there
+        self._cache: EmbeddingCache | None = None  # the vectors of cache_dir, read on first use
         self.meta = meta  # model name, revision, dim, pooling
         self.term_part, self.term_id = term_part, term_id  # [t] rare terms of each part (lexical stage)
         self.idf = idf  # [V + 1] float32 idf of every vocabulary id
@@ -370,6 +373,42 @@ class EmbeddingLayer:
                 self._faiss_index = faiss.IndexFlatIP(self.vectors.shape[1])
                 self._faiss_index.add(self.vectors.astype(np.float32))
         return self._faiss_index
+
+    def _vector_cache(self) -> EmbeddingCache:
+        """The cache of segment vectors. With a cache folder, one per process: its files are read once,
+        not once per batch (a 20 MB scan with a cache took twice as long as without, and its re-scan
+        longer still). Without one, one per batch: it only spares repeated texts within the batch, and
+        kept across batches it would hold every vector of the scan."""
+        if self.cache_dir is None:
+            return EmbeddingCache(None, self.meta["model_revision"])
+        if self._cache is None or self._cache.source != (str(self.cache_dir), self.meta["model_revision"]):
+            self._cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
+        return self._cache
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine and row of the ``k`` nearest rows of each unit vector, best first. Where the model
+        runs on a GPU the search runs there too: on the CPU, FAISS took ~1.3 core-seconds per MB of
+        corpus on a 16-core GPU node, more than the rest of the cascade (benchmarks/README.md)."""
+        device = getattr(self._embedder, "device", None)
+        if isinstance(device, str) and device.startswith("cuda"):
+            return self.torch_search(vectors, k, device)
+        return self.faiss_index().search(vectors, k)
+
+    def torch_search(self, vectors: np.ndarray, k: int, device: str, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """The exact search as ``faiss_index().search`` gives it, as fp32 matrix products on ``device``
+        (the rows are copied there once), ``block`` vectors at a time to bound its memory."""
+        import torch
+
+        if self._torch_rows is None or str(self._torch_rows.device) != str(torch.device(device)):
+            self._torch_rows = torch.from_numpy(self.stored_vectors().astype(np.float32)).to(device)
+        cosine, rows = np.zeros((len(vectors), k), dtype=np.float32), np.zeros((len(vectors), k), dtype=np.int64)
+        with torch.no_grad():
+            for start in range(0, len(vectors), block):
+                queries = torch.from_numpy(np.ascontiguousarray(vectors[start:start + block], dtype=np.float32)).to(device)
+                best = torch.topk(queries @ self._torch_rows.T, k, dim=1)
+                cosine[start:start + block] = best.values.cpu().numpy()
+                rows[start:start + block] = best.indices.cpu().numpy()
+        return cosine, rows
 
     # -- scan -------------------------------------------------------------------------------------
 
@@ -476,10 +515,9 @@ class EmbeddingLayer:
         if windows.is_empty():
             return _empty_matches()
         owner = windows["text_ix"].to_numpy()
-        cache = EmbeddingCache(self.cache_dir, self.meta["model_revision"])
-        vectors = cache.embed(windows["text"].to_list(), self.embedder, self.meta["dim"])
+        vectors = self._vector_cache().embed(windows["text"].to_list(), self.embedder, self.meta["dim"])
         k = min(self.params.top_k, len(self.part_ix))
-        cosine, rows = self.faiss_index().search(vectors, k)  # [windows, k]: a window may hold several items
+        cosine, rows = self.search(vectors, k)  # [windows, k]: a window may hold several items
         found = pl.DataFrame({
             "text_ix": np.repeat(owner, k), "row": rows.reshape(-1).astype(np.int64),
             "score": cosine.reshape(-1).astype(np.float64),
