@@ -170,6 +170,22 @@ def test_search_runs_on_the_models_gpu_when_it_has_one(hashing_index, monkeypatc
     assert layer.search(np.zeros((1, 256), dtype=np.float32), 3)[1].shape == (1, 3) and used == ["cuda:1"]
 
 
+def test_a_gpu_out_of_memory_in_the_search_falls_back_to_the_cpu(hashing_index, monkeypatch):
+    torch = pytest.importorskip("torch")
+    layer = hashing_index.layers["embedding"]
+
+    def out_of_memory(vectors, k, device):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 272.00 MiB")
+
+    monkeypatch.setattr(layer, "torch_search", out_of_memory)
+    monkeypatch.setattr(layer, "_embedder", type("OnGpu", (), {"device": "cuda"})())
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    vectors = HashingEmbedder(256).encode(["twelve apples and three pears"])
+    cosine, rows = layer.search(vectors, 3)
+    expected = layer.faiss_index().search(vectors, 3)
+    assert np.array_equal(rows, expected[1]) and np.allclose(cosine, expected[0])
+
+
 def test_cache_by_content_hash(tmp_path):
     embedder = CountingEmbedder(64)
     cache = EmbeddingCache(tmp_path / "cache", embedder.revision)

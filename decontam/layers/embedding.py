@@ -391,7 +391,13 @@ class EmbeddingLayer:
         corpus on a 16-core GPU node, more than the rest of the cascade (benchmarks/README.md)."""
         device = getattr(self._embedder, "device", None)
         if isinstance(device, str) and device.startswith("cuda"):
-            return self.torch_search(vectors, k, device)
+            import torch
+
+            try:
+                return self.torch_search(vectors, k, device)
+            except torch.cuda.OutOfMemoryError:  # a GPU shared by many workers: the CPU gives the same rows
+                self._torch_rows = None
+                torch.cuda.empty_cache()
         return self.faiss_index().search(vectors, k)
 
     def torch_search(self, vectors: np.ndarray, k: int, device: str, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
