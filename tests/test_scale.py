@@ -1,5 +1,6 @@
 """Shards, worker processes, resuming after kill -9, remote paths, bounded memory, and Ray."""
 
+import contextlib
 import gzip
 import json
 import os
@@ -7,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import polars as pl
@@ -393,6 +395,51 @@ def test_a_worker_that_dies_stops_the_scan_with_an_error(tmp_path, index_dir, ma
     assert resumed.returncode == 1, resumed.stderr[-2000:]
 
 
+def _workers_of(pid: int) -> list[int]:
+    """The spawned pool workers among a process's children (Linux /proc)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            children += [int(c) for c in handle.read().split()]
+    workers = []
+    for child in children:
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as handle:
+            if b"spawn_main" in handle.read():
+                workers.append(child)
+    return workers
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return "\tZ" not in next(line for line in handle if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"), reason="needs Linux /proc children")
+def test_workers_end_when_the_scan_is_killed(index_dir, many_files):
+    """Killed by a CI timeout (SIGTERM) or kill -9, the scan cannot tell its workers; they waited for
+    work forever, each holding the index (and the model)."""
+    command = [shutil.which("decontam") or "decontam", "scan", str(many_files), "--index", str(index_dir), "--workers", "2"]
+    scan = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := _workers_of(scan.pid)) and scan.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert workers, "no worker started"  # (the pool starts a second one only while the first is busy)
+        scan.send_signal(signal.SIGKILL)
+        scan.wait()
+        deadline = time.monotonic() + 10
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(w) for w in workers)
+    finally:
+        scan.kill()
+        for worker in _workers_of(os.getpid()):  # (reparented to a subreaper: this process)
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_an_index_changed_under_the_workers_is_an_error_not_a_hang(tmp_path, index_dir, many_files):
     from decontam.errors import IndexFormatError
 
@@ -419,7 +466,7 @@ def test_workers_take_the_gpus_in_turn(index_dir):
     ordinals = multiprocessing.get_context("spawn").Value("i", 0)
     seen = []
     for _ in range(3):  # what each pool worker's initializer does
-        local._init_worker(str(index_dir), None, ordinals, {})
+        local._init_worker(str(index_dir), None, ordinals, {}, os.getppid())
         seen.append(local._WORKER_ORDINAL)
     assert seen == [0, 1, 2]
 

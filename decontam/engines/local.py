@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -122,13 +124,16 @@ def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str, list[int]]) -> None:
+def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str, list[int]], parent: int) -> None:
     global _WORKER_INDEX, _WORKER_START_ERROR, _WORKER_ORDINAL
     from ..index import check_unchanged, load_index
 
     # A worker has sent all it has when it exits; tearing down numba, scipy and the index took 0.2 s
     # that the scan waited for. (Handlers registered after this one, torch's included, still run.)
     atexit.register(os._exit, 0)
+    # (the scan's pid comes with the work: a parent killed while this worker was still importing is
+    # no longer os.getppid() here)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="decontam-parent-watch", daemon=True).start()
     with ordinals.get_lock():
         _WORKER_ORDINAL = ordinals.value
         ordinals.value += 1
@@ -137,6 +142,16 @@ def _init_worker(index_path: str, salt: bytes | None, ordinals, stats: dict[str,
         check_unchanged(_WORKER_INDEX, stats)
     except Exception as exc:  # noqa: BLE001 -- raised with the first shard, so that it reaches the caller as it is
         _WORKER_START_ERROR = exc
+
+
+def _exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    """End this worker once the scan's process is gone. Killed (a CI job's timeout sends SIGTERM; kill -9,
+    the OOM killer) it cannot tell its workers, and they waited for work forever, each holding its index
+    and model (~0.4-2 GB): every worker also holds the write end of the pipe it reads its work from, so
+    it never sees that pipe close."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _run_in_worker(group: list[tuple[Shard, bytes | None]], options) -> list[tuple[Shard, pl.DataFrame, dict]]:
@@ -189,7 +204,7 @@ def run_local(shards: list[Shard], index, options, *, workers: int, work_dir: Wo
     try:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats)) as pool:
+                                 initargs=(str(index.path), salt, context.Value("i", 0), index.file_stats, os.getpid())) as pool:
             running: set = set()
             try:
                 for group in small_files_together(runs.work(), for_workers=True):
