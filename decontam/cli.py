@@ -418,17 +418,24 @@ def _folder_holding(path: Path, folders: list[Path]) -> Path | None:
 
 
 def _report_format(path: Path) -> str:
-    fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
-    if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY"):
-        fmt = "md"
+    fmt = _format_of_name(path)
     if fmt is None:
         raise ParameterError(f"cannot tell the report format of {path}", "name it *.md, *.html or *.json")
     return fmt
 
 
+def _format_of_name(path: Path) -> str | None:
+    """The report format a file's name says (GitHub's job summary file: Markdown), or None."""
+    fmt = {".md": "md", ".html": "html", ".htm": "html", ".json": "json"}.get(path.suffix.lower())
+    return "md" if fmt is None and str(path).endswith("GITHUB_STEP_SUMMARY") else fmt
+
+
 def _write_report(findings, path: Path, *, counts: dict | None, index, top: int) -> None:
     fmt = _report_format(path)
-    text = RENDERERS[fmt](build_report(findings, counts=counts, index=index, top=top))
+    _write_report_text(path, fmt, RENDERERS[fmt](build_report(findings, counts=counts, index=index, top=top)))
+
+
+def _write_report_text(path: Path, fmt: str, text: str) -> None:
     if fmt == "md" and "GITHUB_STEP_SUMMARY" in str(path):  # GitHub's job summary: appended to, as its steps do
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
@@ -440,14 +447,19 @@ def _write_report(findings, path: Path, *, counts: dict | None, index, top: int)
 def report_command(
     findings_file: Annotated[Path, typer.Argument(metavar="FINDINGS", help="Findings table written by `decontam scan --out`.")],
     index: Annotated[Optional[Path], typer.Option(help="Index the scan used (default: the one recorded in the findings, else the shipped one); gives item texts and totals.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="md, html or json.")] = "md",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="md, html or json (default: by the name of --out, .html, .htm or .json; else md).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
     top: Annotated[int, typer.Option(help="Top findings shown with evidence.")] = 20,
 ) -> None:
     """Render a findings table as Markdown, a self-contained HTML page, or JSON."""
     try:
-        if fmt not in RENDERERS:
+        if fmt is not None and fmt not in RENDERERS:
             raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
+        named = _format_of_name(out) if out is not None else None
+        if fmt is not None and named is not None and named != fmt:  # Markdown in report.html
+            raise ParameterError(f"--format {fmt} but --out {out} is named as {named}",
+                                 "drop --format (the name of --out picks it) or give --out a name that matches")
+        fmt = fmt or named or "md"
         _check_outputs({"--out": out}, {"FINDINGS": findings_file})
         findings, metadata, loaded = _findings_and_index(findings_file, index)
         if index is None and metadata.get("index") is None:  # the shipped index, by default: of use only if the scan's
@@ -464,7 +476,7 @@ def report_command(
         text = text if fmt == "json" else printable(text)  # (JSON escapes them itself)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        write_text(out, text)
+        _write_report_text(out, fmt, text)
         _err(f"Wrote {fmt} report to {out}")
 
 

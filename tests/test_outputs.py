@@ -109,6 +109,20 @@ def test_html_report_is_self_contained(autoj, index_dir, tmp_path):
     assert "http://" not in page and "https://" not in page and "<script" not in page  # opens offline
 
 
+def test_report_format_follows_the_name_of_out(autoj, index_dir, tmp_path):
+    """`report F --out r.html` wrote Markdown into r.html (the format was md unless --format said)."""
+    _, findings = autoj
+    for name, start in (("r.html", "<!doctype html>"), ("r.HTM", "<!doctype html>"), ("r.json", "{"), ("r.md", "## decontam"),
+                        ("r.txt", "## decontam")):
+        result = run("report", findings, "--index", index_dir, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.stderr
+        assert (tmp_path / name).read_text().startswith(start), name
+    clash = run("report", findings, "--index", index_dir, "--format", "md", "--out", tmp_path / "x.html")
+    assert clash.exit_code == 2 and not (tmp_path / "x.html").exists()
+    assert f"Error: --format md but --out {tmp_path / 'x.html'} is named as html" in clash.stderr
+    assert run("report", findings, "--index", index_dir, "--format", "json", "--out", tmp_path / "x.txt").exit_code == 0
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
