@@ -238,11 +238,27 @@ def _zstd_reader(raw):
     return io.BufferedReader(dctx.stream_reader(raw, closefd=True, read_across_frames=True))  # (no readline of its own)
 
 
+class _GzipWriter(gzip.GzipFile):
+    """A gzip file that stores no file name in its header. ``gzip.open`` stores the name it writes to,
+    which for an output is its temporary name (``atomic.replaced``): ``gunzip -N`` restored
+    ``kept.jsonl.gz`` as ``kept.12345.tmp.jsonl``."""
+
+    def __init__(self, path: str | Path, mode: str):
+        self._raw = open(path, mode)
+        super().__init__(filename="", mode=mode, fileobj=self._raw)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
 def open_compressed(path: str | Path, mode: str = "rb"):
     """A local file, (de)compressed by its suffix (``.gz``, ``.zst``, ``.bz2``, ``.xz``), in binary mode."""
     name = str(path)
     if name.endswith(".gz"):
-        return gzip.open(path, mode)
+        return gzip.open(path, mode) if "r" in mode else _GzipWriter(path, mode)
     if name.endswith(".bz2"):
         return bz2.open(path, mode)
     if name.endswith(".xz"):

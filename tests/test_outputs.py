@@ -397,6 +397,7 @@ def test_outputs_appear_whole_or_not_at_all(tmp_path, index, gsm8k, monkeypatch)
     out = run("clean", corpus, "--findings", tmp_path / "f.jsonl", "--out", kept, "--removed", removed)
     assert out.exit_code == 0, out.stderr
     assert gzip.decompress(removed.read_bytes()).count(b"\n") == 3 and gzip.decompress(kept.read_bytes()) == b""
+    assert not removed.read_bytes()[3] & 0x08  # no file name in the header: it was the temporary one (gunzip -N)
     with replaced(tmp_path / "x.jsonl.gz") as tmp:
         assert tmp.name == f"x.{os.getpid()}.tmp.jsonl.gz"  # (the suffixes pick the format and the compression)
         tmp.write_bytes(b"")
