@@ -534,6 +534,9 @@ def baseline_command(
     """Accept the current findings: later scans with --baseline ignore them, as linters do."""
     try:
         _check_outputs({"--out": out}, {"FINDINGS": findings_file})
+        if out.name.lower().endswith((".parquet", ".jsonl", ".csv", ".tsv", ".md", ".html", ".gz")):
+            raise ParameterError(f"--out {out}: a baseline is a JSON file, and this name says another format",
+                                 "name it *.json (.decontam-baseline.json is the usual name)")
         n = write_baseline(read_findings(findings_file), out)
     except DecontamError as exc:
         raise _fail(exc) from None

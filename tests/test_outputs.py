@@ -430,6 +430,9 @@ def test_baseline_accepts_known_findings(tmp_path, index_dir, gsm8k):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[0]["question"]}])
     findings, base = tmp_path / "f.parquet", tmp_path / "baseline.json"
     assert run("scan", corpus, "--index", index_dir, "--out", findings).exit_code == 1
+    named_as_parquet = run("baseline", findings, "--out", tmp_path / "baseline.parquet")
+    assert named_as_parquet.exit_code == 2 and "a baseline is a JSON file" in named_as_parquet.stderr
+    assert not (tmp_path / "baseline.parquet").exists()
     assert run("baseline", findings, "--out", base).stdout.startswith("Wrote ")
     accepted = run("scan", corpus, "--index", index_dir, "--baseline", base, "--json")
     assert accepted.exit_code == 0
