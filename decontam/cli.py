@@ -287,6 +287,9 @@ def scan_command(
                        {"--baseline": baseline, "--salt-file": salt_file,
                         **{f"the input {source}": Path(source) for source in sources if Path(source).is_file()}},
                        {"the index": index if index is not None else default_index_path()})
+        _check_named_as("--sarif", sarif, "SARIF (JSON)", (".sarif", ".json"))
+        _check_named_as("--junit", junit, "JUnit XML", (".xml",))
+        _check_named_as("--audit", audit, "JSON", (".json",))
         scanned = [Path(spec) for spec in corpus if Path(spec).is_dir()]
         if work_dir is not None and (inside := _folder_holding(work_dir, scanned)):
             raise ParameterError(f"--work-dir {work_dir} is inside the scanned folder {inside}: a rerun would read its shard files as corpus",
@@ -417,6 +420,21 @@ def _folder_holding(path: Path, folders: list[Path]) -> Path | None:
     return next((folder for folder in folders if folder.resolve() in where.parents), None)
 
 
+# suffixes that say a file's format: an output of one format is not to be named as another
+_FORMAT_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".md", ".html", ".htm", ".xml", ".sarif",
+                    ".gz", ".zst", ".bz2", ".xz")
+
+
+def _check_named_as(option: str, path: Path | None, fmt: str, suffixes: tuple[str, ...], usual: str | None = None) -> None:
+    """An output written in one format (a baseline's JSON, JUnit XML) whose name says another
+    (``baseline.parquet``, ``junit.json``) would be read as that by the next tool: a usage error."""
+    if path is None or not path.name.lower().endswith(_FORMAT_SUFFIXES) or path.name.lower().endswith(suffixes):
+        return
+    names = " or ".join(f"*{suffix}" for suffix in suffixes)
+    raise ParameterError(f"{option} {path}: the file is {fmt}, and its name says another format",
+                         f"name it {names}" + (f" ({usual} is the usual name)" if usual else ""))
+
+
 def _report_format(path: Path) -> str:
     fmt = _format_of_name(path)
     if fmt is None:
@@ -534,9 +552,7 @@ def baseline_command(
     """Accept the current findings: later scans with --baseline ignore them, as linters do."""
     try:
         _check_outputs({"--out": out}, {"FINDINGS": findings_file})
-        if out.name.lower().endswith((".parquet", ".jsonl", ".csv", ".tsv", ".md", ".html", ".gz")):
-            raise ParameterError(f"--out {out}: a baseline is a JSON file, and this name says another format",
-                                 "name it *.json (.decontam-baseline.json is the usual name)")
+        _check_named_as("--out", out, "JSON", (".json",), usual=".decontam-baseline.json")
         n = write_baseline(read_findings(findings_file), out)
     except DecontamError as exc:
         raise _fail(exc) from None
