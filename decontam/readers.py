@@ -338,13 +338,25 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             except ValueError as exc:
                 yield MalformedRow(name, line_no, str(exc))
                 continue
-            if isinstance(data, str):  # a list of prompts or documents, one string per line
-                yield Record(name, row, {"text": data}, None, len(line))
-                continue
-            if not isinstance(data, dict):
+            record = record_of_value(data)
+            if record is None:
                 yield MalformedRow(name, line_no, f"a JSON {_json_type(data)}, not an object")
                 continue
-            yield Record(name, row, data, record_id_of(data), len(line))
+            yield Record(name, row, record, record_id_of(data) if record is data else None, len(line))
+
+
+def record_of_value(data: Any) -> dict | None:
+    """A row's JSON value as a record: an object as it is; a string as its ``text`` (prompts or
+    documents, one per line); an array as ``messages`` when it holds objects (a chat saved as a bare
+    list of turns, ``[{"role": "user", "content": ...}, ...]``), else as ``text``, a list of texts; None
+    for a number, true, false or null."""
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, str):
+        return {"text": data}
+    if isinstance(data, list):
+        return {"messages": data} if data and all(isinstance(item, dict) for item in data) else {"text": data}
+    return None
 
 
 def json_value(data: bytes) -> Any:
@@ -428,12 +440,11 @@ def is_json_array(source: str) -> bool:
 def _iter_json_array(source: str) -> Iterator[Record | MalformedRow]:
     """The elements of a JSON array (``json_array_elements``); row = 0-based position in the array."""
     for row, data in enumerate(json_array_elements(source)):
-        if isinstance(data, dict):
-            yield Record(source, row, data, record_id_of(data))
-        elif isinstance(data, str):
-            yield Record(source, row, {"text": data})
-        else:
+        record = record_of_value(data)
+        if record is None:
             yield MalformedRow(source, row + 1, f"a JSON {_json_type(data)}, not an object")
+        else:
+            yield Record(source, row, record, record_id_of(data) if record is data else None)
 
 
 JSON_ARRAY_WHOLE_BYTES = 256 << 20  # the largest .json file read whole where ijson refuses it

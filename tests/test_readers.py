@@ -115,12 +115,29 @@ def test_plain_text_and_nested_fields_and_metadata_skipped():
 def test_jsonl_gz_rows_and_malformed_lines(tmp_path):
     path = tmp_path / "c.jsonl.gz"
     with gzip.open(path, "wt") as handle:
-        handle.write(json.dumps({"id": "r0", "text": "first row"}) + "\n{not json\n[1, 2]\n\n" + json.dumps({"text": "last"}) + "\n")
+        handle.write(json.dumps({"id": "r0", "text": "first row"}) + "\n{not json\n12\n\n" + json.dumps({"text": "last"}) + "\n")
     out = list(iter_records(str(path)))
     assert isinstance(out[0], Record) and out[0].record_id == "r0" and out[0].row == 0
-    assert [(o.line, o.problem.split(" (")[0]) for o in out[1:4]] == [(2, "not valid JSON"), (3, "a JSON array, not an object"), (4, "empty line")]
+    assert [(o.line, o.problem.split(" (")[0]) for o in out[1:4]] == [(2, "not valid JSON"), (3, "a JSON number, not an object"), (4, "empty line")]
     assert all(isinstance(o, MalformedRow) for o in out[1:4])
     assert isinstance(out[4], Record) and out[4].row == 4
+
+
+def test_json_arrays_are_records_of_their_messages_or_texts(tmp_path, index, gsm8k):
+    """A chat saved as a bare list of turns, one per line or per element of a JSON array, is a record
+    of ``messages``; a list of texts, of ``text`` (both were malformed rows: not scanned)."""
+    chat = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": gsm8k[3]["question"]},
+            {"role": "assistant", "content": "Let me work it out."}]
+    texts = ["a prompt of no consequence", gsm8k[4]["question"]]
+    lines = write_jsonl(tmp_path / "chats.jsonl", [chat, texts, [], [1, 2]])
+    array = tmp_path / "chats.json"
+    array.write_text(json.dumps([chat, texts, [], [1, 2]]))
+    for path in (lines, array):
+        assert [r.data for r in iter_records(str(path))] == [{"messages": chat}, {"text": texts}, {"text": []}, {"text": [1, 2]}]
+        result = decontam.scan(str(path), index=index, options=ScanOptions(methods=("ngram",)))
+        assert sorted(result.findings.select("row", "field", "role", "item_id").rows()) == [
+            (0, "messages[1].content", "user", "gsm8k_test_3"), (1, "text[1]", None, "gsm8k_test_4")]
+        assert result.counts.rows_without_text == 2
 
 
 def test_json_strings_are_records_of_their_text(tmp_path, index, gsm8k):
@@ -198,7 +215,7 @@ def test_jsonl_with_a_byte_order_mark(tmp_path):
 
 
 def test_json_array_file(tmp_path):
-    rows = [{"id": "a", "prompt": "first record text"}, [1, 2], {"text": "third record", "n": 1234567890123, "x": 0.5}, None]
+    rows = [{"id": "a", "prompt": "first record text"}, 12, {"text": "third record", "n": 1234567890123, "x": 0.5}, None]
     path = tmp_path / "alpaca_data.json"
     path.write_text(json.dumps(rows, indent=2))
     gz = tmp_path / "c.json.gz"
@@ -207,7 +224,7 @@ def test_json_array_file(tmp_path):
         out = list(iter_records(str(source)))
         assert [type(o).__name__ for o in out] == ["Record", "MalformedRow", "Record", "MalformedRow"]
         assert (out[0].row, out[0].record_id, out[2].row, out[2].data["n"]) == (0, "a", 2, 1234567890123)
-        assert [(o.line, o.problem) for o in (out[1], out[3])] == [(2, "a JSON array, not an object"), (4, "a JSON null, not an object")]
+        assert [(o.line, o.problem) for o in (out[1], out[3])] == [(2, "a JSON number, not an object"), (4, "a JSON null, not an object")]
     assert expand_inputs([str(path)]) == [str(path)]
 
 
