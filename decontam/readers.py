@@ -345,6 +345,10 @@ def _iter_jsonl(source: str, *, byte_range: tuple[int, int] | None = None, first
             yield Record(name, row, record, record_id_of(data) if record is data else None, len(line))
 
 
+class ArrayRecord(dict):
+    """The record of a row that was a JSON array (``record_of_value``): a test set refuses it."""
+
+
 def record_of_value(data: Any) -> dict | None:
     """A row's JSON value as a record: an object as it is; a string as its ``text`` (prompts or
     documents, one per line); an array as ``messages`` when it holds objects (a chat saved as a bare
@@ -355,7 +359,7 @@ def record_of_value(data: Any) -> dict | None:
     if isinstance(data, str):
         return {"text": data}
     if isinstance(data, list):
-        return {"messages": data} if data and all(isinstance(item, dict) for item in data) else {"text": data}
+        return ArrayRecord(messages=data) if data and all(isinstance(item, dict) for item in data) else ArrayRecord(text=data)
     return None
 
 

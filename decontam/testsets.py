@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import CSV_SUFFIXES, compressed_forms, hub_offline_hint, iter_records
+from .readers import CSV_SUFFIXES, ArrayRecord, compressed_forms, hub_offline_hint, iter_records
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
@@ -435,6 +435,8 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
                         continue
                     where = f"{path}, row {row.line}" if name.endswith(CSV_SUFFIXES) else row.location()
                     raise InputError(f"{where}: {row.problem}", "fix or remove that row of the test set")
+                if isinstance(row.data, ArrayRecord):  # (a corpus row may be a bare list of chat turns; an item is an object)
+                    raise InputError(f"{path}:{row.row + 1}: a JSON array, not an object", "fix or remove that row of the test set")
                 yield row.data
 
 
