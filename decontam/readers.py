@@ -583,6 +583,44 @@ def csv_records_as_bytes(source: str) -> Iterator[Iterator[tuple[int, list[str],
         yield ((line, fields, text.encode("utf-8", "surrogateescape")) for line, fields, text in csv_records(source, handle))
 
 
+# What a file's first bytes say it is, against what its name says
+_MAGIC = ((b"\x1f\x8b", ".gz", "gzip-compressed"), (b"\x28\xb5\x2f\xfd", ".zst", "zstd-compressed"),
+          (b"BZh", ".bz2", "bzip2-compressed"), (b"\xfd7zXZ\x00", ".xz", "xz-compressed"),
+          (b"PAR1", ".parquet", "a Parquet file"), (b"PK\x03\x04", ".zip", "a zip archive"))
+
+
+def check_content_matches_name(path: str) -> None:
+    """An ``InputError`` where a local file's first bytes say another format than its name, before
+    anything is scanned. Read by its name, a gzip file named ``.jsonl`` was refused after the scan as
+    "not UTF-8 ... convert it from Latin-1", one named ``.csv`` as UTF-16, and a ``.parquet`` file that
+    was not one was a pyarrow traceback."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return  # (the reader reports what it cannot open)
+    found = next(((suffix, what) for magic, suffix, what in _MAGIC if head.startswith(magic)), None)
+    name = path.lower()
+    named = next((suffix for suffix in (*COMPRESSED, ".parquet") if name.endswith(suffix)), None)
+    if found is None:
+        if named == ".parquet":
+            raise InputError(f"{path} is not a Parquet file (it does not start with PAR1)",
+                             "a JSON Lines file is named .jsonl, a CSV file .csv; a Parquet file cut short must be written again")
+        return
+    suffix, what = found
+    if suffix == named:
+        return
+    if suffix == ".zip":
+        raise InputError(f"{path} is {what}", "unzip it and scan what it holds")
+    if named == ".parquet":
+        raise InputError(f"{path} is {what}, not a Parquet file",
+                         "decompress it, or name it by what it holds (.jsonl.gz, .csv.gz...)")
+    plain = path[: -len(named)] if named in COMPRESSED else path
+    rename = plain + suffix if suffix in COMPRESSED else f"{plain.rsplit('.', 1)[0]}.parquet"
+    raise InputError(f"{path} is {what}, but its name says {'a ' + named + ' file' if named else 'uncompressed text'}",
+                     f"rename it {rename}: the name picks how it is read")
+
+
 def _looks_utf16(head: bytes) -> bool:
     """UTF-16 text: its byte-order mark, or the zero bytes between ASCII characters."""
     return head[:2] in (b"\xff\xfe", b"\xfe\xff") or len(head) >= 8 and (not any(head[1:8:2]) or not any(head[0:8:2]))

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import CSV_SUFFIXES, ArrayRecord, compressed_forms, hub_offline_hint, iter_records
+from .readers import CSV_SUFFIXES, ArrayRecord, check_content_matches_name, compressed_forms, hub_offline_hint, iter_records
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
@@ -424,6 +424,7 @@ def _local_files(location: str) -> list[Path]:
 def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
     for path in files:
         name = path.name
+        check_content_matches_name(str(path))
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 

@@ -407,6 +407,37 @@ def test_utf16_files_are_refused_by_name(tmp_path, name):
             list(iter_records(str(tmp_path / name)))
 
 
+def test_a_file_whose_bytes_say_another_format_than_its_name_is_refused(tmp_path, index, index_dir, gsm8k):
+    """A gzip file named .jsonl was refused as "not UTF-8 ... convert it from Latin-1", one named .csv
+    as UTF-16; a .parquet file that was not one was a pyarrow traceback."""
+    import zstandard
+    from typer.testing import CliRunner
+
+    from decontam.cli import app
+
+    text = (json.dumps({"prompt": gsm8k[3]["question"]}) + "\n").encode()
+    cases = {"g.jsonl": (gzip.compress(text), "g.jsonl is gzip-compressed, but its name says uncompressed text", f"rename it {tmp_path}/g.jsonl.gz"),
+             "z.csv.gz": (zstandard.ZstdCompressor().compress(b"prompt\nsome text\n"),
+                          "z.csv.gz is zstd-compressed, but its name says a .gz file", f"rename it {tmp_path}/z.csv.zst"),
+             "p.jsonl": (b"PAR1" + bytes(20), "p.jsonl is a Parquet file, but its name says uncompressed text", f"rename it {tmp_path}/p.parquet"),
+             "j.parquet": (text, "j.parquet is not a Parquet file (it does not start with PAR1)", "a JSON Lines file is named .jsonl"),
+             "e.parquet": (b"", "e.parquet is not a Parquet file", "a JSON Lines file is named .jsonl"),
+             "g.parquet": (gzip.compress(text), "g.parquet is gzip-compressed, not a Parquet file", "decompress it"),
+             "a.jsonl": (b"PK\x03\x04" + bytes(30), "a.jsonl is a zip archive", "unzip it")}
+    for name, (data, message, hint) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        result = CliRunner().invoke(app, ["scan", str(tmp_path / name), "--index", str(index_dir)])
+        assert result.exit_code == 2, (name, result.stderr)
+        assert f"Error: {tmp_path}/{message}" in result.stderr, (name, result.stderr)
+        assert f"Hint: {hint}" in result.stderr, (name, result.stderr)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(b"PAR1" + bytes(100))  # its start, without the footer
+    result = CliRunner().invoke(app, ["scan", str(cut), "--index", str(index_dir)])
+    assert result.exit_code == 2 and f"Error: cannot read Parquet file {cut}: " in result.stderr
+    (tmp_path / "g.jsonl.gz").write_bytes(gzip.compress(text))  # as named: read
+    assert decontam.scan(str(tmp_path / "g.jsonl.gz"), index=index, options=ScanOptions(methods=("ngram",))).findings.height == 1
+
+
 def test_damaged_gzip_is_an_input_error(tmp_path):
     from decontam.engines import Shard, iter_chunks
 
