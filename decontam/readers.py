@@ -596,9 +596,14 @@ def check_content_matches_name(path: str) -> None:
     was not one was a pyarrow traceback."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(8)
+            head = handle.read(10)
+            if head.startswith(b"PAR1") and not path.lower().endswith(".parquet"):  # (a text may start so; Parquet ends so too)
+                handle.seek(-4, os.SEEK_END)
+                head = head if handle.read(4) == b"PAR1" else b""
     except OSError:
         return  # (the reader reports what it cannot open)
+    if head.startswith(b"BZh") and head[4:10] != b"\x31\x41\x59\x26\x53\x59":  # (a text may start so: not bzip2's block)
+        head = b""
     found = next(((suffix, what) for magic, suffix, what in _MAGIC if head.startswith(magic)), None)
     name = path.lower()
     named = next((suffix for suffix in (*COMPRESSED, ".parquet") if name.endswith(suffix)), None)

@@ -419,7 +419,7 @@ def test_a_file_whose_bytes_say_another_format_than_its_name_is_refused(tmp_path
     cases = {"g.jsonl": (gzip.compress(text), "g.jsonl is gzip-compressed, but its name says uncompressed text", f"rename it {tmp_path}/g.jsonl.gz"),
              "z.csv.gz": (zstandard.ZstdCompressor().compress(b"prompt\nsome text\n"),
                           "z.csv.gz is zstd-compressed, but its name says a .gz file", f"rename it {tmp_path}/z.csv.zst"),
-             "p.jsonl": (b"PAR1" + bytes(20), "p.jsonl is a Parquet file, but its name says uncompressed text", f"rename it {tmp_path}/p.parquet"),
+             "p.jsonl": (b"PAR1" + bytes(20) + b"PAR1", "p.jsonl is a Parquet file, but its name says uncompressed text", f"rename it {tmp_path}/p.parquet"),
              "j.parquet": (text, "j.parquet is not a Parquet file (it does not start with PAR1)", "a JSON Lines file is named .jsonl"),
              "e.parquet": (b"", "e.parquet is not a Parquet file", "a JSON Lines file is named .jsonl"),
              "g.parquet": (gzip.compress(text), "g.parquet is gzip-compressed, not a Parquet file", "decompress it"),
@@ -435,6 +435,9 @@ def test_a_file_whose_bytes_say_another_format_than_its_name_is_refused(tmp_path
     result = CliRunner().invoke(app, ["scan", str(cut), "--index", str(index_dir)])
     assert result.exit_code == 2 and f"Error: cannot read Parquet file {cut}: " in result.stderr
     (tmp_path / "g.jsonl.gz").write_bytes(gzip.compress(text))  # as named: read
+    for start in ("BZh", "PAR1"):  # words at the start of a text: not a bzip2 stream, not a Parquet file
+        (tmp_path / "words.txt").write_text(f"{start} is a word here, and the text goes on.\n")
+        assert decontam.scan(str(tmp_path / "words.txt"), index=index, options=ScanOptions(methods=("ngram",))).counts.rows_read == 1
     assert decontam.scan(str(tmp_path / "g.jsonl.gz"), index=index, options=ScanOptions(methods=("ngram",))).findings.height == 1
 
 
