@@ -174,10 +174,11 @@ def _items_not_indexed(bench: dict) -> int:
 
 @index_app.command("info")
 def index_info(
-    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    index_dir: Annotated[Optional[Path], typer.Argument(help="Index folder (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Show what an index holds: benchmarks, sources, revisions, layer parameters."""
+    index_dir = index_dir or default_index_path()
     try:
         index = load_index(index_dir)
     except DecontamError as exc:
@@ -221,8 +222,9 @@ def index_export(
 
 
 @index_app.command("verify")
-def index_verify(index_dir: Annotated[Path, typer.Argument(help="Index folder.")]) -> None:
+def index_verify(index_dir: Annotated[Optional[Path], typer.Argument(help="Index folder (default: the shipped one).")] = None) -> None:
     """Check every index file against the checksums in its manifest (exit 1 on any difference)."""
+    index_dir = index_dir or default_index_path()
     try:
         index = load_index(index_dir, verify=False)
     except DecontamError as exc:
@@ -716,11 +718,12 @@ def benchmarks_pin(
 
 @artifacts_app.command("show")
 def artifacts_show(
-    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    index_dir: Annotated[Optional[Path], typer.Argument(help="Index folder (default: the shipped one).")] = None,
     benchmark: Annotated[Optional[str], typer.Option(help="Only this benchmark's templates.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the templates as JSON Lines.")] = False,
 ) -> None:
     """List each benchmark's instruction templates with coverage and distinctiveness."""
+    index_dir = index_dir or default_index_path()
     try:
         index = load_index(index_dir)
     except DecontamError as exc:

@@ -269,3 +269,13 @@ def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
     summary = json.loads(result.stdout)
     assert summary["benchmarks"]["gsm8k"]["items_found"] == 1
     assert set(summary["benchmarks"]) == {"gsm8k", "mmlu", "humaneval", "mt_bench", "arena_hard", "ifeval", "truthfulqa", "math500"}
+
+
+def test_index_commands_without_an_index_show_the_shipped_one():
+    from decontam.index import default_index_path
+
+    info = run("index", "info")
+    assert info.exit_code == 0 and info.stdout.startswith(f"Index {default_index_path()}: format ")
+    assert run("index", "verify").stdout.startswith("OK ")
+    templates = run("artifacts", "show", "--benchmark", "ifeval")
+    assert templates.exit_code == 0 and "ifeval:" in templates.stdout
