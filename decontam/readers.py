@@ -244,7 +244,7 @@ class _GzipWriter(gzip.GzipFile):
     ``kept.jsonl.gz`` as ``kept.12345.tmp.jsonl``."""
 
     def __init__(self, path: str | Path, mode: str):
-        self._raw = open(path, mode)
+        self._raw = open(path, mode)  # noqa: SIM115 -- closed by close(), after the gzip trailer
         super().__init__(filename="", mode=mode, fileobj=self._raw)
 
     def close(self) -> None:

@@ -20,7 +20,14 @@ from urllib.parse import parse_qs
 
 from .checksums import sha256_files
 from .errors import InputError
-from .readers import CSV_SUFFIXES, ArrayRecord, check_content_matches_name, compressed_forms, hub_offline_hint, iter_records
+from .readers import (
+    CSV_SUFFIXES,
+    ArrayRecord,
+    check_content_matches_name,
+    compressed_forms,
+    hub_offline_hint,
+    iter_records,
+)
 from .types import ItemPart, MalformedRow, TestItem
 
 QUESTION_KEYS = (
