@@ -435,7 +435,11 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            yield from pq.read_table(path).to_pylist()
+            try:
+                table = pq.read_table(path)
+            except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+                raise InputError(f"cannot read Parquet file {path}: {exc}", "check that the file is complete") from exc
+            yield from table.to_pylist()
         else:  # JSONL, JSON arrays, CSV: read as corpora are, but a test set must be read whole
             for row in iter_records(str(path)):
                 if isinstance(row, MalformedRow):

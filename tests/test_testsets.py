@@ -1,4 +1,5 @@
 import csv
+import gzip
 import json
 
 import pytest
@@ -261,3 +262,9 @@ def test_invalid_json_names_the_line(tmp_path):
     (tmp_path / "mixed.json").write_text(json.dumps([{"question": "ok question here"}, ["not", "an", "object"]]))
     with pytest.raises(InputError, match=r"mixed.json:2: a JSON array, not an object"):
         load_test_set(parse_source(f"x={tmp_path / 'mixed.json'}"))
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1" + bytes(40))  # a Parquet file cut short: was a pyarrow traceback
+    with pytest.raises(InputError, match=r"cannot read Parquet file .*cut.parquet: "):
+        load_test_set(parse_source(f"x={tmp_path / 'cut.parquet'}"))
+    (tmp_path / "packed.jsonl").write_bytes(gzip.compress(b'{"question": "ok question here"}\n'))
+    with pytest.raises(InputError, match=r"packed.jsonl is gzip-compressed, but its name says uncompressed text"):
+        load_test_set(parse_source(f"x={tmp_path / 'packed.jsonl'}"))
