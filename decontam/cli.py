@@ -311,6 +311,7 @@ def scan_command(
             _err(warning)
         if shard_mb is not None and shard_mb < 1:
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
+        _check_top(top)
         if fail_min_score > 1:  # scores are in [0, 1]: a typo (9 for 0.9) would leave the gate open
             _err(f"Warning: --fail-min-score {fail_min_score} is past every score (they are in [0, 1]): the gate cannot fail; "
                  "--fail-on none says so")
@@ -437,6 +438,11 @@ def _check_named_as(option: str, path: Path | None, fmt: str, suffixes: tuple[st
                          f"name it {names}" + (f" ({usual} is the usual name)" if usual else ""))
 
 
+def _check_top(top: int) -> None:
+    if top < 0:  # (polars' head(-1) is every finding but the last)
+        raise ParameterError(f"--top {top} must be 0 or more", "0 shows no findings, 10 the ten best")
+
+
 def _report_format(path: Path) -> str:
     fmt = _format_of_name(path)
     if fmt is None:
@@ -473,6 +479,7 @@ def report_command(
 ) -> None:
     """Render a findings table as Markdown, a self-contained HTML page, or JSON."""
     try:
+        _check_top(top)
         if fmt is not None and fmt not in RENDERERS:
             raise ParameterError(f"--format {fmt!r} is not md, html or json", "choose one of md, html, json")
         named = _format_of_name(out) if out is not None else None

@@ -271,6 +271,17 @@ def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
     assert set(summary["benchmarks"]) == {"gsm8k", "mmlu", "humaneval", "mt_bench", "arena_hard", "ifeval", "truthfulqa", "math500"}
 
 
+def test_a_negative_top_is_a_usage_error(tmp_path, index_dir, gsm8k):
+    """polars' head(-1) showed every finding but the last."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
+    scan = run("scan", corpus, "--index", index_dir, "--top", "-1", "--out", tmp_path / "f.parquet")
+    assert (scan.exit_code, scan.stderr.splitlines()[-2:]) == (2, ["Error: --top -1 must be 0 or more", "Hint: 0 shows no findings, 10 the ten best"])
+    assert not (tmp_path / "f.parquet").exists()
+    run("scan", corpus, "--index", index_dir, "--out", tmp_path / "f.parquet")
+    report = run("report", tmp_path / "f.parquet", "--top", "-3")
+    assert report.exit_code == 2 and report.stderr.startswith("Error: --top -3 must be 0 or more\n")
+
+
 def test_index_commands_without_an_index_show_the_shipped_one():
     from decontam.index import default_index_path
 
