@@ -137,6 +137,16 @@ def index_build(
             min_part_tokens=min_part_tokens,
             methods=_split_csv(methods) or (),
         )
+        _check_layer_options(params.methods, {
+            "--ngram-size": (ngram_size != NgramParams.ngram_size, "ngram"), "--min-score": (min_score != NgramParams.min_score, "ngram"),
+            "--num-perm": (num_perm != MinHashParams.num_perm, "minhash"), "--shingle-size": (shingle_size != MinHashParams.shingle_size, "minhash"),
+            "--min-jaccard": (min_jaccard != MinHashParams.min_jaccard, "minhash"),
+            "--min-shingles": (min_shingles != MinHashParams.min_shingles, "minhash"),
+            "--background": (bool(background), "artifact"), "--templates": (templates is not None, "artifact"),
+            "--no-curated": (no_curated, "artifact"), "--min-share": (min_share != ArtifactParams.min_share, "artifact"),
+            "--embedding-model": (embedding_model != EmbeddingParams.model, "embedding"),
+            "--min-cosine": (min_cosine != EmbeddingParams.min_cosine, "embedding"),
+            "--min-lexical": (min_lexical != EmbeddingParams.min_lexical, "embedding")})
         for file in background:
             if not file.exists():
                 raise ParameterError(f"--background file {file} does not exist", "give a JSONL / Parquet corpus of ordinary text")
@@ -165,6 +175,15 @@ def index_build(
             _err(f"Warning: {bench['name']}: {empty} row(s) have nothing in their item fields (empty or null) and are not items "
                  f"(e.g. {', '.join(bench['rows_without_text']['examples'])})")
     print(f"Wrote index {index_dir} ({', '.join(index.methods)}; {len(index.benchmarks)} benchmarks)")
+
+
+def _check_layer_options(methods: tuple[str, ...], given: dict[str, tuple[bool, str]]) -> None:
+    """An option of a layer the build leaves out (``--min-cosine 0.85`` without ``--methods
+    ...,embedding``) would be dropped without a word: a usage error."""
+    for option, (changed, layer) in given.items():
+        if changed and layer not in methods:
+            raise ParameterError(f"{option} is an option of the {layer} layer, which --methods {','.join(methods)} does not build",
+                                 f"add {layer} to --methods, or drop {option}")
 
 
 def _items_not_indexed(bench: dict) -> int:

@@ -271,6 +271,19 @@ def test_scan_without_index_uses_the_shipped_default(tmp_path, gsm8k):
     assert set(summary["benchmarks"]) == {"gsm8k", "mmlu", "humaneval", "mt_bench", "arena_hard", "ifeval", "truthfulqa", "math500"}
 
 
+def test_an_option_of_a_layer_the_build_leaves_out_is_a_usage_error(tmp_path):
+    """--min-cosine without the embedding layer was dropped without a word."""
+    source = f"gsm8k={INDEX_SOURCES['gsm8k']}"
+    result = run("index", "build", tmp_path / "i", "--source", source, "--min-cosine", "0.85")
+    assert result.exit_code == 2 and not (tmp_path / "i").exists()
+    assert result.stderr.splitlines()[-2:] == [
+        "Error: --min-cosine is an option of the embedding layer, which --methods ngram,minhash,artifact does not build",
+        "Hint: add embedding to --methods, or drop --min-cosine"]
+    result = run("index", "build", tmp_path / "i", "--source", source, "--methods", "ngram", "--num-perm", "64")
+    assert result.exit_code == 2 and "--num-perm is an option of the minhash layer" in result.stderr
+    assert run("index", "build", tmp_path / "i", "--source", source, "--methods", "ngram", "--ngram-size", "13").exit_code == 0
+
+
 def test_a_negative_top_is_a_usage_error(tmp_path, index_dir, gsm8k):
     """polars' head(-1) showed every finding but the last."""
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
