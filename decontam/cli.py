@@ -331,6 +331,13 @@ def scan_command(
         if shard_mb is not None and shard_mb < 1:
             raise ParameterError(f"--shard-mb {shard_mb} must be at least 1", "leave it out for 1/64 of the input, 4 to 64 MB")
         _check_top(top)
+        running = options.methods or loaded.methods
+        for option, value, layer in (("--min-score", min_score, "ngram"), ("--min-jaccard", min_jaccard, "minhash"),
+                                     ("--min-share", min_share, "artifact"), ("--min-cosine", min_cosine, "embedding"),
+                                     ("--min-lexical", min_lexical, "embedding"), ("--device", device, "embedding"),
+                                     ("--embedding-cache", embedding_cache, "embedding")):
+            if value is not None and layer not in running:  # (a threshold of a layer that does not run changes nothing)
+                _err(f"Warning: {option} has no effect: the {layer} layer does not run in this scan ({', '.join(running)})")
         if fail_min_score > 1:  # scores are in [0, 1]: a typo (9 for 0.9) would leave the gate open
             _err(f"Warning: --fail-min-score {fail_min_score} is past every score (they are in [0, 1]): the gate cannot fail; "
                  "--fail-on none says so")

@@ -282,6 +282,11 @@ def test_an_option_of_a_layer_the_build_leaves_out_is_a_usage_error(tmp_path):
     result = run("index", "build", tmp_path / "i", "--source", source, "--methods", "ngram", "--num-perm", "64")
     assert result.exit_code == 2 and "--num-perm is an option of the minhash layer" in result.stderr
     assert run("index", "build", tmp_path / "i", "--source", source, "--methods", "ngram", "--ngram-size", "13").exit_code == 0
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "nothing of note in this row"}])
+    scan = run("scan", corpus, "--index", tmp_path / "i", "--min-jaccard", "0.6", "--min-score", "0.8")  # (a scan warns: it may run
+    assert scan.exit_code == 0                                                                         # another index with one config)
+    assert "Warning: --min-jaccard has no effect: the minhash layer does not run in this scan (ngram)" in scan.stderr
+    assert "--min-score has no effect" not in scan.stderr
 
 
 def test_a_negative_top_is_a_usage_error(tmp_path, index_dir, gsm8k):
