@@ -422,7 +422,7 @@ def test_workers_end_when_the_scan_is_killed(index_dir, many_files):
     """Killed by a CI timeout (SIGTERM) or kill -9, the scan cannot tell its workers; they waited for
     work forever, each holding the index (and the model)."""
     command = [shutil.which("decontam") or "decontam", "scan", str(many_files), "--index", str(index_dir), "--workers", "2"]
-    scan = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scan, workers = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), []
     try:
         deadline = time.monotonic() + 60
         while not (workers := _workers_of(scan.pid)) and scan.poll() is None and time.monotonic() < deadline:
@@ -434,10 +434,11 @@ def test_workers_end_when_the_scan_is_killed(index_dir, many_files):
         while any(_running(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_running(w) for w in workers)
-    finally:
+    finally:  # (a failed test leaves no process behind)
         scan.kill()
-        for worker in _workers_of(os.getpid()):  # (reparented to a subreaper: this process)
-            os.kill(worker, signal.SIGKILL)
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
 
 
 def test_an_index_changed_under_the_workers_is_an_error_not_a_hang(tmp_path, index_dir, many_files):
