@@ -432,9 +432,9 @@ def test_baseline_accepts_known_findings(tmp_path, index_dir, gsm8k):
     assert run("scan", corpus, "--index", index_dir, "--out", findings).exit_code == 1
     named_as_parquet = run("baseline", findings, "--out", tmp_path / "baseline.parquet")
     assert named_as_parquet.exit_code == 2 and "the file is JSON, and its name says another format" in named_as_parquet.stderr
+    assert not (tmp_path / "baseline.parquet").exists()
     junit_as_json = run("scan", corpus, "--index", index_dir, "--junit", tmp_path / "junit.json")
     assert junit_as_json.exit_code == 2 and "--junit" in junit_as_json.stderr and not (tmp_path / "junit.json").exists()
-    assert not (tmp_path / "baseline.parquet").exists()
     assert run("baseline", findings, "--out", base).stdout.startswith("Wrote ")
     accepted = run("scan", corpus, "--index", index_dir, "--baseline", base, "--json")
     assert accepted.exit_code == 0
