@@ -348,6 +348,9 @@ def scan_command(
                                          embedding_actors=embedding_actors, note=_err)
         except UnreadableInputError as exc:  # the other files' findings are written and shown, then exit 2
             result, unreadable = exc.result, exc
+        for source, rows in result.counts.rows_by_source.items():
+            if rows == 0:  # (an export that failed leaves an empty file, which scans clean)
+                _err(f"Warning: {source} holds no rows")
         findings, n_accepted = without_baseline(result.findings, accepted)
         result.findings = findings
         summary = result.summary(fail_min_score=fail_min_score)

@@ -289,6 +289,15 @@ def test_an_option_of_a_layer_the_build_leaves_out_is_a_usage_error(tmp_path):
     assert "--min-score has no effect" not in scan.stderr
 
 
+def test_an_empty_file_is_named_in_a_warning(tmp_path, index_dir, gsm8k):
+    """An export that failed leaves an empty file, which scans clean."""
+    (tmp_path / "empty.jsonl").write_text("")
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
+    result = run("scan", tmp_path / "empty.jsonl", corpus, "--index", index_dir)
+    assert result.exit_code == 1 and f"Warning: {tmp_path / 'empty.jsonl'} holds no rows\n" in result.stderr
+    assert "holds no rows" not in run("scan", corpus, "--index", index_dir).stderr
+
+
 def test_a_negative_top_is_a_usage_error(tmp_path, index_dir, gsm8k):
     """polars' head(-1) showed every finding but the last."""
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[2]["question"]}])
