@@ -137,11 +137,15 @@ def read_baseline(path: str | Path) -> set[str]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"baseline file {path} does not exist", "write one with `decontam baseline FINDINGS --out FILE`")
+    hint = "write one with `decontam baseline FINDINGS --out FILE`"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         return {entry["fingerprint"] for entry in data["findings"]}
+    except UnicodeDecodeError as exc:  # (a findings table given for its baseline was a traceback)
+        raise InputError(f"{path} is not a decontam baseline (not JSON text{': a Parquet file' if path.suffix == '.parquet' else ''})",
+                         hint) from exc
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{path} is not a decontam baseline ({exc})", "write one with `decontam baseline FINDINGS --out FILE`") from exc
+        raise InputError(f"{path} is not a decontam baseline ({exc})", hint) from exc
 
 
 def without_baseline(findings: pl.DataFrame, accepted: set[str]) -> tuple[pl.DataFrame, int]:

@@ -433,6 +433,9 @@ def test_baseline_accepts_known_findings(tmp_path, index_dir, gsm8k):
     named_as_parquet = run("baseline", findings, "--out", tmp_path / "baseline.parquet")
     assert named_as_parquet.exit_code == 2 and "the file is JSON, and its name says another format" in named_as_parquet.stderr
     assert not (tmp_path / "baseline.parquet").exists()
+    findings_for_baseline = run("scan", corpus, "--index", index_dir, "--baseline", findings)  # (was a UnicodeDecodeError traceback)
+    assert findings_for_baseline.exit_code == 2
+    assert f"Error: {findings} is not a decontam baseline (not JSON text: a Parquet file)" in findings_for_baseline.stderr
     junit_as_json = run("scan", corpus, "--index", index_dir, "--junit", tmp_path / "junit.json")
     assert junit_as_json.exit_code == 2 and "--junit" in junit_as_json.stderr and not (tmp_path / "junit.json").exists()
     assert run("baseline", findings, "--out", base).stdout.startswith("Wrote ")
