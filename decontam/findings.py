@@ -144,6 +144,12 @@ def read_findings_with_metadata(path: str | Path) -> tuple[pl.DataFrame, dict]:
             if not path.stat().st_size:
                 frame = empty_findings()
             elif fmt == "jsonl":
+                # (read with the table's schema, a corpus given for its findings had every column, all null)
+                with open(path, "rb") as handle:
+                    first = json.loads(next((line for line in handle if line.strip()), b"{}"))
+                if missing := [name for name in FINDINGS_SCHEMA if not isinstance(first, dict) or name not in first]:
+                    raise InputError(f"{path} is not a findings table: its first row has no {', '.join(missing[:3])}"
+                                     + ("..." if len(missing) > 3 else ""), "pass a file written by `decontam scan --out`")
                 frame = pl.read_ndjson(path, schema=FINDINGS_SCHEMA)
             else:
                 frame = pl.read_csv(path, schema_overrides=FINDINGS_SCHEMA, infer_schema=False)

@@ -392,7 +392,8 @@ def json_value(data: bytes) -> Any:
 def json_objects(lines: Iterable[str], path: str | Path, hint: str) -> Iterator[tuple[int, dict]]:
     """(line number, object) of each non-blank line of a small JSON Lines file that decontam reads as
     a whole (model results, curated templates): a line that is not a JSON object is an ``InputError``
-    at ``path:line``, with ``hint``."""
+    at ``path:line``, with ``hint``. ``lines`` are split at newlines only: ``str.splitlines`` also
+    splits at U+2028, form feeds and the like, which JSON strings may hold raw (a model's output)."""
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -102,7 +102,7 @@ def read_results(path: str | Path, *, id_column: str | None = None, score_column
         rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
         numbered = list(enumerate(rows, start=2))  # line 1 is the header
     else:
-        numbered = list(json_objects(text.splitlines(), path, "give JSONL, one object per line with an item id and a "
+        numbered = list(json_objects(text.split("\n"), path, "give JSONL, one object per line with an item id and a "
                                                              "correct/score field, or a .csv file"))
     if not numbered:
         raise InputError(f"results file {path} is empty", "give one row per test item")

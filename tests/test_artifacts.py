@@ -158,3 +158,20 @@ def test_quoted_spans_are_slots():
     found = layer.match(encode_batch(probe, pl.Series(["x"]), keep_tokens=True), probe, 0.8)
     assert found["text_ix"].to_list() == [0]
     assert probe[0][found["char_start"][0]:].startswith("Finish your answer")
+
+
+def test_a_curated_template_file_is_read_as_json_lines_or_refused_with_its_line(tmp_path):
+    from decontam.errors import InputError
+    from decontam.layers.artifact import load_curated
+
+    good = tmp_path / "t.jsonl"  # (a raw U+2028 in a string is JSON: the line is not cut there)
+    good.write_text(json.dumps({"benchmark": "x", "text": "first\u2028second part of the template"}, ensure_ascii=False) + "\n\n",
+                    encoding="utf-8")
+    assert [t["benchmark"] for t in load_curated(good)] == ["x"]
+    for content, message in ((b'{"benchmark": "x"}\n', r"t2.jsonl:1: a curated template needs benchmark and text"),
+                             (b'{"benchmark": "x", "text": "y"}\n[1]\n', r"t2.jsonl:2: a JSON list, not an object"),
+                             (b"PAR1\xf4\x00\x00PAR1", r"t2.jsonl is not UTF-8 text \(byte 5\)")):  # (a Parquet file: was a traceback)
+        (tmp_path / "t2.jsonl").write_bytes(content)
+        with pytest.raises(InputError, match=message):
+            load_curated(tmp_path / "t2.jsonl")
+

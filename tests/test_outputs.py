@@ -669,6 +669,30 @@ def test_compare_names_the_line_of_a_bad_result(judgebench_scan, tmp_path, conte
     assert out.exit_code == 2 and message in out.stderr, out.stderr
 
 
+def test_a_corpus_given_for_the_findings_is_refused(tmp_path, gsm8k):
+    """Read with the findings' schema, a JSON Lines corpus was a table of all-null findings: split
+    wrote every item as clean, report and clean failed with tracebacks."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"prompt": gsm8k[0]["question"]}, {"prompt": "another row"}])
+    for command in (["report", corpus], ["split", corpus, "--out-dir", tmp_path / "s"],
+                    ["clean", corpus, "--findings", corpus, "--out", tmp_path / "k.jsonl", "--removed", tmp_path / "r.jsonl"]):
+        result = run(*command)
+        assert result.exit_code == 2, (command, result.stderr)
+        assert f"Error: {corpus} is not a findings table: its first row has no source, row, record_id..." in result.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "k.jsonl").exists()
+
+
+def test_compare_reads_model_outputs_with_line_separators(judgebench_scan, tmp_path):
+    """A model's output may hold U+2028 or a form feed raw (JSON allows it, ensure_ascii=False writes
+    it): str.splitlines cut the line there, and the results were "not valid JSON"."""
+    findings, copied = judgebench_scan[3], judgebench_scan[4]
+    path = tmp_path / "results.jsonl"
+    row = {"pair_id": copied["id"], "correct": 1, "response": "first part\u2028second part\x0cthird\u0085fourth"}
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = run("compare", path, "--findings", findings, "--benchmark", "judgebench", "--json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)[2] == {"group": "contaminated", "items": 1, "mean": 1.0, "minus_clean": None}
+
+
 def test_compare_reads_a_spreadsheet_csv_with_a_byte_order_mark(judgebench_scan, tmp_path):
     findings, copied = judgebench_scan[3], judgebench_scan[4]
     path = tmp_path / "results.csv"

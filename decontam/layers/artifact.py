@@ -439,9 +439,12 @@ def _empty_matches() -> pl.DataFrame:
 def load_curated(path: Path) -> list[dict]:
     """Curated templates: JSON Lines with benchmark, id, text and an optional note."""
     out = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, entry in json_objects(handle, path, "fix the curated template file"):
-            if not {"benchmark", "text"} <= set(entry):
-                raise InputError(f"{path}:{line_no}: a curated template needs benchmark and text", 'e.g. {"benchmark": "judgebench", "id": "kkkkk", "text": "..."}')
-            out.append(entry)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # (a Parquet file given for it was a traceback)
+        raise InputError(f"{path} is not UTF-8 text (byte {exc.start + 1})", "curated templates are JSON Lines, one template per line") from exc
+    for line_no, entry in json_objects(text.split("\n"), path, "fix the curated template file"):
+        if not {"benchmark", "text"} <= set(entry):
+            raise InputError(f"{path}:{line_no}: a curated template needs benchmark and text", 'e.g. {"benchmark": "judgebench", "id": "kkkkk", "text": "..."}')
+        out.append(entry)
     return out
