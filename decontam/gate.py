@@ -135,9 +135,9 @@ def write_baseline(findings: pl.DataFrame, path: str | Path) -> int:
 
 def read_baseline(path: str | Path) -> set[str]:
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"baseline file {path} does not exist", "write one with `decontam baseline FINDINGS --out FILE`")
     hint = "write one with `decontam baseline FINDINGS --out FILE`"
+    if not path.exists():
+        raise InputError(f"baseline file {path} does not exist", hint)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return {entry["fingerprint"] for entry in data["findings"]}

@@ -518,13 +518,18 @@ def _lines_until(handle, length: int) -> Iterator[bytes]:
         yield line
 
 
-def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, first_row: int = 0) -> Iterator[Record | MalformedRow]:
+def open_parquet(source: str):
+    """A ``pyarrow.parquet.ParquetFile`` of a local or remote file; a damaged one is an ``InputError``."""
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(open_input(source) if is_url(source) else source)
+        return pq.ParquetFile(open_input(source) if is_url(source) else source)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
         raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
+
+
+def _iter_parquet(source: str, *, row_groups: tuple[int, int] | None = None, first_row: int = 0) -> Iterator[Record | MalformedRow]:
+    parquet = open_parquet(source)
     row = first_row
     groups = list(range(*row_groups) if row_groups is not None else range(parquet.num_row_groups))
     if not groups:

@@ -27,6 +27,7 @@ from .readers import (
     compressed_forms,
     hub_offline_hint,
     iter_records,
+    open_parquet,
 )
 from .types import ItemPart, MalformedRow, TestItem
 
@@ -433,13 +434,7 @@ def _read_local(files: list[Path]) -> Iterator[dict[str, Any]]:
         name = path.name
         check_content_matches_name(str(path))
         if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            try:
-                table = pq.read_table(path)
-            except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
-                raise InputError(f"cannot read Parquet file {path}: {exc}", "check that the file is complete") from exc
-            yield from table.to_pylist()
+            yield from open_parquet(str(path)).read().to_pylist()
         else:  # JSONL, JSON arrays, CSV: read as corpora are, but a test set must be read whole
             for row in iter_records(str(path)):
                 if isinstance(row, MalformedRow):

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import InputError, ParameterError
+from ..errors import ParameterError
 from ..findings import SORT_KEYS, empty_findings
 from ..readers import (COMPRESSED, CSV_SUFFIXES, JSONL_SUFFIXES, TEXT_SUFFIXES, check_content_matches_name, csv_records_as_bytes,
-                       damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input, records_as_jsonl, text_records)
+                       damaged_input, is_dataset, is_json_array, is_url, iter_records, open_input, open_parquet, records_as_jsonl,
+                       text_records)
 
 # Shard size when none is given: about 1/64 of the input, within these bounds. Enough shards to keep
 # 16 workers busy and balanced on one 300 MB file, few enough completion markers for a terabyte; it
@@ -158,12 +159,7 @@ def _count_lines(handle, length: int) -> int:
 
 
 def _parquet_shards(source: str, shard_bytes: int) -> list[Shard]:
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.ParquetFile(source).metadata
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
-        raise InputError(f"cannot read Parquet file {source}: {exc}", "check that the file is complete") from exc
+    meta = open_parquet(source).metadata
     shards, first, row, size, start_row = [], 0, 0, 0, 0
     for group in range(meta.num_row_groups):
         size += meta.row_group(group).total_byte_size
